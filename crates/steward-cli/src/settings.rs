@@ -1,0 +1,215 @@
+//! Server configuration from flags, `STEWARD_*` environment variables and a TOML config file,
+//! in that precedence (§15), merged once into `ServerConfig`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use serde::Deserialize;
+use steward_core::clock::{Clock, SystemClock};
+use steward_server::config::{Database, ServerConfig, SmtpConfig};
+use steward_server::secrets::MasterKey;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8420";
+
+/// Where the data lives; shared by `serve` and `admin`.
+#[derive(Debug, Clone, Args)]
+pub struct StorageArgs {
+    /// Directory for the SQLite database, the master key and mail.log [default: the user's data dir, e.g. ~/.local/share/steward]
+    #[arg(long, env = "STEWARD_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Use PostgreSQL instead of the embedded SQLite file, e.g. postgres://user@127.0.0.1:5432/steward
+    #[arg(long, env = "STEWARD_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// TOML config file [default: ~/.config/steward/steward.toml if it exists]
+    #[arg(long, env = "STEWARD_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// Address to listen on [default: 127.0.0.1:8420]
+    #[arg(long, env = "STEWARD_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// File holding the base64 master key [default: <data-dir>/master.key, created on first start].
+    /// Replicas sharing a PostgreSQL database must all use the same key (or set STEWARD_MASTER_KEY).
+    #[arg(long, env = "STEWARD_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
+    /// SMTP server for login codes, e.g. smtp://user:pass@mail.example.com:587?tls=required. Without it, codes go to <data-dir>/mail.log
+    #[arg(long, env = "STEWARD_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// From: address for login mails [default: steward@localhost]
+    #[arg(long, env = "STEWARD_SMTP_FROM")]
+    pub smtp_from: Option<String>,
+    /// Lifetime of login session tokens, in seconds [default: 43200 (12 h)]
+    #[arg(long, env = "STEWARD_SESSION_TTL_SECS")]
+    pub session_ttl_secs: Option<i64>,
+}
+
+/// The config file. Every key is optional; unknown keys are an error so typos do not pass.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub master_key: Option<String>,
+    pub master_key_file: Option<PathBuf>,
+    pub smtp_url: Option<String>,
+    pub smtp_from: Option<String>,
+    pub session_ttl_secs: Option<i64>,
+}
+
+pub fn load_file(explicit: Option<&Path>) -> anyhow::Result<FileConfig> {
+    let path = match explicit {
+        Some(p) => p.to_path_buf(),
+        None => match dirs::config_dir().map(|d| d.join("steward").join("steward.toml")) {
+            Some(p) if p.exists() => p,
+            _ => return Ok(FileConfig::default()),
+        },
+    };
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read the config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+}
+
+/// The data dir and database both `serve` and `admin` use.
+pub fn storage(args: &StorageArgs, file: &FileConfig) -> anyhow::Result<(PathBuf, Database)> {
+    let data_dir = match args.data_dir.clone().or_else(|| file.data_dir.clone()) {
+        Some(d) => d,
+        None => dirs::data_dir()
+            .map(|d| d.join("steward"))
+            .context("cannot find a data directory for this user; pass --data-dir")?,
+    };
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    let database = match args
+        .database_url
+        .clone()
+        .or_else(|| file.database_url.clone())
+    {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Database::Postgres(url)
+        }
+        Some(url) if url.starts_with("sqlite:") => Database::Sqlite(PathBuf::from(
+            url.trim_start_matches("sqlite://")
+                .trim_start_matches("sqlite:"),
+        )),
+        Some(other) => bail!(
+            "--database-url must start with postgres:// or sqlite: (got `{}`)",
+            other.split(':').next().unwrap_or("")
+        ),
+        None => Database::Sqlite(data_dir.join("steward.db")),
+    };
+    Ok((data_dir, database))
+}
+
+fn build(args: ServeArgs) -> anyhow::Result<(ServerConfig, bool)> {
+    let file = load_file(args.storage.config.as_deref())?;
+    let (data_dir, database) = storage(&args.storage, &file)?;
+    let listen = match args.listen.or(file.listen) {
+        Some(l) => l,
+        None => DEFAULT_LISTEN.parse().expect("the default address parses"),
+    };
+    // The master key: STEWARD_MASTER_KEY, then a key file (flag, env, config), then the config
+    // file's inline key, then <data-dir>/master.key (created on first start).
+    let env_key = std::env::var("STEWARD_MASTER_KEY")
+        .ok()
+        .filter(|k| !k.trim().is_empty());
+    let (master_key, created) = if let Some(k) = env_key {
+        (
+            MasterKey::from_base64(&k).map_err(|e| anyhow::anyhow!("STEWARD_MASTER_KEY: {e}"))?,
+            false,
+        )
+    } else if let Some(path) = args.master_key_file.or(file.master_key_file) {
+        (
+            MasterKey::load_or_create(&path)
+                .map_err(anyhow::Error::msg)?
+                .0,
+            false,
+        )
+    } else if let Some(k) = file.master_key {
+        (
+            MasterKey::from_base64(&k).map_err(|e| anyhow::anyhow!("config master_key: {e}"))?,
+            false,
+        )
+    } else {
+        MasterKey::load_or_create(&data_dir.join("master.key")).map_err(anyhow::Error::msg)?
+    };
+    let smtp = args.smtp_url.or(file.smtp_url).map(|url| SmtpConfig {
+        url,
+        from: args
+            .smtp_from
+            .clone()
+            .or(file.smtp_from.clone())
+            .unwrap_or_else(|| "steward@localhost".into()),
+    });
+    let session_ttl_secs = args
+        .session_ttl_secs
+        .or(file.session_ttl_secs)
+        .unwrap_or(12 * 3600);
+    if !(60..=30 * 86_400).contains(&session_ttl_secs) {
+        bail!(
+            "--session-ttl-secs must be between 60 and 2592000 (30 days); got {session_ttl_secs}"
+        );
+    }
+    Ok((
+        ServerConfig {
+            listen,
+            data_dir,
+            database,
+            master_key,
+            smtp,
+            session_ttl_secs,
+        },
+        created,
+    ))
+}
+
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STEWARD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// `steward serve`.
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    init_logging();
+    let (config, created_key) = build(args)?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let store = steward_server::open_store(&config, clock.clone()).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let where_ = match &config.database {
+        Database::Sqlite(p) => format!("SQLite {}", p.display()),
+        Database::Postgres(_) => "PostgreSQL".to_owned(),
+    };
+    if created_key {
+        eprintln!(
+            "created a new master key in {}",
+            config.data_dir.join("master.key").display()
+        );
+    }
+    let data_dir = config.data_dir.clone();
+    let mail = if config.smtp.is_some() {
+        "login codes are sent by SMTP".to_owned()
+    } else {
+        format!("login codes are written to {}", config.mail_log().display())
+    };
+    let state = steward_server::AppState::new(store, config, clock).map_err(anyhow::Error::msg)?;
+    println!("steward listening on http://{addr} ({where_}); {mail}");
+    println!(
+        "get an API key: steward admin create-account --email you@example.com --data-dir {}",
+        data_dir.display()
+    );
+    steward_server::serve(state, listener).await
+}

@@ -1,0 +1,14 @@
+//! Steward's domain model: typed ids, roles, API-key material, agent configuration and its
+//! validation, agent states and their legal transitions.
+//!
+//! This crate does no I/O. Everything that crosses a process boundary (HTTP, SQL) converts to
+//! and from these types at the edge, so inner code never re-checks a string.
+
+pub mod agent;
+pub mod clock;
+pub mod error;
+pub mod ids;
+pub mod keys;
+pub mod tenancy;
+
+pub use error::ValidationError;

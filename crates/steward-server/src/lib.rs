@@ -1,0 +1,211 @@
+//! Steward's HTTP API: axum routes, authentication and authorization, the §2 error shape,
+//! idempotency, metrics and the OpenAPI document generated from the handlers.
+//!
+//! Handlers are thin: they parse input into domain types, authorize through `auth::Caller`,
+//! call the store and convert to wire types (which live here, never in the domain crate).
+//! This crate never writes SQL.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod extract;
+mod idempotency;
+pub mod mail;
+pub mod metrics;
+pub mod routes;
+pub mod secrets;
+pub mod tokens;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Method, Uri};
+use axum::middleware;
+use steward_core::clock::Clock;
+use steward_store::Store;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::config::{Database, ServerConfig};
+use crate::error::ApiError;
+use crate::mail::Mailer;
+use crate::metrics::Metrics;
+use crate::routes::{agents, api_keys, auth as login, compat, sandboxes, system};
+use crate::tokens::SessionTokens;
+
+/// Everything a handler may use, passed explicitly.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub config: Arc<ServerConfig>,
+    pub tokens: SessionTokens,
+    pub mailer: Mailer,
+    pub metrics: Arc<Metrics>,
+    pub clock: Arc<dyn Clock>,
+    openapi_json: Arc<String>,
+}
+
+impl AppState {
+    pub fn new(store: Store, config: ServerConfig, clock: Arc<dyn Clock>) -> Result<Self, String> {
+        let mailer = Mailer::new(config.smtp.as_ref(), config.mail_log())?;
+        let openapi_json = openapi()
+            .to_pretty_json()
+            .map_err(|e| format!("cannot render the OpenAPI document: {e}"))?;
+        Ok(Self {
+            store,
+            tokens: SessionTokens::new(&config.master_key),
+            config: Arc::new(config),
+            mailer,
+            metrics: Metrics::new(),
+            clock,
+            openapi_json: Arc::new(openapi_json),
+        })
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Steward API", description = "Self-hostable platform for running LLM agents. Errors follow `{\"error\": {\"type\", \"message\", \"param\"}}`; lists take `limit` (1–100, default 20) and `cursor`; mutating POSTs accept `Idempotency-Key`."),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An API key (`stw_…`) or a session token from email login",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Every route, registered with its OpenAPI description. A route added anywhere else would be
+/// missing from the document and from the authorization tests that walk it.
+fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(system::health))
+        .routes(routes!(system::metrics))
+        .routes(routes!(system::openapi))
+        .routes(routes!(system::me))
+        .routes(routes!(login::start))
+        .routes(routes!(login::verify))
+        .routes(routes!(sandboxes::list, sandboxes::create))
+        .routes(routes!(
+            sandboxes::get,
+            sandboxes::update,
+            sandboxes::destroy
+        ))
+        .routes(routes!(sandboxes::archive))
+        .routes(routes!(sandboxes::list_grants, sandboxes::create_grant))
+        .routes(routes!(sandboxes::remove_grant))
+        .routes(routes!(api_keys::list, api_keys::create))
+        .routes(routes!(api_keys::revoke))
+        .routes(routes!(agents::list, agents::create))
+        .routes(routes!(agents::get, agents::update, agents::delete))
+        .routes(routes!(agents::versions))
+        .routes(routes!(agents::version))
+        .routes(routes!(agents::archive))
+        .routes(routes!(agents::pause))
+        .routes(routes!(agents::resume))
+        .routes(routes!(agents::stop))
+        .routes(routes!(agents::status))
+        .routes(routes!(compat::create))
+        .routes(routes!(compat::list))
+        .routes(routes!(compat::get))
+        .routes(routes!(compat::update))
+        .routes(routes!(compat::delete))
+        .routes(routes!(compat::pause))
+        .routes(routes!(compat::resume))
+        .routes(routes!(compat::stop))
+        .routes(routes!(compat::status))
+}
+
+/// The OpenAPI document of every route.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_router().split_for_parts().1
+}
+
+/// The full HTTP application over `state`.
+pub fn app(state: AppState) -> Router {
+    let (router, _) = api_router().split_for_parts();
+    router
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::layer,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::record,
+        ))
+        .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn unknown_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::no_route(format!(
+        "no route {method} {}; see GET /v1/openapi.json for the API",
+        steward_core::ids::shorten(uri.path())
+    ))
+}
+
+async fn wrong_method(method: Method, uri: Uri) -> ApiError {
+    ApiError::method_not_allowed(format!(
+        "{method} is not supported on {}; see GET /v1/openapi.json",
+        steward_core::ids::shorten(uri.path())
+    ))
+}
+
+/// Opens the configured store.
+pub async fn open_store(config: &ServerConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Store> {
+    Ok(match &config.database {
+        Database::Sqlite(path) => Store::open_sqlite(path, clock).await?,
+        Database::Postgres(url) => Store::connect(url, clock).await?,
+    })
+}
+
+/// Runs the server until Ctrl-C or SIGTERM, then stops accepting and drains in-flight requests.
+pub async fn serve(state: AppState, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
+    let store = state.store.clone();
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    store.close().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down: no new connections, finishing in-flight requests");
+}

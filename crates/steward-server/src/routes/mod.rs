@@ -1,0 +1,110 @@
+//! HTTP routes, one module per resource. Handlers are thin: parse input into domain types,
+//! authorize with `Caller`, call the store, convert to wire types.
+
+pub mod agents;
+pub mod api_keys;
+pub mod auth;
+pub mod compat;
+pub mod sandboxes;
+pub mod system;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use serde::Serialize;
+use steward_store::{Listing, PageRequest};
+use utoipa::ToSchema;
+
+use crate::error::ApiError;
+
+/// Default and maximum page sizes (§2).
+pub const DEFAULT_LIMIT: u32 = 20;
+pub const MAX_LIMIT: u32 = 100;
+
+/// A page of results (§2).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Page<T: ToSchema> {
+    pub data: Vec<T>,
+    /// Pass as `cursor` to get the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl<T: ToSchema> Page<T> {
+    pub fn from_listing<U>(listing: Listing<U>, convert: impl Fn(U) -> T) -> Self {
+        Page {
+            data: listing.items.into_iter().map(convert).collect(),
+            next_cursor: listing.next_before.map(|b| B64.encode(format!("c1:{b}"))),
+        }
+    }
+}
+
+/// Turns `limit` and `cursor` query parameters into a store page request.
+pub fn page_request(limit: Option<u32>, cursor: Option<&str>) -> Result<PageRequest, ApiError> {
+    let limit = limit.unwrap_or(DEFAULT_LIMIT);
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(ApiError::invalid(
+            "limit",
+            format!("limit must be between 1 and {MAX_LIMIT}; got {limit}"),
+        ));
+    }
+    let before = match cursor {
+        None => None,
+        Some(c) => {
+            let bad = || {
+                ApiError::invalid(
+                    "cursor",
+                    "this cursor is not one we issued; pass `next_cursor` from the previous page unchanged",
+                )
+            };
+            let raw = B64.decode(c).map_err(|_| bad())?;
+            let raw = String::from_utf8(raw).map_err(|_| bad())?;
+            let b = raw.strip_prefix("c1:").ok_or_else(bad)?;
+            if b.is_empty()
+                || b.len() > 64
+                || !b.bytes().all(|x| x.is_ascii_alphanumeric() || x == b'_')
+            {
+                return Err(bad());
+            }
+            Some(b.to_owned())
+        }
+    };
+    Ok(PageRequest { limit, before })
+}
+
+/// RFC 3339 (UTC, milliseconds) for an epoch-milliseconds timestamp.
+pub fn ts(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_else(|| ms.to_string())
+}
+
+/// The response body of deletions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Deleted {
+    pub id: String,
+    pub deleted: bool,
+}
+
+/// Marks a response whose body holds a secret shown only once, so the idempotency layer
+/// stores a refusal instead of the body.
+#[derive(Debug, Clone)]
+pub struct NoReplay(pub String);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_refused() {
+        let l = Listing {
+            items: vec![1],
+            next_before: Some("agt_01abc".to_owned()),
+        };
+        let p: Page<u32> = Page::from_listing(l, |x| x);
+        let req = page_request(Some(5), p.next_cursor.as_deref()).unwrap();
+        assert_eq!(req.before.as_deref(), Some("agt_01abc"));
+        assert!(page_request(Some(0), None).is_err());
+        assert!(page_request(Some(101), None).is_err());
+        assert!(page_request(None, Some("not-a-cursor")).is_err());
+        assert!(page_request(None, Some(&B64.encode("c1:x' OR 1=1"))).is_err());
+    }
+}

@@ -1,0 +1,139 @@
+//! The Store: every read and write of Steward's state, over an embedded SQLite file (the
+//! default) or a PostgreSQL database (for several replicas), behind one type.
+//!
+//! Both backends run the same portable SQL through `sqlx::Any` (`$1` placeholders, `TEXT` and
+//! `BIGINT` columns, timestamps as epoch milliseconds, JSON as text). The only per-backend code
+//! is connecting and the migration folder, in this file. Nothing above this crate knows which
+//! database it talks to, and this crate knows nothing of HTTP.
+
+mod accounts;
+mod agents;
+mod error;
+mod idempotency;
+mod keys;
+mod page;
+mod sandboxes;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+use steward_core::clock::Clock;
+
+pub use accounts::LoginCodeCheck;
+pub use error::StoreError;
+pub use idempotency::{IdempotencyBegin, StoredResponse};
+pub use keys::NewApiKey;
+pub use page::{Listing, PageRequest};
+pub use sandboxes::SandboxWithRole;
+
+/// Which database a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Handle to the database. Cheap to clone; clones share the pool.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    clock: Arc<dyn Clock>,
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+impl Store {
+    /// Opens (creating if needed) the SQLite database file at `path` in WAL mode and applies
+    /// migrations.
+    pub async fn open_sqlite(path: &Path, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        Self::connect(&url, clock).await
+    }
+
+    /// Connects to `url` (`sqlite://…` or `postgres://…`) and applies migrations.
+    pub async fn connect(url: &str, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::Config(
+                "the database URL must start with `sqlite:` or `postgres://` (e.g. postgres://user@127.0.0.1:5432/steward)".into(),
+            ));
+        };
+        let options = AnyConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Config(format!("cannot parse the database URL: {e}")))?;
+        let mut pool_options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
+        if backend == Backend::Sqlite {
+            // WAL lets readers proceed during a write; NORMAL sync is durable in WAL mode except
+            // for power loss of the last commits, the usual trade-off for embedded servers.
+            pool_options = pool_options.max_connections(8).after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                    conn.execute("PRAGMA busy_timeout = 10000").await?;
+                    Ok(())
+                })
+            });
+        } else {
+            pool_options = pool_options.max_connections(16);
+        }
+        let pool = pool_options
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError::Connect(e.to_string()))?;
+        if backend == Backend::Sqlite {
+            pool.execute("PRAGMA journal_mode = WAL").await?;
+        }
+        let migrator = match backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Migration(e.to_string()))?;
+        Ok(Self {
+            pool,
+            backend,
+            clock,
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub(crate) fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// A write transaction. On SQLite it takes the write lock up front (`BEGIN IMMEDIATE`), so
+    /// a transaction that reads before writing never fails half-way with `SQLITE_BUSY`.
+    pub(crate) async fn write_tx(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
+    /// Checks the database answers; used by readiness probes.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Closes the pool, waiting for connections to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
