@@ -60,36 +60,18 @@ const HOW_TO_GET_A_KEY: &str = "send `Authorization: Bearer <key>`; get a key wi
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let sandbox_header = parts
-            .headers
-            .get(SANDBOX_HEADER)
-            .map(|v| v.to_str().unwrap_or("<not UTF-8>").to_owned());
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let sandbox_header = parts.headers.get(SANDBOX_HEADER).map(|v| v.to_str().unwrap_or("<not UTF-8>").to_owned());
         let Some(raw) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
-            return Err(ApiError::unauthenticated(format!(
-                "this endpoint needs an API key: {HOW_TO_GET_A_KEY}"
-            )));
+            return Err(ApiError::unauthenticated(format!("this endpoint needs an API key: {HOW_TO_GET_A_KEY}")));
         };
-        let raw = raw
-            .to_str()
-            .map_err(|_| ApiError::unauthenticated("the Authorization header is not valid text"))?;
-        let Some(token) = raw
-            .strip_prefix("Bearer ")
-            .or_else(|| raw.strip_prefix("bearer "))
-            .map(str::trim)
-        else {
-            return Err(ApiError::unauthenticated(format!(
-                "the Authorization header must use the Bearer scheme: {HOW_TO_GET_A_KEY}"
-            )));
+        let raw = raw.to_str().map_err(|_| ApiError::unauthenticated("the Authorization header is not valid text"))?;
+        let Some(token) = raw.strip_prefix("Bearer ").or_else(|| raw.strip_prefix("bearer ")).map(str::trim) else {
+            return Err(ApiError::unauthenticated(format!("the Authorization header must use the Bearer scheme: {HOW_TO_GET_A_KEY}")));
         };
         if keys::looks_like_key(token) {
             let Some(key) = state.store.api_key_by_hash(&keys::hash(token)).await? else {
-                return Err(ApiError::unauthenticated(
-                    "this API key is not recognised; check it was copied whole, or create a new one",
-                ));
+                return Err(ApiError::unauthenticated("this API key is not recognised; check it was copied whole, or create a new one"));
             };
             if key.revoked_at.is_some() {
                 return Err(ApiError::unauthenticated(format!(
@@ -97,25 +79,15 @@ impl FromRequestParts<AppState> for Caller {
                     key.id
                 )));
             }
-            return Ok(Caller {
-                account_id: key.account_id.clone(),
-                credential: Credential::ApiKey(key),
-                sandbox_header,
-            });
+            return Ok(Caller { account_id: key.account_id.clone(), credential: Credential::ApiKey(key), sandbox_header });
         }
         let now = state.clock.now_ms() / 1000;
         match state.tokens.verify(token, now) {
-            Ok(account_id) => Ok(Caller {
-                account_id,
-                credential: Credential::Session,
-                sandbox_header,
-            }),
-            Err(TokenError::Expired) => Err(ApiError::unauthenticated(
-                "the session token has expired; run `steward login` again",
-            )),
-            Err(TokenError::BadSignature) => Err(ApiError::unauthenticated(
-                "the session token's signature is not valid for this server; run `steward login` again",
-            )),
+            Ok(account_id) => Ok(Caller { account_id, credential: Credential::Session, sandbox_header }),
+            Err(TokenError::Expired) => Err(ApiError::unauthenticated("the session token has expired; run `steward login` again")),
+            Err(TokenError::BadSignature) => {
+                Err(ApiError::unauthenticated("the session token's signature is not valid for this server; run `steward login` again"))
+            }
             Err(TokenError::Malformed) => Err(ApiError::unauthenticated(format!(
                 "the bearer token is neither a Steward API key (`stw_…`) nor a session token: {HOW_TO_GET_A_KEY}"
             ))),
@@ -143,11 +115,7 @@ impl Caller {
     /// The sandbox a request without a `sandbox_id` in its path acts in (§1): an explicit
     /// `sandbox_id` (body or query), else the `Steward-Sandbox` header, else the key's home
     /// sandbox, else (session tokens) the oldest sandbox the account owns.
-    pub async fn target_sandbox(
-        &self,
-        state: &AppState,
-        explicit: Option<&str>,
-    ) -> Result<SandboxId, ApiError> {
+    pub async fn target_sandbox(&self, state: &AppState, explicit: Option<&str>) -> Result<SandboxId, ApiError> {
         if let Some(raw) = explicit {
             return Ok(SandboxId::parse(raw, "sandbox_id")?);
         }
@@ -158,35 +126,25 @@ impl Caller {
             return Ok(k.sandbox_id.clone());
         }
         state.store.first_owned_sandbox(&self.account_id).await?.ok_or_else(|| {
-            ApiError::bad_request("say which sandbox to act in: send a `Steward-Sandbox: sbx_…` header or a `sandbox_id` (create one with `steward setup`)")
-                .with_param("sandbox_id")
+            ApiError::bad_request(
+                "say which sandbox to act in: send a `Steward-Sandbox: sbx_…` header or a `sandbox_id` (create one with `steward setup`)",
+            )
+            .with_param("sandbox_id")
         })
     }
 
     /// Checks the caller may do `need` in `sandbox` and returns their role. No grant (or no
     /// such sandbox) is 404; too weak a role is 403; writes to an archived sandbox are 409.
-    pub async fn authorize(
-        &self,
-        state: &AppState,
-        sandbox: &SandboxId,
-        need: Need,
-    ) -> Result<Role, ApiError> {
+    pub async fn authorize(&self, state: &AppState, sandbox: &SandboxId, need: Need) -> Result<Role, ApiError> {
         if let Some(k) = self.agent_key() {
-            return Err(if &k.sandbox_id == sandbox {
-                agent_key_refusal(k)
-            } else {
-                ApiError::not_found("sandbox", sandbox.as_str())
-            });
+            return Err(if &k.sandbox_id == sandbox { agent_key_refusal(k) } else { ApiError::not_found("sandbox", sandbox.as_str()) });
         }
         let Some(role) = state.store.role_of(&self.account_id, sandbox).await? else {
             return Err(ApiError::not_found("sandbox", sandbox.as_str()));
         };
         if !role.satisfies(need.role()) {
             let (what, ask) = match need {
-                Need::Owner => (
-                    "this operation (destructive or sharing)",
-                    "ask the owner to do it",
-                ),
+                Need::Owner => ("this operation (destructive or sharing)", "ask the owner to do it"),
                 _ => ("this change", "ask the sandbox owner for the `editor` role"),
             };
             return Err(ApiError::forbidden(format!(
@@ -195,15 +153,9 @@ impl Caller {
             )));
         }
         if need == Need::Write {
-            let archived = state
-                .store
-                .sandbox(sandbox)
-                .await?
-                .is_some_and(|s| s.archived_at.is_some());
+            let archived = state.store.sandbox(sandbox).await?.is_some_and(|s| s.archived_at.is_some());
             if archived {
-                return Err(ApiError::conflict(format!(
-                    "sandbox {sandbox} is archived and read-only; work in another sandbox"
-                )));
+                return Err(ApiError::conflict(format!("sandbox {sandbox} is archived and read-only; work in another sandbox")));
             }
         }
         Ok(role)
@@ -221,13 +173,9 @@ impl Caller {
         what: &str,
         id: &str,
     ) -> Result<Role, ApiError> {
-        self.authorize(state, sandbox, need).await.map_err(|e| {
-            if e.status == axum::http::StatusCode::NOT_FOUND {
-                ApiError::not_found(what, id)
-            } else {
-                e
-            }
-        })
+        self.authorize(state, sandbox, need)
+            .await
+            .map_err(|e| if e.status == axum::http::StatusCode::NOT_FOUND { ApiError::not_found(what, id) } else { e })
     }
 }
 

@@ -27,9 +27,7 @@ pub struct SmtpConfig {
 impl std::fmt::Debug for SmtpConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The URL may carry a password.
-        f.debug_struct("SmtpConfig")
-            .field("from", &self.from)
-            .finish_non_exhaustive()
+        f.debug_struct("SmtpConfig").field("from", &self.from).finish_non_exhaustive()
     }
 }
 

@@ -40,13 +40,7 @@ pub struct ErrorDetail {
 
 impl ApiError {
     fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            kind,
-            message: message.into(),
-            param: None,
-            retry_after_secs: None,
-        }
+        Self { status, kind, message: message.into(), param: None, retry_after_secs: None }
     }
 
     pub fn with_param(mut self, param: impl Into<String>) -> Self {
@@ -72,11 +66,7 @@ impl ApiError {
 
     /// The same answer whether the thing does not exist or the caller may not see it (§1).
     pub fn not_found(what: &str, id: &str) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("{what} {} not found", steward_core::ids::shorten(id)),
-        )
+        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} {} not found", steward_core::ids::shorten(id)))
     }
 
     pub fn no_route(message: impl Into<String>) -> Self {
@@ -84,11 +74,7 @@ impl ApiError {
     }
 
     pub fn method_not_allowed(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            message,
-        )
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", message)
     }
 
     pub fn conflict(message: impl Into<String>) -> Self {
@@ -100,11 +86,7 @@ impl ApiError {
     }
 
     pub fn unsupported_media(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            message,
-        )
+        Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", message)
     }
 
     pub fn unprocessable(message: impl Into<String>) -> Self {
@@ -120,11 +102,7 @@ impl ApiError {
     /// A failure that is ours, not the caller's. The detail is logged, not returned.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
         tracing::error!(error = %detail, "internal error");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
-            "the server failed to handle this request; see its log",
-        )
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "the server failed to handle this request; see its log")
     }
 
     pub fn unavailable(message: impl Into<String>) -> Self {
@@ -132,13 +110,7 @@ impl ApiError {
     }
 
     pub fn body(&self) -> ErrorBody {
-        ErrorBody {
-            error: ErrorDetail {
-                kind: self.kind.to_owned(),
-                message: self.message.clone(),
-                param: self.param.clone(),
-            },
-        }
+        ErrorBody { error: ErrorDetail { kind: self.kind.to_owned(), message: self.message.clone(), param: self.param.clone() } }
     }
 }
 
@@ -146,12 +118,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut res = (self.status, axum::Json(self.body())).into_response();
         if let Some(secs) = self.retry_after_secs {
-            res.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         if self.status == StatusCode::UNAUTHORIZED {
-            res.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         res
     }
@@ -168,9 +138,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(what) => ApiError::no_route(format!("{what} not found")),
             StoreError::Conflict(msg) => ApiError::conflict(msg),
-            StoreError::Connect(_) => {
-                ApiError::unavailable("the database is unreachable; try again shortly")
-            }
+            StoreError::Connect(_) => ApiError::unavailable("the database is unreachable; try again shortly"),
             other => ApiError::internal(other),
         }
     }

@@ -21,47 +21,30 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let is_json = req
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|m| {
-                let m = m.trim().to_ascii_lowercase();
-                m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
-            });
+        let is_json = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).and_then(|v| v.split(';').next()).is_some_and(|m| {
+            let m = m.trim().to_ascii_lowercase();
+            m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
+        });
         if !is_json {
-            return Err(ApiError::unsupported_media(
-                "send the body as JSON with `Content-Type: application/json`",
-            ));
+            return Err(ApiError::unsupported_media("send the body as JSON with `Content-Type: application/json`"));
         }
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(bytes_rejection)?;
+        let bytes = Bytes::from_request(req, state).await.map_err(bytes_rejection)?;
         parse_json(&bytes).map(ApiJson)
     }
 }
 
 fn bytes_rejection(e: BytesRejection) -> ApiError {
     if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::too_large(format!(
-            "the request body is larger than the {} KiB limit; send less",
-            MAX_BODY_BYTES / 1024
-        ))
+        ApiError::too_large(format!("the request body is larger than the {} KiB limit; send less", MAX_BODY_BYTES / 1024))
     } else {
-        ApiError::bad_request(format!(
-            "could not read the request body: {}",
-            e.body_text()
-        ))
+        ApiError::bad_request(format!("could not read the request body: {}", e.body_text()))
     }
 }
 
 /// Parses JSON, reporting syntax errors with line/column and data errors with the field path.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::bad_request(
-            "the request body is empty; send a JSON object",
-        ));
+        return Err(ApiError::bad_request("the request body is empty; send a JSON object"));
     }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     match serde_path_to_error::deserialize::<_, T>(de) {
@@ -71,32 +54,18 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             let inner = err.into_inner();
             use serde_json::error::Category;
             match inner.classify() {
-                Category::Syntax | Category::Eof | Category::Io => {
-                    Err(ApiError::bad_request(format!(
-                        "the body is not valid JSON (line {}, column {}): {inner}",
-                        inner.line(),
-                        inner.column()
-                    )))
-                }
+                Category::Syntax | Category::Eof | Category::Io => Err(ApiError::bad_request(format!(
+                    "the body is not valid JSON (line {}, column {}): {inner}",
+                    inner.line(),
+                    inner.column()
+                ))),
                 Category::Data => {
                     let msg = strip_position(&inner.to_string());
                     // The path already ends with the offending field, unknown ones included.
-                    let param = if path == "." {
-                        unknown_field(&msg).unwrap_or_default()
-                    } else {
-                        path
-                    };
-                    let message = if param.is_empty() {
-                        msg
-                    } else {
-                        format!("{param}: {msg}")
-                    };
+                    let param = if path == "." { unknown_field(&msg).unwrap_or_default() } else { path };
+                    let message = if param.is_empty() { msg } else { format!("{param}: {msg}") };
                     let e = ApiError::bad_request(message);
-                    Err(if param.is_empty() {
-                        e
-                    } else {
-                        e.with_param(param)
-                    })
+                    Err(if param.is_empty() { e } else { e.with_param(param) })
                 }
             }
         }
@@ -133,14 +102,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
 
 fn query_rejection(e: QueryRejection) -> ApiError {
     let text = e.body_text();
-    let text = text
-        .strip_prefix("Failed to deserialize query string: ")
-        .unwrap_or(&text)
-        .to_owned();
-    let param = text
-        .split_once(':')
-        .map(|(p, _)| p.trim().to_owned())
-        .filter(|p| !p.contains(' '));
+    let text = text.strip_prefix("Failed to deserialize query string: ").unwrap_or(&text).to_owned();
+    let param = text.split_once(':').map(|(p, _)| p.trim().to_owned()).filter(|p| !p.contains(' '));
     let param = param.or_else(|| unknown_field(&text));
     let e = ApiError::bad_request(format!("bad query string: {text}"));
     match param {

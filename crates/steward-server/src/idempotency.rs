@@ -37,23 +37,14 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
         return next.run(req).await;
     };
     let key = match key.to_str() {
-        Ok(k) if !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| b.is_ascii_graphic()) => {
-            k.to_owned()
-        }
+        Ok(k) if !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| b.is_ascii_graphic()) => k.to_owned(),
         _ => {
-            return ApiError::invalid(
-                "Idempotency-Key",
-                "an Idempotency-Key must be 1–255 visible ASCII characters (a UUID works well)",
-            )
-            .into_response();
+            return ApiError::invalid("Idempotency-Key", "an Idempotency-Key must be 1–255 visible ASCII characters (a UUID works well)")
+                .into_response();
         }
     };
     // Keys are scoped to the credential, so two callers can never see each other's responses.
-    let Some(auth) = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .map(|v| v.as_bytes().to_vec())
-    else {
+    let Some(auth) = req.headers().get(header::AUTHORIZATION).map(|v| v.as_bytes().to_vec()) else {
         return next.run(req).await;
     };
     let scope = sha256_hex(&[b"scope", &auth]);
@@ -61,19 +52,22 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     let bytes = match to_bytes(body, MAX_BODY_BYTES).await {
         Ok(b) => b,
         Err(_) => {
-            return ApiError::too_large(format!(
-                "the request body is larger than the {} KiB limit; send less",
-                MAX_BODY_BYTES / 1024
-            ))
-            .into_response();
+            return ApiError::too_large(format!("the request body is larger than the {} KiB limit; send less", MAX_BODY_BYTES / 1024))
+                .into_response();
         }
     };
     let target = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("");
     let fingerprint = sha256_hex(&[parts.method.as_str().as_bytes(), target.as_bytes(), &bytes]);
     match state.store.idempotency_begin(&scope, &key, &fingerprint).await {
         Err(e) => ApiError::from(e).into_response(),
-        Ok(IdempotencyBegin::Mismatch) => ApiError::unprocessable("this Idempotency-Key was already used for a different request; use a new key for a new request").with_param("Idempotency-Key").into_response(),
-        Ok(IdempotencyBegin::InFlight) => ApiError::conflict("a request with this Idempotency-Key is still being processed; retry shortly").into_response(),
+        Ok(IdempotencyBegin::Mismatch) => {
+            ApiError::unprocessable("this Idempotency-Key was already used for a different request; use a new key for a new request")
+                .with_param("Idempotency-Key")
+                .into_response()
+        }
+        Ok(IdempotencyBegin::InFlight) => {
+            ApiError::conflict("a request with this Idempotency-Key is still being processed; retry shortly").into_response()
+        }
         Ok(IdempotencyBegin::Replay(stored)) => replay(stored),
         Ok(IdempotencyBegin::Proceed) => {
             let res = next.run(Request::from_parts(parts, Body::from(bytes))).await;
@@ -83,27 +77,16 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
 }
 
 fn replay(stored: StoredResponse) -> Response {
-    let mut res = (
-        StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK),
-        stored.body,
-    )
-        .into_response();
-    res.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    res.headers_mut()
-        .insert(REPLAYED, HeaderValue::from_static("true"));
+    let mut res = (StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK), stored.body).into_response();
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res.headers_mut().insert(REPLAYED, HeaderValue::from_static("true"));
     res
 }
 
 async fn finish(state: &AppState, scope: &str, key: &str, res: Response) -> Response {
     let status = res.status();
     // Failures a retry may fix are not remembered.
-    if status.is_server_error()
-        || status == StatusCode::UNAUTHORIZED
-        || status == StatusCode::TOO_MANY_REQUESTS
-    {
+    if status.is_server_error() || status == StatusCode::UNAUTHORIZED || status == StatusCode::TOO_MANY_REQUESTS {
         if let Err(e) = state.store.idempotency_abandon(scope, key).await {
             tracing::warn!(error = %e, "cannot release an idempotency key");
         }
@@ -118,14 +101,10 @@ async fn finish(state: &AppState, scope: &str, key: &str, res: Response) -> Resp
         }
     };
     let stored = match no_replay {
-        Some(NoReplay(message)) => StoredResponse {
-            status: 409,
-            body: serde_json::to_string(&ApiError::conflict(message).body()).unwrap_or_default(),
-        },
-        None => StoredResponse {
-            status: status.as_u16(),
-            body: String::from_utf8_lossy(&bytes).into_owned(),
-        },
+        Some(NoReplay(message)) => {
+            StoredResponse { status: 409, body: serde_json::to_string(&ApiError::conflict(message).body()).unwrap_or_default() }
+        }
+        None => StoredResponse { status: status.as_u16(), body: String::from_utf8_lossy(&bytes).into_owned() },
     };
     if let Err(e) = state.store.idempotency_finish(scope, key, &stored).await {
         tracing::warn!(error = %e, "cannot record an idempotent response");

@@ -52,9 +52,7 @@ pub struct AppState {
 impl AppState {
     pub fn new(store: Store, config: ServerConfig, clock: Arc<dyn Clock>) -> Result<Self, String> {
         let mailer = Mailer::new(config.smtp.as_ref(), config.mail_log())?;
-        let openapi_json = openapi()
-            .to_pretty_json()
-            .map_err(|e| format!("cannot render the OpenAPI document: {e}"))?;
+        let openapi_json = openapi().to_pretty_json().map_err(|e| format!("cannot render the OpenAPI document: {e}"))?;
         Ok(Self {
             store,
             tokens: SessionTokens::new(&config.master_key),
@@ -85,9 +83,7 @@ impl utoipa::Modify for BearerAuth {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some(
-                        "An API key (`stw_…`) or a session token from email login",
-                    ))
+                    .description(Some("An API key (`stw_…`) or a session token from email login"))
                     .build(),
             ),
         );
@@ -105,11 +101,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(login::start))
         .routes(routes!(login::verify))
         .routes(routes!(sandboxes::list, sandboxes::create))
-        .routes(routes!(
-            sandboxes::get,
-            sandboxes::update,
-            sandboxes::destroy
-        ))
+        .routes(routes!(sandboxes::get, sandboxes::update, sandboxes::destroy))
         .routes(routes!(sandboxes::archive))
         .routes(routes!(sandboxes::list_grants, sandboxes::create_grant))
         .routes(routes!(sandboxes::remove_grant))
@@ -146,24 +138,15 @@ pub fn app(state: AppState) -> Router {
     router
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            idempotency::layer,
-        ))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            metrics::record,
-        ))
+        .layer(middleware::from_fn_with_state(state.clone(), idempotency::layer))
+        .layer(middleware::from_fn_with_state(state.clone(), metrics::record))
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
 
 async fn unknown_route(method: Method, uri: Uri) -> ApiError {
-    ApiError::no_route(format!(
-        "no route {method} {}; see GET /v1/openapi.json for the API",
-        steward_core::ids::shorten(uri.path())
-    ))
+    ApiError::no_route(format!("no route {method} {}; see GET /v1/openapi.json for the API", steward_core::ids::shorten(uri.path())))
 }
 
 async fn wrong_method(method: Method, uri: Uri) -> ApiError {
@@ -184,9 +167,7 @@ pub async fn open_store(config: &ServerConfig, clock: Arc<dyn Clock>) -> anyhow:
 /// Runs the server until Ctrl-C or SIGTERM, then stops accepting and drains in-flight requests.
 pub async fn serve(state: AppState, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
     let store = state.store.clone();
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown_signal()).await?;
     store.close().await;
     Ok(())
 }

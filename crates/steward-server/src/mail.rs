@@ -14,14 +14,8 @@ use crate::config::SmtpConfig;
 /// Where login codes go.
 #[derive(Clone)]
 pub enum Mailer {
-    Smtp {
-        transport: AsyncSmtpTransport<Tokio1Executor>,
-        from: Mailbox,
-    },
-    File {
-        path: PathBuf,
-        lock: Arc<Mutex<()>>,
-    },
+    Smtp { transport: AsyncSmtpTransport<Tokio1Executor>, from: Mailbox },
+    File { path: PathBuf, lock: Arc<Mutex<()>> },
 }
 
 impl std::fmt::Debug for Mailer {
@@ -38,32 +32,17 @@ impl Mailer {
         match smtp {
             Some(cfg) => {
                 let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&cfg.url)
-                    .map_err(|e| {
-                        format!(
-                            "bad SMTP URL (expected smtp://user:pass@host:port or smtps://…): {e}"
-                        )
-                    })?
+                    .map_err(|e| format!("bad SMTP URL (expected smtp://user:pass@host:port or smtps://…): {e}"))?
                     .build();
-                let from = cfg
-                    .from
-                    .parse()
-                    .map_err(|e| format!("bad SMTP from address `{}`: {e}", cfg.from))?;
+                let from = cfg.from.parse().map_err(|e| format!("bad SMTP from address `{}`: {e}", cfg.from))?;
                 Ok(Mailer::Smtp { transport, from })
             }
-            None => Ok(Mailer::File {
-                path: mail_log,
-                lock: Arc::new(Mutex::new(())),
-            }),
+            None => Ok(Mailer::File { path: mail_log, lock: Arc::new(Mutex::new(())) }),
         }
     }
 
     /// Sends a login code to `to`.
-    pub async fn send_login_code(
-        &self,
-        to: &str,
-        code: &str,
-        ttl_minutes: i64,
-    ) -> Result<(), String> {
+    pub async fn send_login_code(&self, to: &str, code: &str, ttl_minutes: i64) -> Result<(), String> {
         let subject = "Your Steward sign-in code";
         let text = format!(
             "Your Steward sign-in code is {code}\n\nIt expires in {ttl_minutes} minutes. If you did not ask for it, ignore this mail.\n"
@@ -71,26 +50,11 @@ impl Mailer {
         match self {
             Mailer::Smtp { transport, from } => {
                 let to: Mailbox = to.parse().map_err(|e| format!("bad recipient: {e}"))?;
-                let msg = Message::builder()
-                    .from(from.clone())
-                    .to(to)
-                    .subject(subject)
-                    .body(text)
-                    .map_err(|e| e.to_string())?;
-                transport
-                    .send(msg)
-                    .await
-                    .map_err(|e| format!("SMTP send failed: {e}"))?;
+                let msg = Message::builder().from(from.clone()).to(to).subject(subject).body(text).map_err(|e| e.to_string())?;
+                transport.send(msg).await.map_err(|e| format!("SMTP send failed: {e}"))?;
                 Ok(())
             }
-            Mailer::File { path, lock } => {
-                self::append(
-                    path,
-                    lock,
-                    &format!("to={to} subject=\"{subject}\" code={code}"),
-                )
-                .await
-            }
+            Mailer::File { path, lock } => self::append(path, lock, &format!("to={to} subject=\"{subject}\" code={code}")).await,
         }
     }
 
@@ -111,12 +75,7 @@ async fn append(path: &PathBuf, lock: &Mutex<()>, line: &str) -> Result<(), Stri
     opts.create(true).append(true);
     #[cfg(unix)]
     opts.mode(0o600);
-    let mut f = opts
-        .open(path)
-        .await
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let mut f = opts.open(path).await.map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     let stamp = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    f.write_all(format!("{stamp} {line}\n").as_bytes())
-        .await
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+    f.write_all(format!("{stamp} {line}\n").as_bytes()).await.map_err(|e| format!("cannot write {}: {e}", path.display()))
 }

@@ -28,19 +28,14 @@ impl MasterKey {
             .decode(raw)
             .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(raw))
             .map_err(|_| "the master key must be base64 of 32 random bytes (make one with `openssl rand -base64 32`)".to_owned())?;
-        let arr: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| "the master key must decode to exactly 32 bytes".to_owned())?;
+        let arr: [u8; 32] = bytes.try_into().map_err(|_| "the master key must decode to exactly 32 bytes".to_owned())?;
         Ok(Self(arr))
     }
 
     /// Reads the key file at `path`, creating it (mode 0600) with a fresh key if it is missing.
     pub fn load_or_create(path: &Path) -> Result<(Self, bool), String> {
         match std::fs::read_to_string(path) {
-            Ok(text) => Ok((
-                Self::from_base64(&text).map_err(|e| format!("{}: {e}", path.display()))?,
-                false,
-            )),
+            Ok(text) => Ok((Self::from_base64(&text).map_err(|e| format!("{}: {e}", path.display()))?, false)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let mut bytes = [0u8; 32];
                 rand::rng().fill_bytes(&mut bytes);
@@ -48,15 +43,9 @@ impl MasterKey {
                 opts.write(true).create_new(true);
                 #[cfg(unix)]
                 std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-                let mut f = opts
-                    .open(path)
-                    .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-                writeln!(
-                    f,
-                    "{}",
-                    base64::engine::general_purpose::STANDARD.encode(bytes)
-                )
-                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                let mut f = opts.open(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+                writeln!(f, "{}", base64::engine::general_purpose::STANDARD.encode(bytes))
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
                 Ok((Self(bytes), true))
             }
             Err(e) => Err(format!("cannot read {}: {e}", path.display())),
@@ -65,8 +54,7 @@ impl MasterKey {
 
     /// A key for one purpose, so compromising one use does not expose another.
     pub fn derive(&self, purpose: &str) -> [u8; 32] {
-        let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(&self.0)
-            .expect("HMAC takes any key length");
+        let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(&self.0).expect("HMAC takes any key length");
         mac.update(purpose.as_bytes());
         mac.finalize().into_bytes().into()
     }

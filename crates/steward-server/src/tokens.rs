@@ -46,25 +46,17 @@ impl std::fmt::Debug for SessionTokens {
 
 impl SessionTokens {
     pub fn new(master: &MasterKey) -> Self {
-        Self {
-            key: master.derive("steward/session-token/v1"),
-        }
+        Self { key: master.derive("steward/session-token/v1") }
     }
 
     fn mac(&self) -> hmac::Hmac<Sha256> {
-        <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(&self.key)
-            .expect("HMAC takes any key length")
+        <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(&self.key).expect("HMAC takes any key length")
     }
 
     /// A token for `account`, valid from `now_secs` for `ttl_secs`.
     pub fn issue(&self, account: &AccountId, now_secs: i64, ttl_secs: i64) -> String {
         let header = B64.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
-        let claims = Claims {
-            iss: ISSUER.into(),
-            sub: account.to_string(),
-            iat: now_secs,
-            exp: now_secs + ttl_secs,
-        };
+        let claims = Claims { iss: ISSUER.into(), sub: account.to_string(), iat: now_secs, exp: now_secs + ttl_secs };
         let payload = B64.encode(serde_json::to_vec(&claims).expect("claims serialise"));
         let signing_input = format!("{header}.{payload}");
         let mut mac = self.mac();
@@ -76,14 +68,11 @@ impl SessionTokens {
     /// The account a valid token names.
     pub fn verify(&self, token: &str, now_secs: i64) -> Result<AccountId, TokenError> {
         let mut parts = token.split('.');
-        let (Some(h), Some(p), Some(s), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
             return Err(TokenError::Malformed);
         };
         let header: serde_json::Value =
-            serde_json::from_slice(&B64.decode(h).map_err(|_| TokenError::Malformed)?)
-                .map_err(|_| TokenError::Malformed)?;
+            serde_json::from_slice(&B64.decode(h).map_err(|_| TokenError::Malformed)?).map_err(|_| TokenError::Malformed)?;
         if header.get("alg").and_then(|a| a.as_str()) != Some("HS256") {
             return Err(TokenError::Malformed);
         }
@@ -92,11 +81,9 @@ impl SessionTokens {
         mac.update(h.as_bytes());
         mac.update(b".");
         mac.update(p.as_bytes());
-        mac.verify_slice(&sig)
-            .map_err(|_| TokenError::BadSignature)?;
+        mac.verify_slice(&sig).map_err(|_| TokenError::BadSignature)?;
         let claims: Claims =
-            serde_json::from_slice(&B64.decode(p).map_err(|_| TokenError::Malformed)?)
-                .map_err(|_| TokenError::Malformed)?;
+            serde_json::from_slice(&B64.decode(p).map_err(|_| TokenError::Malformed)?).map_err(|_| TokenError::Malformed)?;
         if claims.iss != ISSUER {
             return Err(TokenError::Malformed);
         }
@@ -112,9 +99,7 @@ mod tests {
     use super::*;
 
     fn tokens() -> SessionTokens {
-        SessionTokens::new(
-            &MasterKey::from_base64("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").unwrap(),
-        )
+        SessionTokens::new(&MasterKey::from_base64("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").unwrap())
     }
 
     #[test]
@@ -124,15 +109,10 @@ mod tests {
         let tok = t.issue(&acc, 1000, 60);
         assert_eq!(t.verify(&tok, 1001).unwrap(), acc);
         assert_eq!(t.verify(&tok, 1060), Err(TokenError::Expired));
-        let other = SessionTokens::new(
-            &MasterKey::from_base64("HwAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").unwrap(),
-        );
+        let other = SessionTokens::new(&MasterKey::from_base64("HwAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").unwrap());
         assert_eq!(other.verify(&tok, 1001), Err(TokenError::BadSignature));
         // Swap in a payload naming someone else: the signature no longer matches.
-        let forged_payload = B64.encode(format!(
-            r#"{{"iss":"steward","sub":"{}","iat":1000,"exp":99999}}"#,
-            AccountId::generate()
-        ));
+        let forged_payload = B64.encode(format!(r#"{{"iss":"steward","sub":"{}","iat":1000,"exp":99999}}"#, AccountId::generate()));
         let parts: Vec<&str> = tok.split('.').collect();
         let forged = format!("{}.{}.{}", parts[0], forged_payload, parts[2]);
         assert_eq!(t.verify(&forged, 1001), Err(TokenError::BadSignature));

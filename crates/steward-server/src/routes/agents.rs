@@ -8,8 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Deserializer, Serialize};
 use steward_core::agent::{
-    Agent, AgentConfig, AgentPatch, AgentState, AgentVersion, DEFAULT_MAX_OUTPUT_TOKENS,
-    DEFAULT_MAX_TURNS, ModelRef,
+    Agent, AgentConfig, AgentPatch, AgentState, AgentVersion, DEFAULT_MAX_OUTPUT_TOKENS, DEFAULT_MAX_TURNS, ModelRef,
 };
 use steward_core::ids::AgentId;
 use steward_store::StoreError;
@@ -53,10 +52,7 @@ fn config_view(c: AgentConfig) -> AgentConfigView {
     AgentConfigView {
         name: c.name,
         description: c.description,
-        model: ModelBody {
-            provider_id: c.model.provider_id,
-            name: c.model.name,
-        },
+        model: ModelBody { provider_id: c.model.provider_id, name: c.model.name },
         system_prompt: c.system_prompt,
         tool_sources: c.tool_sources,
         tools: c.tools,
@@ -114,39 +110,16 @@ pub struct AgentVersionView {
 }
 
 fn version_view(v: AgentVersion) -> AgentVersionView {
-    AgentVersionView {
-        agent_id: v.agent_id.to_string(),
-        version: v.version,
-        created_at: ts(v.created_at),
-        config: config_view(v.config),
-    }
+    AgentVersionView { agent_id: v.agent_id.to_string(), version: v.version, created_at: ts(v.created_at), config: config_view(v.config) }
 }
 
-/// Loads an agent by its path id and checks the caller may do `need` with it. An agent key may
-/// read its own agent and nothing else.
-pub(crate) async fn load(
-    state: &AppState,
-    caller: &Caller,
-    raw: &str,
-    need: Need,
-) -> ApiResult<Agent> {
+/// Loads an agent by its path id and checks the caller may do `need` with it. Agent keys are
+/// refused even for their own agent: they are embedded in third-party surfaces, and the
+/// configuration (system prompt included) is not theirs to read.
+pub(crate) async fn load(state: &AppState, caller: &Caller, raw: &str, need: Need) -> ApiResult<Agent> {
     let id = AgentId::parse(raw, "id")?;
-    let agent = state
-        .store
-        .agent(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("agent", raw))?;
-    if let Some(k) = caller.agent_key() {
-        if k.sandbox_id != agent.sandbox_id {
-            return Err(ApiError::not_found("agent", raw));
-        }
-        if need == Need::Read && k.agent_id.as_ref() == Some(&agent.id) {
-            return Ok(agent);
-        }
-    }
-    caller
-        .authorize_resource(state, &agent.sandbox_id, need, "agent", raw)
-        .await?;
+    let agent = state.store.agent(&id).await?.ok_or_else(|| ApiError::not_found("agent", raw))?;
+    caller.authorize_resource(state, &agent.sandbox_id, need, "agent", raw).await?;
     Ok(agent)
 }
 
@@ -202,17 +175,12 @@ pub async fn create(
     caller: Caller,
     ApiJson(body): ApiJson<CreateAgent>,
 ) -> ApiResult<(StatusCode, Json<AgentView>)> {
-    let sandbox = caller
-        .target_sandbox(&state, body.sandbox_id.as_deref())
-        .await?;
+    let sandbox = caller.target_sandbox(&state, body.sandbox_id.as_deref()).await?;
     caller.authorize(&state, &sandbox, Need::Write).await?;
     let config = AgentConfig {
         name: body.name,
         description: body.description,
-        model: ModelRef {
-            provider_id: body.model.provider_id,
-            name: body.model.name,
-        },
+        model: ModelRef { provider_id: body.model.provider_id, name: body.model.name },
         system_prompt: body.system_prompt,
         tool_sources: body.tool_sources,
         tools: body.tools,
@@ -225,19 +193,13 @@ pub async fn create(
         metadata: body.metadata,
     }
     .validated()?;
-    let agent = state
-        .store
-        .create_agent(&sandbox, config)
-        .await
-        .map_err(name_conflict)?;
+    let agent = state.store.create_agent(&sandbox, config).await.map_err(name_conflict)?;
     Ok((StatusCode::CREATED, Json(view(agent))))
 }
 
 fn name_conflict(e: StoreError) -> ApiError {
     match e {
-        StoreError::Conflict(msg) if msg.contains("already exists") => {
-            ApiError::conflict(msg).with_param("name")
-        }
+        StoreError::Conflict(msg) if msg.contains("already exists") => ApiError::conflict(msg).with_param("name"),
         other => other.into(),
     }
 }
@@ -245,33 +207,17 @@ fn name_conflict(e: StoreError) -> ApiError {
 /// Agents of a sandbox, newest first.
 #[utoipa::path(get, path = "/v1/agents", tag = "agents", params(ListAgents),
     responses((status = 200, body = Page<AgentView>), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn list(
-    State(state): State<AppState>,
-    caller: Caller,
-    ApiQuery(q): ApiQuery<ListAgents>,
-) -> ApiResult<Json<Page<AgentView>>> {
-    let sandbox = caller
-        .target_sandbox(&state, q.sandbox_id.as_deref())
-        .await?;
+pub async fn list(State(state): State<AppState>, caller: Caller, ApiQuery(q): ApiQuery<ListAgents>) -> ApiResult<Json<Page<AgentView>>> {
+    let sandbox = caller.target_sandbox(&state, q.sandbox_id.as_deref()).await?;
     caller.authorize(&state, &sandbox, Need::Read).await?;
     let page = page_request(q.limit, q.cursor.as_deref())?;
-    Ok(Json(Page::from_listing(
-        state
-            .store
-            .agents(&sandbox, q.archived.unwrap_or(false), &page)
-            .await?,
-        view,
-    )))
+    Ok(Json(Page::from_listing(state.store.agents(&sandbox, q.archived.unwrap_or(false), &page).await?, view)))
 }
 
 /// One agent at its current version.
 #[utoipa::path(get, path = "/v1/agents/{id}", tag = "agents", params(("id" = String, Path, description = "agent id (`agt_…`)")),
     responses((status = 200, body = AgentView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn get(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<Json<AgentView>> {
+pub async fn get(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<AgentView>> {
     Ok(Json(view(load(&state, &caller, &id, Need::Read).await?)))
 }
 
@@ -293,20 +239,13 @@ pub async fn versions(
 ) -> ApiResult<Json<Page<AgentVersionView>>> {
     let agent = load(&state, &caller, &id, Need::Read).await?;
     let page = page_request(q.limit, q.cursor.as_deref())?;
-    if page
-        .before
-        .as_deref()
-        .is_some_and(|b| b.parse::<i64>().is_err())
-    {
+    if page.before.as_deref().is_some_and(|b| b.parse::<i64>().is_err()) {
         return Err(ApiError::invalid(
             "cursor",
             "this cursor is not a versions cursor; pass `next_cursor` from the previous page unchanged",
         ));
     }
-    Ok(Json(Page::from_listing(
-        state.store.agent_versions(&agent.id, &page).await?,
-        version_view,
-    )))
+    Ok(Json(Page::from_listing(state.store.agent_versions(&agent.id, &page).await?, version_view)))
 }
 
 /// One version.
@@ -319,30 +258,17 @@ pub async fn version(
 ) -> ApiResult<Json<AgentVersionView>> {
     let agent = load(&state, &caller, &id, Need::Read).await?;
     let v: i64 = version.parse().ok().filter(|v| *v >= 1).ok_or_else(|| {
-        ApiError::invalid(
-            "version",
-            format!(
-                "`{}` is not a version number (1, 2, …)",
-                steward_core::ids::shorten(&version)
-            ),
-        )
+        ApiError::invalid("version", format!("`{}` is not a version number (1, 2, …)", steward_core::ids::shorten(&version)))
     })?;
     let found = state
         .store
         .agent_version(&agent.id, v)
         .await?
-        .ok_or_else(|| {
-            ApiError::no_route(format!(
-                "agent {id} has no version {v}; it is at version {}",
-                agent.version
-            ))
-        })?;
+        .ok_or_else(|| ApiError::no_route(format!("agent {id} has no version {v}; it is at version {}", agent.version)))?;
     Ok(Json(version_view(found)))
 }
 
-fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
+fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }
 
@@ -396,10 +322,7 @@ pub struct UpdateAgent {
 /// A field that may be omitted but not set to null.
 fn not_null<T>(v: Option<Option<T>>, param: &str) -> ApiResult<Option<T>> {
     match v {
-        Some(None) => Err(ApiError::invalid(
-            param,
-            format!("`{param}` cannot be null; omit it to keep the current value"),
-        )),
+        Some(None) => Err(ApiError::invalid(param, format!("`{param}` cannot be null; omit it to keep the current value"))),
         Some(Some(x)) => Ok(Some(x)),
         None => Ok(None),
     }
@@ -410,10 +333,7 @@ impl UpdateAgent {
         Ok(AgentPatch {
             name: not_null(self.name, "name")?,
             description: not_null(self.description, "description")?,
-            model: not_null(self.model, "model")?.map(|m| ModelRef {
-                provider_id: m.provider_id,
-                name: m.name,
-            }),
+            model: not_null(self.model, "model")?.map(|m| ModelRef { provider_id: m.provider_id, name: m.name }),
             system_prompt: not_null(self.system_prompt, "system_prompt")?,
             tool_sources: not_null(self.tool_sources, "tool_sources")?,
             tools: not_null(self.tools, "tools")?,
@@ -440,45 +360,31 @@ pub async fn update(
 ) -> ApiResult<Json<AgentView>> {
     let patch = body.into_patch()?;
     if patch.is_empty() {
-        return Err(ApiError::bad_request(
-            "nothing to update: send at least one agent field",
-        ));
+        return Err(ApiError::bad_request("nothing to update: send at least one agent field"));
     }
     // Compare-and-set on the version; a concurrent writer makes us re-read and re-apply.
     for _ in 0..5 {
         let agent = load(&state, &caller, &id, Need::Write).await?;
         if agent.archived_at.is_some() {
-            return Err(ApiError::conflict(format!(
-                "agent {id} is archived; archived agents cannot be changed"
-            )));
+            return Err(ApiError::conflict(format!("agent {id} is archived; archived agents cannot be changed")));
         }
         let next = agent.config.patched(patch.clone())?;
         if next == agent.config {
             return Ok(Json(view(agent)));
         }
-        match state
-            .store
-            .update_agent(&agent.id, agent.version, next)
-            .await
-        {
+        match state.store.update_agent(&agent.id, agent.version, next).await {
             Ok(updated) => return Ok(Json(view(updated))),
             Err(StoreError::Conflict(msg)) if msg.contains("changed meanwhile") => continue,
             Err(e) => return Err(name_conflict(e)),
         }
     }
-    Err(ApiError::conflict(format!(
-        "agent {id} is being changed by others right now; retry"
-    )))
+    Err(ApiError::conflict(format!("agent {id} is being changed by others right now; retry")))
 }
 
 /// Archives an agent (soft delete): it takes no new work; existing sessions keep their version.
 #[utoipa::path(post, path = "/v1/agents/{id}/archive", tag = "agents", params(("id" = String, Path)),
     responses((status = 200, body = AgentView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn archive(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<Json<AgentView>> {
+pub async fn archive(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<AgentView>> {
     let agent = load(&state, &caller, &id, Need::Write).await?;
     Ok(Json(view(state.store.archive_agent(&agent.id).await?)))
 }
@@ -486,46 +392,25 @@ pub async fn archive(
 /// Deletes an agent and all its versions. Irreversible; owner only (§9).
 #[utoipa::path(delete, path = "/v1/agents/{id}", tag = "agents", params(("id" = String, Path)),
     responses((status = 200, body = Deleted), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn delete(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Deleted>> {
+pub async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Deleted>> {
     let agent = load(&state, &caller, &id, Need::Owner).await?;
     state.store.delete_agent(&agent.id).await?;
-    Ok(Json(Deleted {
-        id: agent.id.to_string(),
-        deleted: true,
-    }))
+    Ok(Json(Deleted { id: agent.id.to_string(), deleted: true }))
 }
 
 /// Moves an agent to `to` if the state machine allows it; staying put is a no-op.
-pub(crate) async fn change_state(
-    state: &AppState,
-    caller: &Caller,
-    id: &str,
-    to: AgentState,
-    reason: Option<String>,
-) -> ApiResult<Agent> {
+pub(crate) async fn change_state(state: &AppState, caller: &Caller, id: &str, to: AgentState, reason: Option<String>) -> ApiResult<Agent> {
     if let Some(r) = &reason {
         if r.chars().count() > 500 || r.contains('\0') {
-            return Err(ApiError::invalid(
-                "reason",
-                "a reason must be at most 500 characters",
-            ));
+            return Err(ApiError::invalid("reason", "a reason must be at most 500 characters"));
         }
     }
     if to == AgentState::Error && reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
-        return Err(ApiError::invalid(
-            "reason",
-            "setting `error` needs a `reason` saying what is wrong",
-        ));
+        return Err(ApiError::invalid("reason", "setting `error` needs a `reason` saying what is wrong"));
     }
     let agent = load(state, caller, id, Need::Write).await?;
     if agent.archived_at.is_some() {
-        return Err(ApiError::conflict(format!(
-            "agent {id} is archived; its state cannot change"
-        )));
+        return Err(ApiError::conflict(format!("agent {id} is archived; its state cannot change")));
     }
     if !agent.state.can_become(to) {
         return Err(ApiError::conflict(agent.state.refusal(to)).with_param("state"));
@@ -533,54 +418,29 @@ pub(crate) async fn change_state(
     if agent.state == to && reason.is_none() {
         return Ok(agent);
     }
-    let reason = if to == AgentState::Active {
-        None
-    } else {
-        reason
-    };
-    Ok(state
-        .store
-        .set_agent_state(&agent.id, agent.state, to, reason.as_deref())
-        .await?)
+    let reason = if to == AgentState::Active { None } else { reason };
+    Ok(state.store.set_agent_state(&agent.id, agent.state, to, reason.as_deref()).await?)
 }
 
 /// Pauses an agent: it accepts nothing new; in-flight runs finish.
 #[utoipa::path(post, path = "/v1/agents/{id}/pause", tag = "agents", params(("id" = String, Path)),
     responses((status = 200, body = AgentView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn pause(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<Json<AgentView>> {
-    Ok(Json(view(
-        change_state(&state, &caller, &id, AgentState::Paused, None).await?,
-    )))
+pub async fn pause(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<AgentView>> {
+    Ok(Json(view(change_state(&state, &caller, &id, AgentState::Paused, None).await?)))
 }
 
 /// Resumes a paused, stopped or failed agent (back to `active`, reason cleared).
 #[utoipa::path(post, path = "/v1/agents/{id}/resume", tag = "agents", params(("id" = String, Path)),
     responses((status = 200, body = AgentView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn resume(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<Json<AgentView>> {
-    Ok(Json(view(
-        change_state(&state, &caller, &id, AgentState::Active, None).await?,
-    )))
+pub async fn resume(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<AgentView>> {
+    Ok(Json(view(change_state(&state, &caller, &id, AgentState::Active, None).await?)))
 }
 
 /// Stops an agent: in-flight runs are cancelled (once the runtime exists) and it takes no work.
 #[utoipa::path(post, path = "/v1/agents/{id}/stop", tag = "agents", params(("id" = String, Path)),
     responses((status = 200, body = AgentView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn stop(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<Json<AgentView>> {
-    Ok(Json(view(
-        change_state(&state, &caller, &id, AgentState::Stopped, None).await?,
-    )))
+pub async fn stop(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<AgentView>> {
+    Ok(Json(view(change_state(&state, &caller, &id, AgentState::Stopped, None).await?)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -602,7 +462,5 @@ pub async fn status(
     ApiJson(body): ApiJson<SetStatus>,
 ) -> ApiResult<Json<AgentView>> {
     let to: AgentState = body.state.parse()?;
-    Ok(Json(view(
-        change_state(&state, &caller, &id, to, body.reason).await?,
-    )))
+    Ok(Json(view(change_state(&state, &caller, &id, to, body.reason).await?)))
 }

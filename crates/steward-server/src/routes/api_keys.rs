@@ -59,20 +59,11 @@ pub struct ListKeys {
 /// Keys minted in a sandbox.
 #[utoipa::path(get, path = "/v1/api_keys", tag = "api_keys", params(ListKeys),
     responses((status = 200, body = Page<ApiKeyView>), (status = 404, body = ErrorBody)))]
-pub async fn list(
-    State(state): State<AppState>,
-    caller: Caller,
-    ApiQuery(q): ApiQuery<ListKeys>,
-) -> ApiResult<Json<Page<ApiKeyView>>> {
-    let sandbox = caller
-        .target_sandbox(&state, q.sandbox_id.as_deref())
-        .await?;
+pub async fn list(State(state): State<AppState>, caller: Caller, ApiQuery(q): ApiQuery<ListKeys>) -> ApiResult<Json<Page<ApiKeyView>>> {
+    let sandbox = caller.target_sandbox(&state, q.sandbox_id.as_deref()).await?;
     caller.authorize(&state, &sandbox, Need::Read).await?;
     let page = page_request(q.limit, q.cursor.as_deref())?;
-    Ok(Json(Page::from_listing(
-        state.store.api_keys(&sandbox, &page).await?,
-        view,
-    )))
+    Ok(Json(Page::from_listing(state.store.api_keys(&sandbox, &page).await?, view)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -99,14 +90,8 @@ pub struct CreatedKey {
 /// Mints a key in a sandbox. Account keys act as the caller, with the caller's role.
 #[utoipa::path(post, path = "/v1/api_keys", tag = "api_keys", request_body = CreateKey,
     responses((status = 201, body = CreatedKey), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn create(
-    State(state): State<AppState>,
-    caller: Caller,
-    ApiJson(body): ApiJson<CreateKey>,
-) -> ApiResult<Response> {
-    let sandbox = caller
-        .target_sandbox(&state, body.sandbox_id.as_deref())
-        .await?;
+pub async fn create(State(state): State<AppState>, caller: Caller, ApiJson(body): ApiJson<CreateKey>) -> ApiResult<Response> {
+    let sandbox = caller.target_sandbox(&state, body.sandbox_id.as_deref()).await?;
     caller.authorize(&state, &sandbox, Need::Write).await?;
     let name = key_name(&body.name)?;
     let kind: KeyKind = body.kind.as_deref().unwrap_or("account").parse()?;
@@ -119,13 +104,7 @@ pub async fn create(
             ));
         }
         (true, None) => {
-            return Err(ApiError::invalid(
-                "agent_id",
-                format!(
-                    "a `{}` key needs the `agent_id` it may act for",
-                    kind.as_str()
-                ),
-            ));
+            return Err(ApiError::invalid("agent_id", format!("a `{}` key needs the `agent_id` it may act for", kind.as_str())));
         }
         (true, Some(raw)) => {
             let id = AgentId::parse(&raw, "agent_id")?;
@@ -136,9 +115,7 @@ pub async fn create(
                 .filter(|a| a.sandbox_id == sandbox)
                 .ok_or_else(|| ApiError::not_found("agent", &raw).with_param("agent_id"))?;
             if agent.archived_at.is_some() {
-                return Err(ApiError::conflict(format!(
-                    "agent {id} is archived; keys cannot be minted for it"
-                )));
+                return Err(ApiError::conflict(format!("agent {id} is archived; keys cannot be minted for it")));
             }
             Some(id)
         }
@@ -160,14 +137,7 @@ pub async fn create(
         "this Idempotency-Key already created key {}; its secret is shown only once. Revoke it if it was lost and create a new one with a new Idempotency-Key",
         key.id
     ));
-    let mut res = (
-        StatusCode::CREATED,
-        Json(CreatedKey {
-            key: view(key),
-            secret: minted.plaintext,
-        }),
-    )
-        .into_response();
+    let mut res = (StatusCode::CREATED, Json(CreatedKey { key: view(key), secret: minted.plaintext })).into_response();
     res.extensions_mut().insert(no_replay);
     Ok(res)
 }
@@ -175,19 +145,9 @@ pub async fn create(
 /// Revokes a key, effective immediately. Owner of the key's sandbox only (§9).
 #[utoipa::path(post, path = "/v1/api_keys/{id}/revoke", tag = "api_keys", params(("id" = String, Path)),
     responses((status = 200, body = ApiKeyView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn revoke(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<Json<ApiKeyView>> {
+pub async fn revoke(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<ApiKeyView>> {
     let key_id = ApiKeyId::parse(&id, "id")?;
-    let key = state
-        .store
-        .api_key(&key_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("API key", &id))?;
-    caller
-        .authorize_resource(&state, &key.sandbox_id, Need::Owner, "API key", &id)
-        .await?;
+    let key = state.store.api_key(&key_id).await?.ok_or_else(|| ApiError::not_found("API key", &id))?;
+    caller.authorize_resource(&state, &key.sandbox_id, Need::Owner, "API key", &id).await?;
     Ok(Json(view(state.store.revoke_api_key(&key_id).await?)))
 }

@@ -40,18 +40,10 @@ pub struct LoginStarted {
 /// Sends a one-time sign-in code to an email address.
 #[utoipa::path(post, path = "/v1/auth/email/start", tag = "auth", security(()), request_body = LoginStart,
     responses((status = 202, body = LoginStarted), (status = 400, body = ErrorBody), (status = 429, body = ErrorBody)))]
-pub async fn start(
-    State(state): State<AppState>,
-    ApiJson(body): ApiJson<LoginStart>,
-) -> ApiResult<(StatusCode, Json<LoginStarted>)> {
+pub async fn start(State(state): State<AppState>, ApiJson(body): ApiJson<LoginStart>) -> ApiResult<(StatusCode, Json<LoginStarted>)> {
     let email = Email::parse(&body.email, "email")?;
     let now = state.clock.now_ms();
-    if state
-        .store
-        .login_codes_since(&email, now - RATE_WINDOW_MS)
-        .await?
-        >= MAX_CODES_PER_WINDOW
-    {
+    if state.store.login_codes_since(&email, now - RATE_WINDOW_MS).await? >= MAX_CODES_PER_WINDOW {
         return Err(ApiError::rate_limited(
             "too many codes requested for this address; wait 15 minutes and try again",
             (RATE_WINDOW_MS / 1000) as u64,
@@ -60,28 +52,22 @@ pub async fn start(
     match state.store.account_by_email(&email).await? {
         Some(_) => {
             let code = keys::login_code();
-            state
-                .store
-                .put_login_code(&email, &code, CODE_TTL_MS)
-                .await?;
-            state
-                .mailer
-                .send_login_code(email.as_str(), &code, CODE_TTL_MS / 60_000)
-                .await
-                .map_err(ApiError::internal)?;
+            state.store.put_login_code(&email, &code, CODE_TTL_MS).await?;
+            state.mailer.send_login_code(email.as_str(), &code, CODE_TTL_MS / 60_000).await.map_err(ApiError::internal)?;
         }
         None => {
             tracing::info!("login code requested for an address without an account");
-            state.mailer.note(&format!("to={} no account has this address; no code sent (create it with `steward admin create-account --email {}`)", email.as_str(), email.as_str())).await;
+            state
+                .mailer
+                .note(&format!(
+                    "to={} no account has this address; no code sent (create it with `steward admin create-account --email {}`)",
+                    email.as_str(),
+                    email.as_str()
+                ))
+                .await;
         }
     }
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(LoginStarted {
-            sent: true,
-            expires_in_seconds: CODE_TTL_MS / 1000,
-        }),
-    ))
+    Ok((StatusCode::ACCEPTED, Json(LoginStarted { sent: true, expires_in_seconds: CODE_TTL_MS / 1000 })))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -104,24 +90,16 @@ pub struct SessionToken {
 /// Exchanges a code for a session token.
 #[utoipa::path(post, path = "/v1/auth/email/verify", tag = "auth", security(()), request_body = LoginVerify,
     responses((status = 200, body = SessionToken), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
-pub async fn verify(
-    State(state): State<AppState>,
-    ApiJson(body): ApiJson<LoginVerify>,
-) -> ApiResult<Json<SessionToken>> {
+pub async fn verify(State(state): State<AppState>, ApiJson(body): ApiJson<LoginVerify>) -> ApiResult<Json<SessionToken>> {
     let email = Email::parse(&body.email, "email")?;
     let code = body.code.trim();
     if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ApiError::invalid(
-            "code",
-            "the code is the six digits from the sign-in mail",
-        ));
+        return Err(ApiError::invalid("code", "the code is the six digits from the sign-in mail"));
     }
     match state.store.check_login_code(&email, code).await? {
         LoginCodeCheck::Accepted => {}
         LoginCodeCheck::Wrong { attempts_left } => {
-            return Err(ApiError::unauthenticated(format!(
-                "that code is wrong; {attempts_left} attempts left before it is locked"
-            )));
+            return Err(ApiError::unauthenticated(format!("that code is wrong; {attempts_left} attempts left before it is locked")));
         }
         LoginCodeCheck::NoLiveCode => {
             return Err(ApiError::unauthenticated(
@@ -129,18 +107,9 @@ pub async fn verify(
             ));
         }
     }
-    let account = state
-        .store
-        .account_by_email(&email)
-        .await?
-        .ok_or_else(|| ApiError::unauthenticated("no account has this address"))?;
+    let account = state.store.account_by_email(&email).await?.ok_or_else(|| ApiError::unauthenticated("no account has this address"))?;
     let now_ms = state.clock.now_ms();
     let ttl = state.config.session_ttl_secs;
     let token = state.tokens.issue(&account.id, now_ms / 1000, ttl);
-    Ok(Json(SessionToken {
-        token,
-        token_type: "Bearer".into(),
-        expires_at: ts(now_ms + ttl * 1000),
-        account_id: account.id.to_string(),
-    }))
+    Ok(Json(SessionToken { token, token_type: "Bearer".into(), expires_at: ts(now_ms + ttl * 1000), account_id: account.id.to_string() }))
 }

@@ -17,21 +17,13 @@ use crate::routes::agents::{self, AgentView, CreateAgent, ListAgents, SetStatus,
 /// Same as `POST /v1/agents`.
 #[utoipa::path(post, path = "/v1/agent/create", tag = "compat", request_body = CreateAgent,
     responses((status = 201, body = AgentView), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn create(
-    s: State<AppState>,
-    c: Caller,
-    b: ApiJson<CreateAgent>,
-) -> ApiResult<(StatusCode, Json<AgentView>)> {
+pub async fn create(s: State<AppState>, c: Caller, b: ApiJson<CreateAgent>) -> ApiResult<(StatusCode, Json<AgentView>)> {
     agents::create(s, c, b).await
 }
 
 /// Same as `GET /v1/agents`.
 #[utoipa::path(get, path = "/v1/agent/list", tag = "compat", params(ListAgents), responses((status = 200, body = Page<AgentView>)))]
-pub async fn list(
-    s: State<AppState>,
-    c: Caller,
-    q: ApiQuery<ListAgents>,
-) -> ApiResult<Json<Page<AgentView>>> {
+pub async fn list(s: State<AppState>, c: Caller, q: ApiQuery<ListAgents>) -> ApiResult<Json<Page<AgentView>>> {
     agents::list(s, c, q).await
 }
 
@@ -44,12 +36,7 @@ pub async fn get(s: State<AppState>, c: Caller, p: Path<String>) -> ApiResult<Js
 /// Same as `PATCH /v1/agents/{id}`.
 #[utoipa::path(post, path = "/v1/agent/update/{id}", tag = "compat", params(("id" = String, Path)), request_body = UpdateAgent,
     responses((status = 200, body = AgentView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn update(
-    s: State<AppState>,
-    c: Caller,
-    p: Path<String>,
-    b: ApiJson<UpdateAgent>,
-) -> ApiResult<Json<AgentView>> {
+pub async fn update(s: State<AppState>, c: Caller, p: Path<String>, b: ApiJson<UpdateAgent>) -> ApiResult<Json<AgentView>> {
     agents::update(s, c, p, b).await
 }
 
@@ -81,11 +68,6 @@ pub async fn stop(s: State<AppState>, c: Caller, p: Path<String>) -> ApiResult<J
 /// Same as `POST /v1/agents/{id}/status`.
 #[utoipa::path(post, path = "/v1/agent/{id}/status", tag = "compat", params(("id" = String, Path)), request_body = SetStatus,
     responses((status = 200, body = AgentView), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn status(
-    s: State<AppState>,
-    c: Caller,
-    p: Path<String>,
-    b: ApiJson<SetStatus>,
-) -> ApiResult<Json<AgentView>> {
+pub async fn status(s: State<AppState>, c: Caller, p: Path<String>, b: ApiJson<SetStatus>) -> ApiResult<Json<AgentView>> {
     agents::status(s, c, p, b).await
 }

@@ -41,27 +41,17 @@ impl<T: ToSchema> Page<T> {
 pub fn page_request(limit: Option<u32>, cursor: Option<&str>) -> Result<PageRequest, ApiError> {
     let limit = limit.unwrap_or(DEFAULT_LIMIT);
     if limit == 0 || limit > MAX_LIMIT {
-        return Err(ApiError::invalid(
-            "limit",
-            format!("limit must be between 1 and {MAX_LIMIT}; got {limit}"),
-        ));
+        return Err(ApiError::invalid("limit", format!("limit must be between 1 and {MAX_LIMIT}; got {limit}")));
     }
     let before = match cursor {
         None => None,
         Some(c) => {
-            let bad = || {
-                ApiError::invalid(
-                    "cursor",
-                    "this cursor is not one we issued; pass `next_cursor` from the previous page unchanged",
-                )
-            };
+            let bad =
+                || ApiError::invalid("cursor", "this cursor is not one we issued; pass `next_cursor` from the previous page unchanged");
             let raw = B64.decode(c).map_err(|_| bad())?;
             let raw = String::from_utf8(raw).map_err(|_| bad())?;
             let b = raw.strip_prefix("c1:").ok_or_else(bad)?;
-            if b.is_empty()
-                || b.len() > 64
-                || !b.bytes().all(|x| x.is_ascii_alphanumeric() || x == b'_')
-            {
+            if b.is_empty() || b.len() > 64 || !b.bytes().all(|x| x.is_ascii_alphanumeric() || x == b'_') {
                 return Err(bad());
             }
             Some(b.to_owned())
@@ -95,10 +85,7 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_garbage_is_refused() {
-        let l = Listing {
-            items: vec![1],
-            next_before: Some("agt_01abc".to_owned()),
-        };
+        let l = Listing { items: vec![1], next_before: Some("agt_01abc".to_owned()) };
         let p: Page<u32> = Page::from_listing(l, |x| x);
         let req = page_request(Some(5), p.next_cursor.as_deref()).unwrap();
         assert_eq!(req.before.as_deref(), Some("agt_01abc"));

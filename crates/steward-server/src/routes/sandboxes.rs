@@ -56,13 +56,8 @@ pub async fn list(
 ) -> ApiResult<Json<Page<SandboxView>>> {
     caller.require_account_credential()?;
     let page = page_request(q.limit, q.cursor.as_deref())?;
-    let listing = state
-        .store
-        .sandboxes_of(&caller.account_id, q.archived.unwrap_or(false), &page)
-        .await?;
-    Ok(Json(Page::from_listing(listing, |s| {
-        view(s.sandbox, s.role)
-    })))
+    let listing = state.store.sandboxes_of(&caller.account_id, q.archived.unwrap_or(false), &page).await?;
+    Ok(Json(Page::from_listing(listing, |s| view(s.sandbox, s.role))))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -82,38 +77,22 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<SandboxView>)> {
     caller.require_account_credential()?;
     let name = sandbox_name(&body.name, "name")?;
-    let sandbox = state
-        .store
-        .create_sandbox(&caller.account_id, &name)
-        .await?;
+    let sandbox = state.store.create_sandbox(&caller.account_id, &name).await?;
     Ok((StatusCode::CREATED, Json(view(sandbox, Role::Owner))))
 }
 
 /// Parses the `{id}` of a sandbox route and checks the caller may do `need` there.
-async fn authorized(
-    state: &AppState,
-    caller: &Caller,
-    raw: &str,
-    need: Need,
-) -> ApiResult<(Sandbox, Role)> {
+async fn authorized(state: &AppState, caller: &Caller, raw: &str, need: Need) -> ApiResult<(Sandbox, Role)> {
     let id = SandboxId::parse(raw, "id")?;
     let role = caller.authorize(state, &id, need).await?;
-    let sandbox = state
-        .store
-        .sandbox(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("sandbox", raw))?;
+    let sandbox = state.store.sandbox(&id).await?.ok_or_else(|| ApiError::not_found("sandbox", raw))?;
     Ok((sandbox, role))
 }
 
 /// One sandbox.
 #[utoipa::path(get, path = "/v1/sandboxes/{id}", tag = "sandboxes", params(("id" = String, Path, description = "sandbox id (`sbx_…`)")),
     responses((status = 200, body = SandboxView), (status = 404, body = ErrorBody)))]
-pub async fn get(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<Json<SandboxView>> {
+pub async fn get(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<SandboxView>> {
     let (sandbox, role) = authorized(&state, &caller, &id, Need::Read).await?;
     Ok(Json(view(sandbox, role)))
 }
@@ -145,11 +124,7 @@ pub async fn update(
 /// Archives a sandbox: it becomes read-only. Owner only (§9).
 #[utoipa::path(post, path = "/v1/sandboxes/{id}/archive", tag = "sandboxes", params(("id" = String, Path)),
     responses((status = 200, body = SandboxView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn archive(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<Json<SandboxView>> {
+pub async fn archive(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<SandboxView>> {
     let (sandbox, role) = authorized(&state, &caller, &id, Need::Owner).await?;
     let sandbox = state.store.archive_sandbox(&sandbox.id).await?;
     Ok(Json(view(sandbox, role)))
@@ -158,17 +133,10 @@ pub async fn archive(
 /// Destroys a sandbox and everything in it. Irreversible; owner only (§9).
 #[utoipa::path(delete, path = "/v1/sandboxes/{id}", tag = "sandboxes", params(("id" = String, Path)),
     responses((status = 200, body = Deleted), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn destroy(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Deleted>> {
+pub async fn destroy(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Deleted>> {
     let (sandbox, _) = authorized(&state, &caller, &id, Need::Owner).await?;
     state.store.destroy_sandbox(&sandbox.id).await?;
-    Ok(Json(Deleted {
-        id: sandbox.id.to_string(),
-        deleted: true,
-    }))
+    Ok(Json(Deleted { id: sandbox.id.to_string(), deleted: true }))
 }
 
 /// An account's role in a sandbox.
@@ -209,10 +177,7 @@ pub async fn list_grants(
 ) -> ApiResult<Json<Page<GrantView>>> {
     let (sandbox, _) = authorized(&state, &caller, &id, Need::Read).await?;
     let page = page_request(q.limit, q.cursor.as_deref())?;
-    Ok(Json(Page::from_listing(
-        state.store.grants(&sandbox.id, &page).await?,
-        grant_view,
-    )))
+    Ok(Json(Page::from_listing(state.store.grants(&sandbox.id, &page).await?, grant_view)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -237,16 +202,10 @@ pub async fn create_grant(
     let email = Email::parse(&body.email, "email")?;
     let role: Role = body.role.parse()?;
     if role == Role::Owner {
-        return Err(ApiError::invalid(
-            "role",
-            "a sandbox has exactly one owner; grant `editor` or `viewer`",
-        ));
+        return Err(ApiError::invalid("role", "a sandbox has exactly one owner; grant `editor` or `viewer`"));
     }
     let account = state.store.ensure_account(&email).await?;
-    let grant = state
-        .store
-        .put_grant(&sandbox.id, &account.id, role)
-        .await?;
+    let grant = state.store.put_grant(&sandbox.id, &account.id, role).await?;
     Ok((StatusCode::CREATED, Json(grant_view(grant))))
 }
 
@@ -261,15 +220,10 @@ pub async fn remove_grant(
     let (sandbox, _) = authorized(&state, &caller, &id, Need::Owner).await?;
     let account = AccountId::parse(&account_id, "account_id")?;
     match state.store.remove_grant(&sandbox.id, &account).await {
-        Err(steward_store::StoreError::NotFound(_)) => {
-            Err(ApiError::not_found("grant for account", account.as_str()))
-        }
+        Err(steward_store::StoreError::NotFound(_)) => Err(ApiError::not_found("grant for account", account.as_str())),
         other => {
             other?;
-            Ok(Json(Deleted {
-                id: account.to_string(),
-                deleted: true,
-            }))
+            Ok(Json(Deleted { id: account.to_string(), deleted: true }))
         }
     }
 }

@@ -21,35 +21,23 @@ pub struct Health {
 #[utoipa::path(get, path = "/health", tag = "system", security(()),
     responses((status = 200, body = Health), (status = 503, body = ErrorBody)))]
 pub async fn health(State(state): State<AppState>) -> ApiResult<Json<Health>> {
-    state
-        .store
-        .ping()
-        .await
-        .map_err(|_| ApiError::unavailable("the database does not answer"))?;
+    state.store.ping().await.map_err(|_| ApiError::unavailable("the database does not answer"))?;
     Ok(Json(Health { ok: true }))
 }
 
-/// Prometheus metrics (text exposition format). Needs any valid key.
+/// Prometheus metrics (text exposition format). Needs an account key or session token.
 #[utoipa::path(get, path = "/metrics", tag = "system",
-    responses((status = 200, body = String, content_type = "text/plain"), (status = 401, body = ErrorBody)))]
-pub async fn metrics(State(state): State<AppState>, _caller: Caller) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        state.metrics.render(),
-    )
+    responses((status = 200, body = String, content_type = "text/plain"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn metrics(State(state): State<AppState>, caller: Caller) -> ApiResult<impl IntoResponse> {
+    caller.require_account_credential()?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render()))
 }
 
 /// This OpenAPI document, generated from the handlers.
 #[utoipa::path(get, path = "/v1/openapi.json", tag = "system",
     responses((status = 200, description = "OpenAPI 3.1 document", body = Object), (status = 401, body = ErrorBody)))]
 pub async fn openapi(State(state): State<AppState>, _caller: Caller) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        state.openapi_json.as_str().to_owned(),
-    )
+    ([(header::CONTENT_TYPE, "application/json")], state.openapi_json.as_str().to_owned())
 }
 
 /// Who the caller is.
@@ -93,10 +81,5 @@ pub async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<Json
             }),
         ),
     };
-    Ok(Json(Me {
-        account_id: account.id.to_string(),
-        email: account.email.as_str().into(),
-        credential: credential.into(),
-        key,
-    }))
+    Ok(Json(Me { account_id: account.id.to_string(), email: account.email.as_str().into(), credential: credential.into(), key }))
 }

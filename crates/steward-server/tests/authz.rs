@@ -1,0 +1,215 @@
+//! Authorization over every route of the OpenAPI document (which is generated from the
+//! handlers, so a new route appears here automatically): strangers get 404 and change nothing,
+//! viewers may read but get 403 naming the role on every mutation, editors get 403 on owner-only
+//! operations, agent keys reach no management route (not even their own agent's config). A new route without a fixture or an
+//! expectation fails this test until someone decides what it should do.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::{Backend, TestServer, User, agent_body, error_message};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use steward_core::tenancy::{KeyKind, Role};
+
+/// Routes anyone may call without a key.
+const PUBLIC: &[&str] = &["/health", "/v1/auth/email/start", "/v1/auth/email/verify"];
+
+/// Routes that act on the caller's own account rather than on a sandbox.
+const ACCOUNT_LEVEL: &[(&str, &str)] =
+    &[("GET", "/v1/sandboxes"), ("POST", "/v1/sandboxes"), ("GET", "/v1/me"), ("GET", "/metrics"), ("GET", "/v1/openapi.json")];
+
+/// Operations that need `owner` (§9 destructive operations, and sharing).
+const OWNER_ONLY: &[(&str, &str)] = &[
+    ("DELETE", "/v1/sandboxes/{id}"),
+    ("POST", "/v1/sandboxes/{id}/archive"),
+    ("POST", "/v1/sandboxes/{id}/grants"),
+    ("DELETE", "/v1/sandboxes/{id}/grants/{account_id}"),
+    ("POST", "/v1/api_keys/{id}/revoke"),
+    ("DELETE", "/v1/agents/{id}"),
+    ("POST", "/v1/agent/delete/{id}"),
+];
+
+struct World {
+    owner: User,
+    editor: User,
+    viewer: User,
+    stranger: User,
+    agent_key: String,
+    agent_id: String,
+    other_agent_id: String,
+    key_id: String,
+}
+
+async fn world(s: &TestServer) -> World {
+    let owner = s.user("owner@example.com").await;
+    let editor = s.member("editor@example.com", &owner.sandbox_id, Role::Editor).await;
+    let viewer = s.member("viewer@example.com", &owner.sandbox_id, Role::Viewer).await;
+    let stranger = s.user("stranger@example.com").await;
+    let agent = s.agent(&owner.key, "support").await;
+    let agent_id = agent["id"].as_str().unwrap().to_owned();
+    let (st, _) = s.patch(&format!("/v1/agents/{agent_id}"), &owner.key, json!({"max_turns": 16})).await;
+    assert_eq!(st, StatusCode::OK);
+    let other_agent_id = s.agent(&owner.key, "triage").await["id"].as_str().unwrap().to_owned();
+    let agent_key = s.key(&owner.account_id, &owner.sandbox_id, KeyKind::AgentInvoke, Some(&agent_id)).await;
+    let (st, key) = s.post("/v1/api_keys", &owner.key, json!({"name": "ci"})).await;
+    assert_eq!(st, StatusCode::CREATED, "{key}");
+    World { key_id: key["id"].as_str().unwrap().to_owned(), owner, editor, viewer, stranger, agent_key, agent_id, other_agent_id }
+}
+
+/// Fills path parameters with the victim's resources.
+fn fill(template: &str, w: &World, agent: &str) -> String {
+    let mut out = String::new();
+    for seg in template.split('/').skip(1) {
+        out.push('/');
+        let value = match seg {
+            "{id}" if template.starts_with("/v1/sandboxes") => w.owner.sandbox_id.to_string(),
+            "{id}" if template.starts_with("/v1/agents") || template.starts_with("/v1/agent/") => agent.to_owned(),
+            "{id}" if template.starts_with("/v1/api_keys") => w.key_id.clone(),
+            "{account_id}" => w.viewer.account_id.to_string(),
+            "{version}" => "1".to_owned(),
+            s if s.starts_with('{') => panic!("no fixture for path parameter {s} in {template}; add one to authz.rs"),
+            s => s.to_owned(),
+        };
+        out.push_str(&value);
+    }
+    out
+}
+
+/// A valid body, so that authorization (not validation) is what answers.
+fn body(method: &str, template: &str, w: &World) -> Option<Value> {
+    Some(match (method, template) {
+        ("POST", "/v1/agents") | ("POST", "/v1/agent/create") => agent_body("newcomer"),
+        ("PATCH", "/v1/agents/{id}") | ("POST", "/v1/agent/update/{id}") => json!({"description": "changed"}),
+        ("POST", "/v1/agents/{id}/status") | ("POST", "/v1/agent/{id}/status") => json!({"state": "paused"}),
+        ("POST", "/v1/api_keys") => json!({"name": "new"}),
+        ("POST", "/v1/sandboxes") => json!({"name": "mine"}),
+        ("PATCH", "/v1/sandboxes/{id}") => json!({"name": "renamed"}),
+        ("POST", "/v1/sandboxes/{id}/grants") => json!({"email": "someone@example.com", "role": "viewer"}),
+        ("POST", "/v1/auth/email/start") | ("POST", "/v1/auth/email/verify") => return None,
+        _ => {
+            let _ = w;
+            return None;
+        }
+    })
+}
+
+fn routes(doc: &Value) -> Vec<(String, String, bool, bool)> {
+    let mut out = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let public =
+                op.get("security").and_then(Value::as_array).is_some_and(|s| s.iter().all(|x| x.as_object().is_some_and(|o| o.is_empty())));
+            let has_body = op.get("requestBody").is_some();
+            out.push((method.to_uppercase(), path.clone(), public, has_body));
+        }
+    }
+    out
+}
+
+async fn snapshot(s: &TestServer, w: &World) -> Value {
+    let (_, agent) = s.get(&format!("/v1/agents/{}", w.agent_id), &w.owner.key).await;
+    let (_, agents) = s.get("/v1/agents?limit=100", &w.owner.key).await;
+    let (_, keys) = s.get("/v1/api_keys?limit=100", &w.owner.key).await;
+    let (_, grants) = s.get(&format!("/v1/sandboxes/{}/grants", w.owner.sandbox_id), &w.owner.key).await;
+    let (_, sandbox) = s.get(&format!("/v1/sandboxes/{}", w.owner.sandbox_id), &w.owner.key).await;
+    json!({"agent": agent, "agents": agents, "keys": keys, "grants": grants, "sandbox": sandbox})
+}
+
+async fn run(backend: Backend) {
+    let Some(s) = TestServer::start_on(backend).await else { return };
+    let w = world(&s).await;
+    let (st, doc) = s.get("/v1/openapi.json", &w.owner.key).await;
+    assert_eq!(st, StatusCode::OK);
+    let all = routes(&doc);
+    assert!(all.len() >= 35, "the OpenAPI document lists only {} operations", all.len());
+
+    let public: BTreeSet<&str> = all.iter().filter(|r| r.2).map(|r| r.1.as_str()).collect();
+    assert_eq!(public, PUBLIC.iter().copied().collect(), "the set of unauthenticated routes changed; update PUBLIC deliberately");
+
+    let before = snapshot(&s, &w).await;
+    let victim = [("Steward-Sandbox", w.owner.sandbox_id.as_str())];
+    for (method, template, public, has_body) in &all {
+        if *public {
+            continue;
+        }
+        let m = Method::from_bytes(method.as_bytes()).unwrap();
+        let account_level = ACCOUNT_LEVEL.contains(&(method.as_str(), template.as_str()));
+        let owner_only = OWNER_ONLY.contains(&(method.as_str(), template.as_str()));
+        let mutating = method != "GET";
+        let b = if *has_body {
+            Some(body(method, template, &w).unwrap_or_else(|| panic!("no body fixture for {method} {template}; add one to authz.rs")))
+        } else {
+            None
+        };
+        let path = fill(template, &w, &w.agent_id);
+        let route = format!("{method} {template}");
+
+        // No credential at all.
+        let (st, v) = s.call(m.clone(), &path, None, b.clone()).await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED, "{route} without a key: {v}");
+        error_message(&v);
+
+        // A stranger: 404 for anything in the victim's sandbox.
+        if !account_level {
+            let (st, v) = s.call_with(m.clone(), &path, Some(&w.stranger.key), b.clone(), &victim).await;
+            assert_eq!(st, StatusCode::NOT_FOUND, "{route} as a stranger: {v}");
+            let msg = error_message(&v);
+            assert!(
+                !msg.contains(w.owner.sandbox_id.as_str()) || template.starts_with("/v1/sandboxes") || !template.contains('{'),
+                "{route}: 404 leaks the sandbox id: {msg}"
+            );
+        } else if method == "GET" && template == "/v1/sandboxes" {
+            let (st, v) = s.get(&path, &w.stranger.key).await;
+            assert_eq!(st, StatusCode::OK);
+            assert!(!v.to_string().contains(w.owner.sandbox_id.as_str()), "a stranger sees the victim's sandbox: {v}");
+        }
+
+        // A viewer: reads succeed, mutations are 403 naming the role.
+        if !account_level {
+            let (st, v) = s.call_with(m.clone(), &path, Some(&w.viewer.key), b.clone(), &victim).await;
+            if mutating {
+                assert_eq!(st, StatusCode::FORBIDDEN, "{route} as a viewer: {v}");
+                let need = if owner_only { "`owner`" } else { "`editor`" };
+                let msg = error_message(&v);
+                assert!(msg.contains(need) && msg.contains("`viewer`"), "{route}: the 403 should name {need} and the caller's role: {msg}");
+            } else {
+                assert_eq!(st, StatusCode::OK, "{route} as a viewer: {v}");
+            }
+            // An editor: owner-only operations are 403 naming `owner`.
+            if owner_only {
+                let (st, v) = s.call_with(m.clone(), &path, Some(&w.editor.key), b.clone(), &victim).await;
+                assert_eq!(st, StatusCode::FORBIDDEN, "{route} as an editor: {v}");
+                assert!(error_message(&v).contains("`owner`"), "{route}: {v}");
+            }
+        }
+
+        // An agent key: management is refused, its own agent included.
+        let (st, v) = s.call(m.clone(), &path, Some(&w.agent_key), b.clone()).await;
+        if ["/v1/me", "/v1/openapi.json"].contains(&template.as_str()) {
+            assert_eq!(st, StatusCode::OK, "{route} with an agent key: {v}");
+        } else {
+            assert_eq!(st, StatusCode::FORBIDDEN, "{route} with an agent key: {v}");
+            assert!(error_message(&v).contains("agent_invoke"), "{route}: {v}");
+        }
+        if template.contains("{id}") && (template.starts_with("/v1/agents") || template.starts_with("/v1/agent/")) {
+            // …and another agent of the same sandbox is not its business either.
+            let other = fill(template, &w, &w.other_agent_id);
+            let (st, v) = s.call(m.clone(), &other, Some(&w.agent_key), b.clone()).await;
+            assert_eq!(st, StatusCode::FORBIDDEN, "{method} {other} with another agent's key: {v}");
+        }
+    }
+    let after = snapshot(&s, &w).await;
+    assert_eq!(before, after, "refused requests changed state");
+}
+
+#[tokio::test]
+async fn every_route_refuses_strangers_viewers_and_agent_keys_sqlite() {
+    run(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn every_route_refuses_strangers_viewers_and_agent_keys_postgres() {
+    run(Backend::Postgres).await;
+}
