@@ -41,10 +41,8 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
 }
 
 async fn create_account(args: CreateAccount) -> anyhow::Result<()> {
-    let email =
-        Email::parse(&args.email, "--email").map_err(|e| anyhow::anyhow!("{}", e.message))?;
-    let name = sandbox_name(&args.sandbox, "--sandbox")
-        .map_err(|e| anyhow::anyhow!("--sandbox: {}", e.message))?;
+    let email = Email::parse(&args.email, "--email").map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let name = sandbox_name(&args.sandbox, "--sandbox").map_err(|e| anyhow::anyhow!("--sandbox: {}", e.message))?;
     let file = load_file(args.storage.config.as_deref())?;
     let (_, database) = storage(&args.storage, &file)?;
     let clock = Arc::new(SystemClock);
@@ -72,18 +70,12 @@ async fn create_account(args: CreateAccount) -> anyhow::Result<()> {
         .await?;
     store.close().await;
     if args.json {
-        println!(
-            "{}",
-            serde_json::json!({"account_id": account.id, "sandbox_id": sandbox.id, "api_key": minted.plaintext})
-        );
+        println!("{}", serde_json::json!({"account_id": account.id, "sandbox_id": sandbox.id, "api_key": minted.plaintext}));
     } else {
         println!("account   {} ({})", account.id, email.as_str());
         println!("sandbox   {} ({})", sandbox.id, sandbox.name);
         println!("api key   {}", minted.plaintext);
-        println!(
-            "\nThe key is shown only once. Use it with: export STEWARD_API_KEY={}",
-            minted.plaintext
-        );
+        println!("\nThe key is shown only once. Use it with: export STEWARD_API_KEY={}", minted.plaintext);
     }
     Ok(())
 }

@@ -72,8 +72,7 @@ pub fn load_file(explicit: Option<&Path>) -> anyhow::Result<FileConfig> {
             _ => return Ok(FileConfig::default()),
         },
     };
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read the config file {}", path.display()))?;
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read the config file {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
 }
 
@@ -81,28 +80,15 @@ pub fn load_file(explicit: Option<&Path>) -> anyhow::Result<FileConfig> {
 pub fn storage(args: &StorageArgs, file: &FileConfig) -> anyhow::Result<(PathBuf, Database)> {
     let data_dir = match args.data_dir.clone().or_else(|| file.data_dir.clone()) {
         Some(d) => d,
-        None => dirs::data_dir()
-            .map(|d| d.join("steward"))
-            .context("cannot find a data directory for this user; pass --data-dir")?,
+        None => dirs::data_dir().map(|d| d.join("steward")).context("cannot find a data directory for this user; pass --data-dir")?,
     };
-    std::fs::create_dir_all(&data_dir)
-        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
-    let database = match args
-        .database_url
-        .clone()
-        .or_else(|| file.database_url.clone())
-    {
-        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            Database::Postgres(url)
+    std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    let database = match args.database_url.clone().or_else(|| file.database_url.clone()) {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => Database::Postgres(url),
+        Some(url) if url.starts_with("sqlite:") => {
+            Database::Sqlite(PathBuf::from(url.trim_start_matches("sqlite://").trim_start_matches("sqlite:")))
         }
-        Some(url) if url.starts_with("sqlite:") => Database::Sqlite(PathBuf::from(
-            url.trim_start_matches("sqlite://")
-                .trim_start_matches("sqlite:"),
-        )),
-        Some(other) => bail!(
-            "--database-url must start with postgres:// or sqlite: (got `{}`)",
-            other.split(':').next().unwrap_or("")
-        ),
+        Some(other) => bail!("--database-url must start with postgres:// or sqlite: (got `{}`)", other.split(':').next().unwrap_or("")),
         None => Database::Sqlite(data_dir.join("steward.db")),
     };
     Ok((data_dir, database))
@@ -117,66 +103,31 @@ fn build(args: ServeArgs) -> anyhow::Result<(ServerConfig, bool)> {
     };
     // The master key: STEWARD_MASTER_KEY, then a key file (flag, env, config), then the config
     // file's inline key, then <data-dir>/master.key (created on first start).
-    let env_key = std::env::var("STEWARD_MASTER_KEY")
-        .ok()
-        .filter(|k| !k.trim().is_empty());
+    let env_key = std::env::var("STEWARD_MASTER_KEY").ok().filter(|k| !k.trim().is_empty());
     let (master_key, created) = if let Some(k) = env_key {
-        (
-            MasterKey::from_base64(&k).map_err(|e| anyhow::anyhow!("STEWARD_MASTER_KEY: {e}"))?,
-            false,
-        )
+        (MasterKey::from_base64(&k).map_err(|e| anyhow::anyhow!("STEWARD_MASTER_KEY: {e}"))?, false)
     } else if let Some(path) = args.master_key_file.or(file.master_key_file) {
-        (
-            MasterKey::load_or_create(&path)
-                .map_err(anyhow::Error::msg)?
-                .0,
-            false,
-        )
+        (MasterKey::load_or_create(&path).map_err(anyhow::Error::msg)?.0, false)
     } else if let Some(k) = file.master_key {
-        (
-            MasterKey::from_base64(&k).map_err(|e| anyhow::anyhow!("config master_key: {e}"))?,
-            false,
-        )
+        (MasterKey::from_base64(&k).map_err(|e| anyhow::anyhow!("config master_key: {e}"))?, false)
     } else {
         MasterKey::load_or_create(&data_dir.join("master.key")).map_err(anyhow::Error::msg)?
     };
     let smtp = args.smtp_url.or(file.smtp_url).map(|url| SmtpConfig {
         url,
-        from: args
-            .smtp_from
-            .clone()
-            .or(file.smtp_from.clone())
-            .unwrap_or_else(|| "steward@localhost".into()),
+        from: args.smtp_from.clone().or(file.smtp_from.clone()).unwrap_or_else(|| "steward@localhost".into()),
     });
-    let session_ttl_secs = args
-        .session_ttl_secs
-        .or(file.session_ttl_secs)
-        .unwrap_or(12 * 3600);
+    let session_ttl_secs = args.session_ttl_secs.or(file.session_ttl_secs).unwrap_or(12 * 3600);
     if !(60..=30 * 86_400).contains(&session_ttl_secs) {
-        bail!(
-            "--session-ttl-secs must be between 60 and 2592000 (30 days); got {session_ttl_secs}"
-        );
+        bail!("--session-ttl-secs must be between 60 and 2592000 (30 days); got {session_ttl_secs}");
     }
-    Ok((
-        ServerConfig {
-            listen,
-            data_dir,
-            database,
-            master_key,
-            smtp,
-            session_ttl_secs,
-        },
-        created,
-    ))
+    Ok((ServerConfig { listen, data_dir, database, master_key, smtp, session_ttl_secs }, created))
 }
 
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("STEWARD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
 /// `steward serve`.
@@ -185,19 +136,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (config, created_key) = build(args)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = steward_server::open_store(&config, clock.clone()).await?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let where_ = match &config.database {
         Database::Sqlite(p) => format!("SQLite {}", p.display()),
         Database::Postgres(_) => "PostgreSQL".to_owned(),
     };
     if created_key {
-        eprintln!(
-            "created a new master key in {}",
-            config.data_dir.join("master.key").display()
-        );
+        eprintln!("created a new master key in {}", config.data_dir.join("master.key").display());
     }
     let data_dir = config.data_dir.clone();
     let mail = if config.smtp.is_some() {
@@ -207,9 +153,6 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let state = steward_server::AppState::new(store, config, clock).map_err(anyhow::Error::msg)?;
     println!("steward listening on http://{addr} ({where_}); {mail}");
-    println!(
-        "get an API key: steward admin create-account --email you@example.com --data-dir {}",
-        data_dir.display()
-    );
+    println!("get an API key: steward admin create-account --email you@example.com --data-dir {}", data_dir.display());
     steward_server::serve(state, listener).await
 }

@@ -85,20 +85,14 @@ impl AgentConfig {
         check_ids(&self.tool_sources, "tool_sources", "src_")?;
         check_list(&self.tools, "tools", check_tool_name)?;
         check_range(self.max_turns, "max_turns", MAX_TURNS)?;
-        check_range(
-            self.max_output_tokens,
-            "max_output_tokens",
-            MAX_OUTPUT_TOKENS,
-        )?;
-        if let Some(t) = self.temperature {
-            if !(0.0..=2.0).contains(&t) || t.is_nan() {
-                return Err(ValidationError::new(
-                    "temperature",
-                    format!(
-                        "{t} is out of range; use a number from 0 to 2, or null for the model's default"
-                    ),
-                ));
-            }
+        check_range(self.max_output_tokens, "max_output_tokens", MAX_OUTPUT_TOKENS)?;
+        if let Some(t) = self.temperature
+            && !(0.0..=2.0).contains(&t)
+        {
+            return Err(ValidationError::new(
+                "temperature",
+                format!("{t} is out of range; use a number from 0 to 2, or null for the model's default"),
+            ));
         }
         if let Some(env) = &self.environment_id {
             ids::check(env, "env_", "environment_id")?;
@@ -158,11 +152,8 @@ impl AgentConfig {
 fn check_slug(v: &str, param: &str) -> Result<(), ValidationError> {
     let ok = !v.is_empty()
         && v.len() <= 63
-        && v.bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        && v.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        && v.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && v.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
     if ok {
         return Ok(());
     }
@@ -176,62 +167,40 @@ fn check_slug(v: &str, param: &str) -> Result<(), ValidationError> {
 }
 
 fn check_model_name(v: &str) -> Result<(), ValidationError> {
-    let ok =
-        !v.is_empty() && v.len() <= 200 && v.chars().all(|c| !c.is_whitespace() && !c.is_control());
+    let ok = !v.is_empty() && v.len() <= 200 && v.chars().all(|c| !c.is_whitespace() && !c.is_control());
     if ok {
         Ok(())
     } else {
-        Err(ValidationError::new(
-            "model.name",
-            "a model name must be 1–200 characters without spaces (e.g. `claude-sonnet-4-6`)",
-        ))
+        Err(ValidationError::new("model.name", "a model name must be 1–200 characters without spaces (e.g. `claude-sonnet-4-6`)"))
     }
 }
 
 fn check_len(v: &str, param: &str, max: usize) -> Result<(), ValidationError> {
     if v.chars().count() > max {
-        return Err(ValidationError::new(
-            param,
-            format!(
-                "is {} characters long; the limit is {max}",
-                v.chars().count()
-            ),
-        ));
+        return Err(ValidationError::new(param, format!("is {} characters long; the limit is {max}", v.chars().count())));
     }
     if v.contains('\0') {
-        return Err(ValidationError::new(
-            param,
-            "contains a NUL character; remove it",
-        ));
+        return Err(ValidationError::new(param, "contains a NUL character; remove it"));
     }
     Ok(())
 }
 
 fn check_range(v: u32, param: &str, max: u32) -> Result<(), ValidationError> {
     if v == 0 || v > max {
-        return Err(ValidationError::new(
-            param,
-            format!("{v} is out of range; use a whole number from 1 to {max}"),
-        ));
+        return Err(ValidationError::new(param, format!("{v} is out of range; use a whole number from 1 to {max}")));
     }
     Ok(())
 }
 
 fn check_list(v: &[String], param: &str, each: fn(&str) -> bool) -> Result<(), ValidationError> {
     if v.len() > MAX_LIST {
-        return Err(ValidationError::new(
-            param,
-            format!("has {} entries; the limit is {MAX_LIST}", v.len()),
-        ));
+        return Err(ValidationError::new(param, format!("has {} entries; the limit is {MAX_LIST}", v.len())));
     }
     for (i, item) in v.iter().enumerate() {
         if !each(item) {
             return Err(ValidationError::new(
                 format!("{param}[{i}]"),
-                format!(
-                    "`{}` is not a valid name: use 1–128 letters, digits, `_`, `-`, `.` or `/`",
-                    ids::shorten(item)
-                ),
+                format!("`{}` is not a valid name: use 1–128 letters, digits, `_`, `-`, `.` or `/`", ids::shorten(item)),
             ));
         }
     }
@@ -240,10 +209,7 @@ fn check_list(v: &[String], param: &str, each: fn(&str) -> bool) -> Result<(), V
 
 fn check_ids(v: &[String], param: &str, prefix: &str) -> Result<(), ValidationError> {
     if v.len() > MAX_LIST {
-        return Err(ValidationError::new(
-            param,
-            format!("has {} entries; the limit is {MAX_LIST}", v.len()),
-        ));
+        return Err(ValidationError::new(param, format!("has {} entries; the limit is {MAX_LIST}", v.len())));
     }
     for (i, id) in v.iter().enumerate() {
         ids::check(id, prefix, &format!("{param}[{i}]"))?;
@@ -256,10 +222,7 @@ fn dedup_check(v: &[String], param: &str) -> Result<(), ValidationError> {
         if v[..i].contains(item) {
             return Err(ValidationError::new(
                 format!("{param}[{i}]"),
-                format!(
-                    "`{}` is listed twice; list each entry once",
-                    ids::shorten(item)
-                ),
+                format!("`{}` is listed twice; list each entry once", ids::shorten(item)),
             ));
         }
     }
@@ -267,10 +230,7 @@ fn dedup_check(v: &[String], param: &str) -> Result<(), ValidationError> {
 }
 
 fn check_tool_name(v: &str) -> bool {
-    !v.is_empty()
-        && v.len() <= 128
-        && v.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'/'))
+    !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'/'))
 }
 
 fn check_skill_name(v: &str) -> bool {
@@ -279,26 +239,14 @@ fn check_skill_name(v: &str) -> bool {
 
 fn check_metadata(m: &BTreeMap<String, String>) -> Result<(), ValidationError> {
     if m.len() > MAX_METADATA {
-        return Err(ValidationError::new(
-            "metadata",
-            format!("has {} keys; the limit is {MAX_METADATA}", m.len()),
-        ));
+        return Err(ValidationError::new("metadata", format!("has {} keys; the limit is {MAX_METADATA}", m.len())));
     }
     for (k, v) in m {
         if k.is_empty() || k.len() > 64 || k.chars().any(char::is_control) {
-            return Err(ValidationError::new(
-                "metadata",
-                format!(
-                    "key `{}` must be 1–64 printable characters",
-                    ids::shorten(k)
-                ),
-            ));
+            return Err(ValidationError::new("metadata", format!("key `{}` must be 1–64 printable characters", ids::shorten(k))));
         }
         if v.chars().count() > 512 || v.contains('\0') {
-            return Err(ValidationError::new(
-                format!("metadata.{k}"),
-                "values must be at most 512 characters without NUL",
-            ));
+            return Err(ValidationError::new(format!("metadata.{k}"), "values must be at most 512 characters without NUL"));
         }
     }
     Ok(())
@@ -337,22 +285,15 @@ impl AgentState {
         self == to
             || matches!(
                 (self, to),
-                (Active, Paused | Stopped | Error)
-                    | (Paused, Active | Stopped | Error)
-                    | (Stopped, Active)
-                    | (Error, Active | Stopped)
+                (Active, Paused | Stopped | Error) | (Paused, Active | Stopped | Error) | (Stopped, Active) | (Error, Active | Stopped)
             )
     }
 
     /// A message explaining why `self → to` is refused and what to do instead.
     pub fn refusal(self, to: AgentState) -> String {
         let hint = match self {
-            AgentState::Stopped => {
-                "a stopped agent can only be resumed (POST /v1/agents/{id}/resume)"
-            }
-            AgentState::Error => {
-                "an agent in error can only be resumed or stopped; fix the reason and resume it"
-            }
+            AgentState::Stopped => "a stopped agent can only be resumed (POST /v1/agents/{id}/resume)",
+            AgentState::Error => "an agent in error can only be resumed or stopped; fix the reason and resume it",
             _ => "see the state table in the docs",
         };
         format!("cannot change the agent from `{self}` to `{to}`: {hint}")
@@ -375,10 +316,7 @@ impl FromStr for AgentState {
             "error" => Ok(AgentState::Error),
             other => Err(ValidationError::new(
                 "state",
-                format!(
-                    "`{}` is not an agent state; use `active`, `paused`, `stopped` or `error`",
-                    ids::shorten(other)
-                ),
+                format!("`{}` is not an agent state; use `active`, `paused`, `stopped` or `error`", ids::shorten(other)),
             )),
         }
     }
@@ -416,10 +354,7 @@ mod tests {
         AgentConfig {
             name: "support".into(),
             description: String::new(),
-            model: ModelRef {
-                provider_id: "anthropic".into(),
-                name: "claude-sonnet-4-6".into(),
-            },
+            model: ModelRef { provider_id: "anthropic".into(), name: "claude-sonnet-4-6".into() },
             system_prompt: "You help.".into(),
             tool_sources: vec![],
             tools: vec!["search_issues".into()],
@@ -440,41 +375,18 @@ mod tests {
 
     #[test]
     fn each_invalid_field_is_named() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut AgentConfig)>)> = vec![
-            (
-                "name",
-                Box::new(|c| c.name = "Robert'); DROP TABLE agents;--".into()),
-            ),
-            (
-                "model.provider_id",
-                Box::new(|c| c.model.provider_id = String::new()),
-            ),
-            (
-                "model.name",
-                Box::new(|c| c.model.name = "has space".into()),
-            ),
+        type Mutation = Box<dyn Fn(&mut AgentConfig)>;
+        let cases: Vec<(&str, Mutation)> = vec![
+            ("name", Box::new(|c| c.name = "Robert'); DROP TABLE agents;--".into())),
+            ("model.provider_id", Box::new(|c| c.model.provider_id = String::new())),
+            ("model.name", Box::new(|c| c.model.name = "has space".into())),
             ("max_turns", Box::new(|c| c.max_turns = 0)),
-            (
-                "max_output_tokens",
-                Box::new(|c| c.max_output_tokens = 2_000_000),
-            ),
+            ("max_output_tokens", Box::new(|c| c.max_output_tokens = 2_000_000)),
             ("temperature", Box::new(|c| c.temperature = Some(3.0))),
-            (
-                "environment_id",
-                Box::new(|c| c.environment_id = Some("agt_01h".into())),
-            ),
-            (
-                "tool_sources[0]",
-                Box::new(|c| c.tool_sources = vec!["nope".into()]),
-            ),
-            (
-                "tools[1]",
-                Box::new(|c| c.tools = vec!["a".into(), "a".into()]),
-            ),
-            (
-                "system_prompt",
-                Box::new(|c| c.system_prompt = "x\0".into()),
-            ),
+            ("environment_id", Box::new(|c| c.environment_id = Some("agt_01h".into()))),
+            ("tool_sources[0]", Box::new(|c| c.tool_sources = vec!["nope".into()])),
+            ("tools[1]", Box::new(|c| c.tools = vec!["a".into(), "a".into()])),
+            ("system_prompt", Box::new(|c| c.system_prompt = "x\0".into())),
         ];
         for (param, mutate) in cases {
             let mut c = sample();
@@ -487,11 +399,7 @@ mod tests {
     #[test]
     fn patch_changes_only_present_fields() {
         let base = sample();
-        let p = AgentPatch {
-            max_turns: Some(30),
-            temperature: Some(None),
-            ..Default::default()
-        };
+        let p = AgentPatch { max_turns: Some(30), temperature: Some(None), ..Default::default() };
         let next = base.patched(p).unwrap();
         assert_eq!(next.max_turns, 30);
         assert_eq!(next.temperature, None);

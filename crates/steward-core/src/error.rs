@@ -11,9 +11,6 @@ pub struct ValidationError {
 
 impl ValidationError {
     pub fn new(param: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            param: param.into(),
-            message: message.into(),
-        }
+        Self { param: param.into(), message: message.into() }
     }
 }

@@ -33,57 +33,37 @@ const KINDS: &[(&str, &str)] = &[
 const BODY_LEN: usize = 26;
 
 fn noun_of(s: &str) -> Option<&'static str> {
-    KINDS
-        .iter()
-        .find(|(p, _)| s.starts_with(p))
-        .map(|(_, n)| *n)
+    KINDS.iter().find(|(p, _)| s.starts_with(p)).map(|(_, n)| *n)
 }
 
 /// Checks that `raw` is a well-formed id with `prefix`; `param` names the input for errors.
 pub fn check(raw: &str, prefix: &str, param: &str) -> Result<(), ValidationError> {
     let noun = noun_of(prefix).unwrap_or("object");
     if let Some(body) = raw.strip_prefix(prefix) {
-        let ok = body.len() == BODY_LEN
-            && body
-                .bytes()
-                .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase());
+        let ok = body.len() == BODY_LEN && body.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase());
         if ok {
             return Ok(());
         }
         return Err(ValidationError::new(
             param,
-            format!(
-                "`{}` is not a valid {noun} id: expected `{prefix}` followed by 26 lowercase letters or digits",
-                shorten(raw)
-            ),
+            format!("`{}` is not a valid {noun} id: expected `{prefix}` followed by 26 lowercase letters or digits", shorten(raw)),
         ));
     }
     let got = match noun_of(raw) {
         Some(other) => format!("`{}` is {} {other} id", shorten(raw), article(other)),
         None => format!("`{}` is not an id", shorten(raw)),
     };
-    Err(ValidationError::new(
-        param,
-        format!("{got}; expected {} {noun} id (`{prefix}…`)", article(noun)),
-    ))
+    Err(ValidationError::new(param, format!("{got}; expected {} {noun} id (`{prefix}…`)", article(noun))))
 }
 
 fn article(noun: &str) -> &'static str {
-    if noun.starts_with(['a', 'e', 'i', 'o', 'u', 'A', 'E', 'I', 'O', 'U']) {
-        "an"
-    } else {
-        "a"
-    }
+    if noun.starts_with(['a', 'e', 'i', 'o', 'u', 'A', 'E', 'I', 'O', 'U']) { "an" } else { "a" }
 }
 
 /// Keeps hostile or huge input out of error messages.
 pub fn shorten(raw: &str) -> String {
     let clean: String = raw.chars().filter(|c| !c.is_control()).take(64).collect();
-    if raw.chars().count() > 64 {
-        format!("{clean}…")
-    } else {
-        clean
-    }
+    if raw.chars().count() > 64 { format!("{clean}…") } else { clean }
 }
 
 macro_rules! id_type {

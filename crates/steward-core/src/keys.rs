@@ -20,9 +20,7 @@ pub struct MintedKey {
 
 impl std::fmt::Debug for MintedKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MintedKey")
-            .field("display_prefix", &self.display_prefix)
-            .finish_non_exhaustive()
+        f.debug_struct("MintedKey").field("display_prefix", &self.display_prefix).finish_non_exhaustive()
     }
 }
 
@@ -30,16 +28,9 @@ impl std::fmt::Debug for MintedKey {
 pub fn mint() -> MintedKey {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
-    let plaintext = format!(
-        "{KEY_PREFIX}{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    );
+    let plaintext = format!("{KEY_PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes));
     let display_prefix = plaintext[..KEY_PREFIX.len() + 6].to_owned();
-    MintedKey {
-        hash: hash(&plaintext),
-        plaintext,
-        display_prefix,
-    }
+    MintedKey { hash: hash(&plaintext), plaintext, display_prefix }
 }
 
 /// The stored form of a key: lowercase hex SHA-256 of the whole plaintext.
@@ -52,9 +43,7 @@ pub fn hash(plaintext: &str) -> String {
 pub fn looks_like_key(candidate: &str) -> bool {
     candidate.len() == KEY_PREFIX.len() + 43
         && candidate.starts_with(KEY_PREFIX)
-        && candidate[KEY_PREFIX.len()..]
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && candidate[KEY_PREFIX.len()..].bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Constant-time equality of two hashes.

@@ -14,7 +14,7 @@ use crate::config::SmtpConfig;
 /// Where login codes go.
 #[derive(Clone)]
 pub enum Mailer {
-    Smtp { transport: AsyncSmtpTransport<Tokio1Executor>, from: Mailbox },
+    Smtp { transport: Box<AsyncSmtpTransport<Tokio1Executor>>, from: Mailbox },
     File { path: PathBuf, lock: Arc<Mutex<()>> },
 }
 
@@ -35,7 +35,7 @@ impl Mailer {
                     .map_err(|e| format!("bad SMTP URL (expected smtp://user:pass@host:port or smtps://…): {e}"))?
                     .build();
                 let from = cfg.from.parse().map_err(|e| format!("bad SMTP from address `{}`: {e}", cfg.from))?;
-                Ok(Mailer::Smtp { transport, from })
+                Ok(Mailer::Smtp { transport: Box::new(transport), from })
             }
             None => Ok(Mailer::File { path: mail_log, lock: Arc::new(Mutex::new(())) }),
         }
@@ -61,10 +61,10 @@ impl Mailer {
     /// Records a note for the operator in the mail log (file mode only), e.g. a login attempt
     /// for an unknown address, which must not be revealed to the requester.
     pub async fn note(&self, line: &str) {
-        if let Mailer::File { path, lock } = self {
-            if let Err(e) = append(path, lock, line).await {
-                tracing::warn!(error = %e, "cannot write the mail log");
-            }
+        if let Mailer::File { path, lock } = self
+            && let Err(e) = append(path, lock, line).await
+        {
+            tracing::warn!(error = %e, "cannot write the mail log");
         }
     }
 }
@@ -77,5 +77,8 @@ async fn append(path: &PathBuf, lock: &Mutex<()>, line: &str) -> Result<(), Stri
     opts.mode(0o600);
     let mut f = opts.open(path).await.map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     let stamp = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    f.write_all(format!("{stamp} {line}\n").as_bytes()).await.map_err(|e| format!("cannot write {}: {e}", path.display()))
+    f.write_all(format!("{stamp} {line}\n").as_bytes()).await.map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    // tokio hands writes to a background thread; without a flush the line may land after we
+    // have told the user to look for it.
+    f.flush().await.map_err(|e| format!("cannot write {}: {e}", path.display()))
 }

@@ -14,8 +14,15 @@ async fn agent_count(s: &TestServer, key: &str) -> usize {
 }
 
 async fn raw(s: &TestServer, method: Method, path: &str, key: &str, content_type: &str, body: Vec<u8>) -> (StatusCode, Value) {
-    let res =
-        s.http.request(method, format!("{}{}", s.url, path)).bearer_auth(key).header("content-type", content_type).body(body).send().await.unwrap();
+    let res = s
+        .http
+        .request(method, format!("{}{}", s.url, path))
+        .bearer_auth(key)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
     let st = res.status();
     (st, res.json().await.unwrap_or(Value::Null))
 }

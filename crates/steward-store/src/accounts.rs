@@ -33,11 +33,7 @@ fn account_from(row: &AnyRow) -> Result<Account, StoreError> {
 impl Store {
     /// Creates an account; `Conflict` if the email is taken.
     pub async fn create_account(&self, email: &Email) -> Result<Account, StoreError> {
-        let account = Account {
-            id: AccountId::generate(),
-            email: email.clone(),
-            created_at: self.now(),
-        };
+        let account = Account { id: AccountId::generate(), email: email.clone(), created_at: self.now() };
         let res = sqlx::query("INSERT INTO accounts (id, email, created_at) VALUES ($1, $2, $3)")
             .bind(account.id.as_str())
             .bind(email.as_str())
@@ -46,10 +42,9 @@ impl Store {
             .await;
         match res {
             Ok(_) => Ok(account),
-            Err(e) if StoreError::is_unique_violation(&e) => Err(StoreError::Conflict(format!(
-                "an account with email {} already exists",
-                email.as_str()
-            ))),
+            Err(e) if StoreError::is_unique_violation(&e) => {
+                Err(StoreError::Conflict(format!("an account with email {} already exists", email.as_str())))
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -62,19 +57,14 @@ impl Store {
         match self.create_account(email).await {
             Ok(a) => Ok(a),
             // Lost a race with another creator: the row exists now.
-            Err(StoreError::Conflict(_)) => self
-                .account_by_email(email)
-                .await?
-                .ok_or(StoreError::NotFound("account")),
+            Err(StoreError::Conflict(_)) => self.account_by_email(email).await?.ok_or(StoreError::NotFound("account")),
             Err(e) => Err(e),
         }
     }
 
     pub async fn account(&self, id: &AccountId) -> Result<Option<Account>, StoreError> {
-        let row = sqlx::query("SELECT id, email, created_at FROM accounts WHERE id = $1")
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT id, email, created_at FROM accounts WHERE id = $1").bind(id.as_str()).fetch_optional(&self.pool).await?;
         row.as_ref().map(account_from).transpose()
     }
 
@@ -87,12 +77,7 @@ impl Store {
     }
 
     /// Stores a new login code (hashed) for `email`, valid for `ttl_ms`.
-    pub async fn put_login_code(
-        &self,
-        email: &Email,
-        code: &str,
-        ttl_ms: i64,
-    ) -> Result<(), StoreError> {
+    pub async fn put_login_code(&self, email: &Email, code: &str, ttl_ms: i64) -> Result<(), StoreError> {
         let now = self.now();
         sqlx::query("INSERT INTO login_codes (id, email, code_hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(format!("lgc_{}", ulid_like()))
@@ -103,32 +88,23 @@ impl Store {
             .execute(&self.pool)
             .await?;
         // Old codes are useless after they expire; keep the table small.
-        sqlx::query("DELETE FROM login_codes WHERE expires_at < $1")
-            .bind(now - 86_400_000)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query("DELETE FROM login_codes WHERE expires_at < $1").bind(now - 86_400_000).execute(&self.pool).await?;
         Ok(())
     }
 
     /// How many codes were issued for `email` since `since_ms` (rate limiting).
     pub async fn login_codes_since(&self, email: &Email, since_ms: i64) -> Result<i64, StoreError> {
-        let row = sqlx::query(
-            "SELECT COUNT(*) AS n FROM login_codes WHERE email = $1 AND created_at >= $2",
-        )
-        .bind(email.as_str())
-        .bind(since_ms)
-        .fetch_one(&self.pool)
-        .await?;
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM login_codes WHERE email = $1 AND created_at >= $2")
+            .bind(email.as_str())
+            .bind(since_ms)
+            .fetch_one(&self.pool)
+            .await?;
         Ok(row.try_get("n")?)
     }
 
     /// Checks `code` against the newest live code for `email`, consuming it on success and
     /// counting a failed attempt otherwise.
-    pub async fn check_login_code(
-        &self,
-        email: &Email,
-        code: &str,
-    ) -> Result<LoginCodeCheck, StoreError> {
+    pub async fn check_login_code(&self, email: &Email, code: &str) -> Result<LoginCodeCheck, StoreError> {
         let now = self.now();
         let mut tx = self.write_tx().await?;
         let row = sqlx::query(
@@ -140,9 +116,7 @@ impl Store {
         .bind(now)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some(row) = row else {
-            return Ok(LoginCodeCheck::NoLiveCode);
-        };
+        let Some(row) = row else { return Ok(LoginCodeCheck::NoLiveCode) };
         let id: String = row.try_get("id")?;
         let stored: String = row.try_get("code_hash")?;
         let attempts: i64 = row.try_get("attempts")?;
@@ -150,20 +124,11 @@ impl Store {
             return Ok(LoginCodeCheck::NoLiveCode);
         }
         let outcome = if keys::hashes_equal(&stored, &keys::hash(code)) {
-            sqlx::query("UPDATE login_codes SET consumed_at = $1 WHERE id = $2")
-                .bind(now)
-                .bind(&id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query("UPDATE login_codes SET consumed_at = $1 WHERE id = $2").bind(now).bind(&id).execute(&mut *tx).await?;
             LoginCodeCheck::Accepted
         } else {
-            sqlx::query("UPDATE login_codes SET attempts = attempts + 1 WHERE id = $1")
-                .bind(&id)
-                .execute(&mut *tx)
-                .await?;
-            LoginCodeCheck::Wrong {
-                attempts_left: MAX_CODE_ATTEMPTS - attempts - 1,
-            }
+            sqlx::query("UPDATE login_codes SET attempts = attempts + 1 WHERE id = $1").bind(&id).execute(&mut *tx).await?;
+            LoginCodeCheck::Wrong { attempts_left: MAX_CODE_ATTEMPTS - attempts - 1 }
         };
         tx.commit().await?;
         Ok(outcome)

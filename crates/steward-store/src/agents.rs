@@ -29,9 +29,7 @@ fn agent_from(row: &AnyRow) -> Result<Agent, StoreError> {
         sandbox_id: SandboxId::from_trusted(row.try_get("sandbox_id")?),
         version: row.try_get("version")?,
         config: config_from(&row.try_get::<String, _>("config")?)?,
-        state: state
-            .parse()
-            .map_err(|_| StoreError::Corrupt(format!("unknown agent state `{state}`")))?,
+        state: state.parse().map_err(|_| StoreError::Corrupt(format!("unknown agent state `{state}`")))?,
         state_reason: row.try_get("state_reason")?,
         token_balance: row.try_get("token_balance")?,
         created_at: row.try_get("created_at")?,
@@ -41,18 +39,12 @@ fn agent_from(row: &AnyRow) -> Result<Agent, StoreError> {
 }
 
 fn name_conflict(name: &str) -> StoreError {
-    StoreError::Conflict(format!(
-        "an agent named `{name}` already exists in this sandbox; pick another name or update that agent"
-    ))
+    StoreError::Conflict(format!("an agent named `{name}` already exists in this sandbox; pick another name or update that agent"))
 }
 
 impl Store {
     /// Creates an agent at version 1, state `active`.
-    pub async fn create_agent(
-        &self,
-        sandbox: &SandboxId,
-        config: AgentConfig,
-    ) -> Result<Agent, StoreError> {
+    pub async fn create_agent(&self, sandbox: &SandboxId, config: AgentConfig) -> Result<Agent, StoreError> {
         let now = self.now();
         let agent = Agent {
             id: AgentId::generate(),
@@ -80,9 +72,7 @@ impl Store {
         .execute(&mut *tx)
         .await;
         match res {
-            Err(e) if StoreError::is_unique_violation(&e) => {
-                return Err(name_conflict(&agent.config.name));
-            }
+            Err(e) if StoreError::is_unique_violation(&e) => return Err(name_conflict(&agent.config.name)),
             other => other?,
         };
         sqlx::query("INSERT INTO agent_versions (agent_id, version, config, created_at) VALUES ($1, 1, $2, $3)")
@@ -96,67 +86,36 @@ impl Store {
     }
 
     pub async fn agent(&self, id: &AgentId) -> Result<Option<Agent>, StoreError> {
-        let row = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {COLS} FROM agents WHERE id = $1"
-        )))
-        .bind(id.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query(AssertSqlSafe(format!("SELECT {COLS} FROM agents WHERE id = $1")))
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(agent_from).transpose()
     }
 
     /// Agents of a sandbox, newest first; `archived` picks archived ones instead of live ones.
-    pub async fn agents(
-        &self,
-        sandbox: &SandboxId,
-        archived: bool,
-        page: &PageRequest,
-    ) -> Result<Listing<Agent>, StoreError> {
-        let archived_clause = if archived {
-            "archived_at IS NOT NULL"
-        } else {
-            "archived_at IS NULL"
-        };
-        let before = if page.before.is_some() {
-            "AND id < $3"
-        } else {
-            ""
-        };
-        let sql = format!(
-            "SELECT {COLS} FROM agents WHERE sandbox_id = $1 AND {archived_clause} {before} ORDER BY id DESC LIMIT $2"
-        );
-        let mut q = sqlx::query(AssertSqlSafe(sql))
-            .bind(sandbox.as_str())
-            .bind(i64::from(page.limit) + 1);
+    pub async fn agents(&self, sandbox: &SandboxId, archived: bool, page: &PageRequest) -> Result<Listing<Agent>, StoreError> {
+        let archived_clause = if archived { "archived_at IS NOT NULL" } else { "archived_at IS NULL" };
+        let before = if page.before.is_some() { "AND id < $3" } else { "" };
+        let sql = format!("SELECT {COLS} FROM agents WHERE sandbox_id = $1 AND {archived_clause} {before} ORDER BY id DESC LIMIT $2");
+        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(sandbox.as_str()).bind(i64::from(page.limit) + 1);
         if let Some(b) = &page.before {
             q = q.bind(b.as_str());
         }
-        let items = q
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(agent_from)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Listing::from_overfetch(items, page.limit, |a| {
-            a.id.to_string()
-        }))
+        let items = q.fetch_all(&self.pool).await?.iter().map(agent_from).collect::<Result<Vec<_>, _>>()?;
+        Ok(Listing::from_overfetch(items, page.limit, |a| a.id.to_string()))
     }
 
     /// Writes `config` as version `expected_version + 1`. `Conflict` if the agent moved on
     /// meanwhile (the caller re-reads and retries) or is archived.
-    pub async fn update_agent(
-        &self,
-        id: &AgentId,
-        expected_version: i64,
-        config: AgentConfig,
-    ) -> Result<Agent, StoreError> {
+    pub async fn update_agent(&self, id: &AgentId, expected_version: i64, config: AgentConfig) -> Result<Agent, StoreError> {
         let now = self.now();
         let json = config_to(&config);
         let next = expected_version + 1;
         let mut tx = self.write_tx().await?;
         let res = sqlx::query(
             "UPDATE agents SET version = $1, config = $2, name = $3, updated_at = $4
-             WHERE id = $5 AND version >= $6 AND archived_at IS NULL",
+             WHERE id = $5 AND version = $6 AND archived_at IS NULL",
         )
         .bind(next)
         .bind(&json)
@@ -167,15 +126,11 @@ impl Store {
         .execute(&mut *tx)
         .await;
         let n = match res {
-            Err(e) if StoreError::is_unique_violation(&e) => {
-                return Err(name_conflict(&config.name));
-            }
+            Err(e) if StoreError::is_unique_violation(&e) => return Err(name_conflict(&config.name)),
             other => other?,
         };
         if n.rows_affected() == 0 {
-            return Err(StoreError::Conflict(format!(
-                "agent {id} changed meanwhile or is archived; read it again and retry"
-            )));
+            return Err(StoreError::Conflict(format!("agent {id} changed meanwhile or is archived; read it again and retry")));
         }
         sqlx::query("INSERT INTO agent_versions (agent_id, version, config, created_at) VALUES ($1, $2, $3, $4)")
             .bind(id.as_str())
@@ -189,48 +144,24 @@ impl Store {
     }
 
     /// Versions of an agent, newest first; `page.before` is a version number.
-    pub async fn agent_versions(
-        &self,
-        id: &AgentId,
-        page: &PageRequest,
-    ) -> Result<Listing<AgentVersion>, StoreError> {
-        let before: Option<i64> =
-            match &page.before {
-                Some(b) => Some(b.parse().map_err(|_| {
-                    StoreError::Conflict("the cursor is not a version cursor".into())
-                })?),
-                None => None,
-            };
-        let clause = if before.is_some() {
-            "AND version < $3"
-        } else {
-            ""
+    pub async fn agent_versions(&self, id: &AgentId, page: &PageRequest) -> Result<Listing<AgentVersion>, StoreError> {
+        let before: Option<i64> = match &page.before {
+            Some(b) => Some(b.parse().map_err(|_| StoreError::Conflict("the cursor is not a version cursor".into()))?),
+            None => None,
         };
+        let clause = if before.is_some() { "AND version < $3" } else { "" };
         let sql = format!(
             "SELECT agent_id, version, config, created_at FROM agent_versions WHERE agent_id = $1 {clause} ORDER BY version DESC LIMIT $2"
         );
-        let mut q = sqlx::query(AssertSqlSafe(sql))
-            .bind(id.as_str())
-            .bind(i64::from(page.limit) + 1);
+        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(id.as_str()).bind(i64::from(page.limit) + 1);
         if let Some(b) = before {
             q = q.bind(b);
         }
-        let items = q
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(version_from)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Listing::from_overfetch(items, page.limit, |v| {
-            v.version.to_string()
-        }))
+        let items = q.fetch_all(&self.pool).await?.iter().map(version_from).collect::<Result<Vec<_>, _>>()?;
+        Ok(Listing::from_overfetch(items, page.limit, |v| v.version.to_string()))
     }
 
-    pub async fn agent_version(
-        &self,
-        id: &AgentId,
-        version: i64,
-    ) -> Result<Option<AgentVersion>, StoreError> {
+    pub async fn agent_version(&self, id: &AgentId, version: i64) -> Result<Option<AgentVersion>, StoreError> {
         let row = sqlx::query("SELECT agent_id, version, config, created_at FROM agent_versions WHERE agent_id = $1 AND version = $2")
             .bind(id.as_str())
             .bind(version)
@@ -253,14 +184,8 @@ impl Store {
     /// Deletes an agent and all its versions. Irreversible.
     pub async fn delete_agent(&self, id: &AgentId) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
-        sqlx::query("DELETE FROM agent_versions WHERE agent_id = $1")
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await?;
-        let n = sqlx::query("DELETE FROM agents WHERE id = $1")
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query("DELETE FROM agent_versions WHERE agent_id = $1").bind(id.as_str()).execute(&mut *tx).await?;
+        let n = sqlx::query("DELETE FROM agents WHERE id = $1").bind(id.as_str()).execute(&mut *tx).await?;
         if n.rows_affected() == 0 {
             return Err(StoreError::NotFound("agent"));
         }
@@ -270,13 +195,7 @@ impl Store {
 
     /// Moves an agent from `from` to `to` (compare-and-set on the state, so a concurrent change
     /// is detected rather than overwritten). Legality is the caller's business.
-    pub async fn set_agent_state(
-        &self,
-        id: &AgentId,
-        from: AgentState,
-        to: AgentState,
-        reason: Option<&str>,
-    ) -> Result<Agent, StoreError> {
+    pub async fn set_agent_state(&self, id: &AgentId, from: AgentState, to: AgentState, reason: Option<&str>) -> Result<Agent, StoreError> {
         let n = sqlx::query(
             "UPDATE agents SET state = $1, state_reason = $2, updated_at = $3 WHERE id = $4 AND state = $5 AND archived_at IS NULL",
         )
@@ -288,9 +207,7 @@ impl Store {
         .execute(&self.pool)
         .await?;
         if n.rows_affected() == 0 {
-            return Err(StoreError::Conflict(format!(
-                "agent {id} changed state meanwhile or is archived; read it again and retry"
-            )));
+            return Err(StoreError::Conflict(format!("agent {id} changed state meanwhile or is archived; read it again and retry")));
         }
         self.agent(id).await?.ok_or(StoreError::NotFound("agent"))
     }

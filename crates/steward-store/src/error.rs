@@ -29,7 +29,6 @@ pub enum StoreError {
 
 impl StoreError {
     pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
-        e.as_database_error()
-            .is_some_and(|d| d.is_unique_violation())
+        e.as_database_error().is_some_and(|d| d.is_unique_violation())
     }
 }

@@ -30,18 +30,10 @@ pub enum IdempotencyBegin {
 
 impl Store {
     /// Claims `(scope, key)` for a request with `fingerprint`.
-    pub async fn idempotency_begin(
-        &self,
-        scope: &str,
-        key: &str,
-        fingerprint: &str,
-    ) -> Result<IdempotencyBegin, StoreError> {
+    pub async fn idempotency_begin(&self, scope: &str, key: &str, fingerprint: &str) -> Result<IdempotencyBegin, StoreError> {
         let now = self.now();
         let mut tx = self.write_tx().await?;
-        sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
-            .bind(now - IDEMPOTENCY_TTL_MS)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1").bind(now - IDEMPOTENCY_TTL_MS).execute(&mut *tx).await?;
         let row = sqlx::query("SELECT fingerprint, status, body FROM idempotency_keys WHERE scope = $1 AND idem_key = $2")
             .bind(scope)
             .bind(key)
@@ -55,10 +47,7 @@ impl Store {
                 if fp != fingerprint {
                     IdempotencyBegin::Mismatch
                 } else if let (Some(status), Some(body)) = (status, body) {
-                    IdempotencyBegin::Replay(StoredResponse {
-                        status: u16::try_from(status).unwrap_or(500),
-                        body,
-                    })
+                    IdempotencyBegin::Replay(StoredResponse { status: u16::try_from(status).unwrap_or(500), body })
                 } else {
                     IdempotencyBegin::InFlight
                 }
@@ -85,31 +74,20 @@ impl Store {
     }
 
     /// Records the response for a claimed key.
-    pub async fn idempotency_finish(
-        &self,
-        scope: &str,
-        key: &str,
-        response: &StoredResponse,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE idempotency_keys SET status = $1, body = $2 WHERE scope = $3 AND idem_key = $4",
-        )
-        .bind(i64::from(response.status))
-        .bind(&response.body)
-        .bind(scope)
-        .bind(key)
-        .execute(&self.pool)
-        .await?;
+    pub async fn idempotency_finish(&self, scope: &str, key: &str, response: &StoredResponse) -> Result<(), StoreError> {
+        sqlx::query("UPDATE idempotency_keys SET status = $1, body = $2 WHERE scope = $3 AND idem_key = $4")
+            .bind(i64::from(response.status))
+            .bind(&response.body)
+            .bind(scope)
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
     /// Forgets a claimed key (the request failed in a way a retry may fix).
     pub async fn idempotency_abandon(&self, scope: &str, key: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM idempotency_keys WHERE scope = $1 AND idem_key = $2")
-            .bind(scope)
-            .bind(key)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query("DELETE FROM idempotency_keys WHERE scope = $1 AND idem_key = $2").bind(scope).bind(key).execute(&self.pool).await?;
         Ok(())
     }
 }

@@ -19,8 +19,7 @@ pub struct NewApiKey {
     pub display_prefix: String,
 }
 
-const COLS: &str =
-    "id, sandbox_id, account_id, kind, agent_id, name, display_prefix, created_at, revoked_at";
+const COLS: &str = "id, sandbox_id, account_id, kind, agent_id, name, display_prefix, created_at, revoked_at";
 
 fn key_from(row: &AnyRow) -> Result<ApiKey, StoreError> {
     let kind: String = row.try_get("kind")?;
@@ -28,12 +27,8 @@ fn key_from(row: &AnyRow) -> Result<ApiKey, StoreError> {
         id: ApiKeyId::from_trusted(row.try_get("id")?),
         sandbox_id: SandboxId::from_trusted(row.try_get("sandbox_id")?),
         account_id: AccountId::from_trusted(row.try_get("account_id")?),
-        kind: kind
-            .parse()
-            .map_err(|_| StoreError::Corrupt(format!("unknown key kind `{kind}`")))?,
-        agent_id: row
-            .try_get::<Option<String>, _>("agent_id")?
-            .map(AgentId::from_trusted),
+        kind: kind.parse().map_err(|_| StoreError::Corrupt(format!("unknown key kind `{kind}`")))?,
+        agent_id: row.try_get::<Option<String>, _>("agent_id")?.map(AgentId::from_trusted),
         name: row.try_get("name")?,
         display_prefix: row.try_get("display_prefix")?,
         created_at: row.try_get("created_at")?,
@@ -74,54 +69,31 @@ impl Store {
 
     /// The key whose hash is `key_hash`, revoked or not (the caller decides what revoked means).
     pub async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError> {
-        let row = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {COLS} FROM api_keys WHERE key_hash = $1"
-        )))
-        .bind(key_hash)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query(AssertSqlSafe(format!("SELECT {COLS} FROM api_keys WHERE key_hash = $1")))
+            .bind(key_hash)
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(key_from).transpose()
     }
 
     pub async fn api_key(&self, id: &ApiKeyId) -> Result<Option<ApiKey>, StoreError> {
-        let row = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {COLS} FROM api_keys WHERE id = $1"
-        )))
-        .bind(id.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query(AssertSqlSafe(format!("SELECT {COLS} FROM api_keys WHERE id = $1")))
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(key_from).transpose()
     }
 
     /// Keys minted in `sandbox`, newest first.
-    pub async fn api_keys(
-        &self,
-        sandbox: &SandboxId,
-        page: &PageRequest,
-    ) -> Result<Listing<ApiKey>, StoreError> {
-        let before = if page.before.is_some() {
-            "AND id < $3"
-        } else {
-            ""
-        };
-        let sql = format!(
-            "SELECT {COLS} FROM api_keys WHERE sandbox_id = $1 {before} ORDER BY id DESC LIMIT $2"
-        );
-        let mut q = sqlx::query(AssertSqlSafe(sql))
-            .bind(sandbox.as_str())
-            .bind(i64::from(page.limit) + 1);
+    pub async fn api_keys(&self, sandbox: &SandboxId, page: &PageRequest) -> Result<Listing<ApiKey>, StoreError> {
+        let before = if page.before.is_some() { "AND id < $3" } else { "" };
+        let sql = format!("SELECT {COLS} FROM api_keys WHERE sandbox_id = $1 {before} ORDER BY id DESC LIMIT $2");
+        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(sandbox.as_str()).bind(i64::from(page.limit) + 1);
         if let Some(b) = &page.before {
             q = q.bind(b.as_str());
         }
-        let items = q
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(key_from)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Listing::from_overfetch(items, page.limit, |k| {
-            k.id.to_string()
-        }))
+        let items = q.fetch_all(&self.pool).await?.iter().map(key_from).collect::<Result<Vec<_>, _>>()?;
+        Ok(Listing::from_overfetch(items, page.limit, |k| k.id.to_string()))
     }
 
     /// Revokes a key; idempotent (revoking twice keeps the first time).
@@ -131,8 +103,6 @@ impl Store {
             .bind(id.as_str())
             .execute(&self.pool)
             .await?;
-        self.api_key(id)
-            .await?
-            .ok_or(StoreError::NotFound("API key"))
+        self.api_key(id).await?.ok_or(StoreError::NotFound("API key"))
     }
 }

@@ -68,8 +68,7 @@ impl Store {
                 "the database URL must start with `sqlite:` or `postgres://` (e.g. postgres://user@127.0.0.1:5432/steward)".into(),
             ));
         };
-        let options = AnyConnectOptions::from_str(url)
-            .map_err(|e| StoreError::Config(format!("cannot parse the database URL: {e}")))?;
+        let options = AnyConnectOptions::from_str(url).map_err(|e| StoreError::Config(format!("cannot parse the database URL: {e}")))?;
         let mut pool_options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
         if backend == Backend::Sqlite {
             // WAL lets readers proceed during a write; NORMAL sync is durable in WAL mode except
@@ -85,10 +84,7 @@ impl Store {
         } else {
             pool_options = pool_options.max_connections(16);
         }
-        let pool = pool_options
-            .connect_with(options)
-            .await
-            .map_err(|e| StoreError::Connect(e.to_string()))?;
+        let pool = pool_options.connect_with(options).await.map_err(|e| StoreError::Connect(e.to_string()))?;
         if backend == Backend::Sqlite {
             pool.execute("PRAGMA journal_mode = WAL").await?;
         }
@@ -96,15 +92,8 @@ impl Store {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
-        migrator
-            .run(&pool)
-            .await
-            .map_err(|e| StoreError::Migration(e.to_string()))?;
-        Ok(Self {
-            pool,
-            backend,
-            clock,
-        })
+        migrator.run(&pool).await.map_err(|e| StoreError::Migration(e.to_string()))?;
+        Ok(Self { pool, backend, clock })
     }
 
     pub fn backend(&self) -> Backend {
@@ -117,9 +106,7 @@ impl Store {
 
     /// A write transaction. On SQLite it takes the write lock up front (`BEGIN IMMEDIATE`), so
     /// a transaction that reads before writing never fails half-way with `SQLITE_BUSY`.
-    pub(crate) async fn write_tx(
-        &self,
-    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+    pub(crate) async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
         Ok(match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,

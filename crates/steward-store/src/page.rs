@@ -17,11 +17,7 @@ pub struct Listing<T> {
 
 impl<T> Listing<T> {
     /// Builds a listing from `limit + 1` fetched rows.
-    pub(crate) fn from_overfetch(
-        mut items: Vec<T>,
-        limit: u32,
-        id_of: impl Fn(&T) -> String,
-    ) -> Self {
+    pub(crate) fn from_overfetch(mut items: Vec<T>, limit: u32, id_of: impl Fn(&T) -> String) -> Self {
         let limit = limit as usize;
         let next_before = if items.len() > limit {
             items.truncate(limit);

@@ -25,37 +25,25 @@ fn sandbox_from(row: &AnyRow) -> Result<Sandbox, StoreError> {
 }
 
 pub(crate) fn role_from(raw: &str) -> Result<Role, StoreError> {
-    raw.parse()
-        .map_err(|_| StoreError::Corrupt(format!("unknown role `{raw}`")))
+    raw.parse().map_err(|_| StoreError::Corrupt(format!("unknown role `{raw}`")))
 }
 
 const SANDBOX_COLS: &str = "s.id, s.name, s.owner_id, s.created_at, s.archived_at";
 
 impl Store {
     /// Creates a sandbox owned by `owner` (who gets the `owner` grant).
-    pub async fn create_sandbox(
-        &self,
-        owner: &AccountId,
-        name: &str,
-    ) -> Result<Sandbox, StoreError> {
+    pub async fn create_sandbox(&self, owner: &AccountId, name: &str) -> Result<Sandbox, StoreError> {
         let now = self.now();
-        let sandbox = Sandbox {
-            id: SandboxId::generate(),
-            name: name.to_owned(),
-            owner_id: owner.clone(),
-            created_at: now,
-            archived_at: None,
-        };
+        let sandbox =
+            Sandbox { id: SandboxId::generate(), name: name.to_owned(), owner_id: owner.clone(), created_at: now, archived_at: None };
         let mut tx = self.write_tx().await?;
-        sqlx::query(
-            "INSERT INTO sandboxes (id, name, owner_id, created_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(sandbox.id.as_str())
-        .bind(name)
-        .bind(owner.as_str())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query("INSERT INTO sandboxes (id, name, owner_id, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(sandbox.id.as_str())
+            .bind(name)
+            .bind(owner.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("INSERT INTO grants (sandbox_id, account_id, role, created_at) VALUES ($1, $2, 'owner', $3)")
             .bind(sandbox.id.as_str())
             .bind(owner.as_str())
@@ -67,28 +55,21 @@ impl Store {
     }
 
     pub async fn sandbox(&self, id: &SandboxId) -> Result<Option<Sandbox>, StoreError> {
-        let row = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {SANDBOX_COLS} FROM sandboxes s WHERE s.id = $1"
-        )))
-        .bind(id.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query(AssertSqlSafe(format!("SELECT {SANDBOX_COLS} FROM sandboxes s WHERE s.id = $1")))
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(sandbox_from).transpose()
     }
 
     /// The role `account` holds in `sandbox`, if any.
-    pub async fn role_of(
-        &self,
-        account: &AccountId,
-        sandbox: &SandboxId,
-    ) -> Result<Option<Role>, StoreError> {
+    pub async fn role_of(&self, account: &AccountId, sandbox: &SandboxId) -> Result<Option<Role>, StoreError> {
         let row = sqlx::query("SELECT role FROM grants WHERE account_id = $1 AND sandbox_id = $2")
             .bind(account.as_str())
             .bind(sandbox.as_str())
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| role_from(&r.try_get::<String, _>("role")?))
-            .transpose()
+        row.map(|r| role_from(&r.try_get::<String, _>("role")?)).transpose()
     }
 
     /// The sandboxes `account` has a grant on, newest first.
@@ -98,62 +79,35 @@ impl Store {
         archived: bool,
         page: &PageRequest,
     ) -> Result<Listing<SandboxWithRole>, StoreError> {
-        let archived_clause = if archived {
-            "s.archived_at IS NOT NULL"
-        } else {
-            "s.archived_at IS NULL"
-        };
-        let before = if page.before.is_some() {
-            "AND s.id < $3"
-        } else {
-            ""
-        };
+        let archived_clause = if archived { "s.archived_at IS NOT NULL" } else { "s.archived_at IS NULL" };
+        let before = if page.before.is_some() { "AND s.id < $3" } else { "" };
         let sql = format!(
             "SELECT {SANDBOX_COLS}, g.role FROM sandboxes s JOIN grants g ON g.sandbox_id = s.id
              WHERE g.account_id = $1 AND {archived_clause} {before} ORDER BY s.id DESC LIMIT $2"
         );
-        let mut q = sqlx::query(AssertSqlSafe(sql))
-            .bind(account.as_str())
-            .bind(i64::from(page.limit) + 1);
+        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(account.as_str()).bind(i64::from(page.limit) + 1);
         if let Some(b) = &page.before {
             q = q.bind(b.as_str());
         }
         let rows = q.fetch_all(&self.pool).await?;
         let items = rows
             .iter()
-            .map(|r| {
-                Ok(SandboxWithRole {
-                    sandbox: sandbox_from(r)?,
-                    role: role_from(&r.try_get::<String, _>("role")?)?,
-                })
-            })
+            .map(|r| Ok(SandboxWithRole { sandbox: sandbox_from(r)?, role: role_from(&r.try_get::<String, _>("role")?)? }))
             .collect::<Result<Vec<_>, StoreError>>()?;
-        Ok(Listing::from_overfetch(items, page.limit, |s| {
-            s.sandbox.id.to_string()
-        }))
+        Ok(Listing::from_overfetch(items, page.limit, |s| s.sandbox.id.to_string()))
     }
 
     /// The oldest live sandbox `account` owns: the default for session tokens that name none.
-    pub async fn first_owned_sandbox(
-        &self,
-        account: &AccountId,
-    ) -> Result<Option<SandboxId>, StoreError> {
+    pub async fn first_owned_sandbox(&self, account: &AccountId) -> Result<Option<SandboxId>, StoreError> {
         let row = sqlx::query("SELECT id FROM sandboxes WHERE owner_id = $1 AND archived_at IS NULL ORDER BY id ASC LIMIT 1")
             .bind(account.as_str())
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row
-            .map(|r| r.try_get::<String, _>("id"))
-            .transpose()?
-            .map(SandboxId::from_trusted))
+        Ok(row.map(|r| r.try_get::<String, _>("id")).transpose()?.map(SandboxId::from_trusted))
     }
 
     /// A live sandbox `account` owns with exactly this name (the oldest, if several).
-    pub async fn owned_sandbox_by_name(
-        &self,
-        account: &AccountId,
-        name: &str,
-    ) -> Result<Option<Sandbox>, StoreError> {
+    pub async fn owned_sandbox_by_name(&self, account: &AccountId, name: &str) -> Result<Option<Sandbox>, StoreError> {
         let row = sqlx::query(AssertSqlSafe(format!(
             "SELECT {SANDBOX_COLS} FROM sandboxes s WHERE s.owner_id = $1 AND s.name = $2 AND s.archived_at IS NULL ORDER BY s.id ASC LIMIT 1"
         )))
@@ -165,17 +119,11 @@ impl Store {
     }
 
     pub async fn rename_sandbox(&self, id: &SandboxId, name: &str) -> Result<Sandbox, StoreError> {
-        let n = sqlx::query("UPDATE sandboxes SET name = $1 WHERE id = $2")
-            .bind(name)
-            .bind(id.as_str())
-            .execute(&self.pool)
-            .await?;
+        let n = sqlx::query("UPDATE sandboxes SET name = $1 WHERE id = $2").bind(name).bind(id.as_str()).execute(&self.pool).await?;
         if n.rows_affected() == 0 {
             return Err(StoreError::NotFound("sandbox"));
         }
-        self.sandbox(id)
-            .await?
-            .ok_or(StoreError::NotFound("sandbox"))
+        self.sandbox(id).await?.ok_or(StoreError::NotFound("sandbox"))
     }
 
     /// Marks a sandbox archived (read-only); idempotent.
@@ -185,9 +133,7 @@ impl Store {
             .bind(id.as_str())
             .execute(&self.pool)
             .await?;
-        self.sandbox(id)
-            .await?
-            .ok_or(StoreError::NotFound("sandbox"))
+        self.sandbox(id).await?.ok_or(StoreError::NotFound("sandbox"))
     }
 
     /// Deletes a sandbox and everything in it. Irreversible.
@@ -203,10 +149,7 @@ impl Store {
         ] {
             sqlx::query(sql).bind(id.as_str()).execute(&mut *tx).await?;
         }
-        let n = sqlx::query("DELETE FROM sandboxes WHERE id = $1")
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await?;
+        let n = sqlx::query("DELETE FROM sandboxes WHERE id = $1").bind(id.as_str()).execute(&mut *tx).await?;
         if n.rows_affected() == 0 {
             return Err(StoreError::NotFound("sandbox"));
         }
@@ -216,39 +159,27 @@ impl Store {
 
     /// Gives `account` `role` in `sandbox` (insert or change). The owner's grant cannot be
     /// changed this way.
-    pub async fn put_grant(
-        &self,
-        sandbox: &SandboxId,
-        account: &AccountId,
-        role: Role,
-    ) -> Result<Grant, StoreError> {
+    pub async fn put_grant(&self, sandbox: &SandboxId, account: &AccountId, role: Role) -> Result<Grant, StoreError> {
         if role == Role::Owner {
-            return Err(StoreError::Conflict(
-                "a sandbox has exactly one owner; grant `editor` or `viewer`".into(),
-            ));
+            return Err(StoreError::Conflict("a sandbox has exactly one owner; grant `editor` or `viewer`".into()));
         }
         let mut tx = self.write_tx().await?;
-        let existing =
-            sqlx::query("SELECT role FROM grants WHERE sandbox_id = $1 AND account_id = $2")
-                .bind(sandbox.as_str())
-                .bind(account.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
+        let existing = sqlx::query("SELECT role FROM grants WHERE sandbox_id = $1 AND account_id = $2")
+            .bind(sandbox.as_str())
+            .bind(account.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
         match existing {
             Some(r) if role_from(&r.try_get::<String, _>("role")?)? == Role::Owner => {
-                return Err(StoreError::Conflict(
-                    "that account owns the sandbox; the owner's role cannot be changed".into(),
-                ));
+                return Err(StoreError::Conflict("that account owns the sandbox; the owner's role cannot be changed".into()));
             }
             Some(_) => {
-                sqlx::query(
-                    "UPDATE grants SET role = $1 WHERE sandbox_id = $2 AND account_id = $3",
-                )
-                .bind(role.as_str())
-                .bind(sandbox.as_str())
-                .bind(account.as_str())
-                .execute(&mut *tx)
-                .await?;
+                sqlx::query("UPDATE grants SET role = $1 WHERE sandbox_id = $2 AND account_id = $3")
+                    .bind(role.as_str())
+                    .bind(sandbox.as_str())
+                    .bind(account.as_str())
+                    .execute(&mut *tx)
+                    .await?;
             }
             None => {
                 sqlx::query("INSERT INTO grants (sandbox_id, account_id, role, created_at) VALUES ($1, $2, $3, $4)")
@@ -261,16 +192,10 @@ impl Store {
             }
         }
         tx.commit().await?;
-        self.grant(sandbox, account)
-            .await?
-            .ok_or(StoreError::NotFound("grant"))
+        self.grant(sandbox, account).await?.ok_or(StoreError::NotFound("grant"))
     }
 
-    pub async fn grant(
-        &self,
-        sandbox: &SandboxId,
-        account: &AccountId,
-    ) -> Result<Option<Grant>, StoreError> {
+    pub async fn grant(&self, sandbox: &SandboxId, account: &AccountId) -> Result<Option<Grant>, StoreError> {
         let row = sqlx::query(
             "SELECT g.sandbox_id, g.account_id, a.email, g.role, g.created_at FROM grants g JOIN accounts a ON a.id = g.account_id
              WHERE g.sandbox_id = $1 AND g.account_id = $2",
@@ -283,59 +208,31 @@ impl Store {
     }
 
     /// Everyone with a role in `sandbox`, by account id descending.
-    pub async fn grants(
-        &self,
-        sandbox: &SandboxId,
-        page: &PageRequest,
-    ) -> Result<Listing<Grant>, StoreError> {
-        let before = if page.before.is_some() {
-            "AND g.account_id < $3"
-        } else {
-            ""
-        };
+    pub async fn grants(&self, sandbox: &SandboxId, page: &PageRequest) -> Result<Listing<Grant>, StoreError> {
+        let before = if page.before.is_some() { "AND g.account_id < $3" } else { "" };
         let sql = format!(
             "SELECT g.sandbox_id, g.account_id, a.email, g.role, g.created_at FROM grants g JOIN accounts a ON a.id = g.account_id
              WHERE g.sandbox_id = $1 {before} ORDER BY g.account_id DESC LIMIT $2"
         );
-        let mut q = sqlx::query(AssertSqlSafe(sql))
-            .bind(sandbox.as_str())
-            .bind(i64::from(page.limit) + 1);
+        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(sandbox.as_str()).bind(i64::from(page.limit) + 1);
         if let Some(b) = &page.before {
             q = q.bind(b.as_str());
         }
-        let items = q
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(grant_from)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Listing::from_overfetch(items, page.limit, |g| {
-            g.account_id.to_string()
-        }))
+        let items = q.fetch_all(&self.pool).await?.iter().map(grant_from).collect::<Result<Vec<_>, _>>()?;
+        Ok(Listing::from_overfetch(items, page.limit, |g| g.account_id.to_string()))
     }
 
     /// Removes an account's access. The owner cannot be removed.
-    pub async fn remove_grant(
-        &self,
-        sandbox: &SandboxId,
-        account: &AccountId,
-    ) -> Result<(), StoreError> {
-        let Some(g) = self.grant(sandbox, account).await? else {
-            return Err(StoreError::NotFound("grant"));
-        };
+    pub async fn remove_grant(&self, sandbox: &SandboxId, account: &AccountId) -> Result<(), StoreError> {
+        let Some(g) = self.grant(sandbox, account).await? else { return Err(StoreError::NotFound("grant")) };
         if g.role == Role::Owner {
-            return Err(StoreError::Conflict(
-                "the owner's grant cannot be removed; destroy or archive the sandbox instead"
-                    .into(),
-            ));
+            return Err(StoreError::Conflict("the owner's grant cannot be removed; destroy or archive the sandbox instead".into()));
         }
-        sqlx::query(
-            "DELETE FROM grants WHERE sandbox_id = $1 AND account_id = $2 AND role <> 'owner'",
-        )
-        .bind(sandbox.as_str())
-        .bind(account.as_str())
-        .execute(&self.pool)
-        .await?;
+        sqlx::query("DELETE FROM grants WHERE sandbox_id = $1 AND account_id = $2 AND role <> 'owner'")
+            .bind(sandbox.as_str())
+            .bind(account.as_str())
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 }

@@ -400,10 +400,10 @@ pub async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Pat
 
 /// Moves an agent to `to` if the state machine allows it; staying put is a no-op.
 pub(crate) async fn change_state(state: &AppState, caller: &Caller, id: &str, to: AgentState, reason: Option<String>) -> ApiResult<Agent> {
-    if let Some(r) = &reason {
-        if r.chars().count() > 500 || r.contains('\0') {
-            return Err(ApiError::invalid("reason", "a reason must be at most 500 characters"));
-        }
+    if let Some(r) = &reason
+        && (r.chars().count() > 500 || r.contains('\0'))
+    {
+        return Err(ApiError::invalid("reason", "a reason must be at most 500 characters without NUL"));
     }
     if to == AgentState::Error && reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
         return Err(ApiError::invalid("reason", "setting `error` needs a `reason` saying what is wrong"));

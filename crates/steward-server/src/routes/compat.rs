@@ -22,7 +22,7 @@ pub async fn create(s: State<AppState>, c: Caller, b: ApiJson<CreateAgent>) -> A
 }
 
 /// Same as `GET /v1/agents`.
-#[utoipa::path(get, path = "/v1/agent/list", tag = "compat", params(ListAgents), responses((status = 200, body = Page<AgentView>)))]
+#[utoipa::path(get, path = "/v1/agent/list", tag = "compat", params(ListAgents), responses((status = 200, body = Page<AgentView>), (status = 400, body = ErrorBody)))]
 pub async fn list(s: State<AppState>, c: Caller, q: ApiQuery<ListAgents>) -> ApiResult<Json<Page<AgentView>>> {
     agents::list(s, c, q).await
 }

@@ -55,17 +55,11 @@ where
     F: FnOnce(Store, ManualClock) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let dir = std::env::temp_dir().join(format!(
-        "steward-store-test-{}",
-        ulid::Ulid::new().to_string().to_ascii_lowercase()
-    ));
-    std::fs::create_dir_all(&dir)
-        .expect("create a temporary directory for the SQLite test database");
+    let dir = std::env::temp_dir().join(format!("steward-store-test-{}", ulid::Ulid::new().to_string().to_ascii_lowercase()));
+    std::fs::create_dir_all(&dir).expect("create a temporary directory for the SQLite test database");
     let mut guard = LeftBehind(Some(format!("SQLite database directory {}", dir.display())));
     let clock = ManualClock::new(START_MS);
-    let store = Store::open_sqlite(&dir.join("steward.db"), Arc::new(clock.clone()))
-        .await
-        .expect("open the SQLite store");
+    let store = Store::open_sqlite(&dir.join("steward.db"), Arc::new(clock.clone())).await.expect("open the SQLite store");
     assert_eq!(store.backend(), Backend::Sqlite);
 
     test(store.clone(), clock).await;
@@ -85,25 +79,13 @@ where
 {
     let Some(url) = postgres_url() else { return };
     sqlx::any::install_default_drivers();
-    let admin = AnyPool::connect(&url)
-        .await
-        .unwrap_or_else(|e| panic!("cannot connect to {DATABASE_URL_VAR}={url}: {e}"));
-    let schema = format!(
-        "steward_t_{}",
-        ulid::Ulid::new().to_string().to_ascii_lowercase()
-    );
-    sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&admin)
-        .await
-        .expect("create the test schema");
-    let mut guard = LeftBehind(Some(format!(
-        "PostgreSQL schema {schema} (drop it with `DROP SCHEMA {schema} CASCADE`)"
-    )));
+    let admin = AnyPool::connect(&url).await.unwrap_or_else(|e| panic!("cannot connect to {DATABASE_URL_VAR}={url}: {e}"));
+    let schema = format!("steward_t_{}", ulid::Ulid::new().to_string().to_ascii_lowercase());
+    sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&admin).await.expect("create the test schema");
+    let mut guard = LeftBehind(Some(format!("PostgreSQL schema {schema} (drop it with `DROP SCHEMA {schema} CASCADE`)")));
 
     let clock = ManualClock::new(START_MS);
-    let store = Store::connect(&with_search_path(&url, &schema), Arc::new(clock.clone()))
-        .await
-        .expect("open the PostgreSQL store");
+    let store = Store::connect(&with_search_path(&url, &schema), Arc::new(clock.clone())).await.expect("open the PostgreSQL store");
     assert_eq!(store.backend(), Backend::Postgres);
     assert_migrated_into(&admin, &schema).await;
 
@@ -111,10 +93,7 @@ where
 
     store.close().await;
     guard.disarm();
-    sqlx::query(AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-        .execute(&admin)
-        .await
-        .expect("drop the test schema");
+    sqlx::query(AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE"))).execute(&admin).await.expect("drop the test schema");
     admin.close().await;
 }
 
@@ -163,18 +142,12 @@ async fn assert_migrated_into(admin: &AnyPool, schema: &str) {
         .await
         .expect("query information_schema");
     let n: i64 = row.try_get("n").expect("read the table count");
-    assert_eq!(
-        n, 1,
-        "the store's migrations did not create their tables in schema {schema}; is `options=-c search_path=…` honoured?"
-    );
+    assert_eq!(n, 1, "the store's migrations did not create their tables in schema {schema}; is `options=-c search_path=…` honoured?");
 }
 
 fn remove_dir(dir: PathBuf) {
     if let Err(e) = std::fs::remove_dir_all(&dir) {
-        eprintln!(
-            "warning: could not remove the test directory {}: {e}",
-            dir.display()
-        );
+        eprintln!("warning: could not remove the test directory {}: {e}", dir.display());
     }
 }
 
