@@ -71,6 +71,11 @@ impl TestServer {
 
     /// `None` when PostgreSQL is not configured (and not required).
     pub async fn start_on(backend: Backend) -> Option<Self> {
+        Self::start_configured(backend, |_| {}).await
+    }
+
+    /// Like `start_on`, letting the test adjust the configuration first.
+    pub async fn start_configured(backend: Backend, adjust: impl FnOnce(&mut ServerConfig)) -> Option<Self> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let data_dir = temp_dir();
         let database = match backend {
@@ -86,6 +91,8 @@ impl TestServer {
             smtp: None,
             session_ttl_secs: 3600,
         };
+        let mut config = config;
+        adjust(&mut config);
         let clock_dyn: Arc<dyn Clock> = Arc::new(clock.clone());
         let store = steward_server::open_store(&config, clock_dyn.clone()).await.expect("open store");
         let state = steward_server::AppState::new(store.clone(), config, clock_dyn).unwrap();
