@@ -117,7 +117,10 @@ fn flags_beat_environment_beat_config_file() {
 
 async fn pg_schema_url() -> Option<String> {
     let Ok(base) = std::env::var("STEWARD_TEST_DATABASE_URL") else {
-        assert!(std::env::var("STEWARD_REQUIRE_POSTGRES").as_deref() != Ok("1"), "STEWARD_REQUIRE_POSTGRES=1 but STEWARD_TEST_DATABASE_URL is not set");
+        assert!(
+            std::env::var("STEWARD_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+            "STEWARD_REQUIRE_POSTGRES=1 but STEWARD_TEST_DATABASE_URL is not set"
+        );
         eprintln!("SKIPPED: PostgreSQL replicas test (set STEWARD_TEST_DATABASE_URL)");
         return None;
     };
@@ -145,7 +148,8 @@ async fn two_replicas_share_one_postgres_database() {
     let b = replica("b");
     assert!(a.first_line.contains("PostgreSQL"), "{}", a.first_line);
 
-    let out = steward(&home).args(["admin", "create-account", "--email", "ops@example.com", "--database-url", &url, "--json"]).output().unwrap();
+    let out =
+        steward(&home).args(["admin", "create-account", "--email", "ops@example.com", "--database-url", &url, "--json"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let key = created["api_key"].as_str().unwrap();

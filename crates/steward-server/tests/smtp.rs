@@ -27,7 +27,10 @@ fn python() -> Option<String> {
     match std::env::var("STEWARD_TEST_PYTHON") {
         Ok(p) => Some(p),
         Err(_) => {
-            assert!(std::env::var("STEWARD_REQUIRE_PEERS").as_deref() != Ok("1"), "STEWARD_REQUIRE_PEERS=1 but STEWARD_TEST_PYTHON is not set");
+            assert!(
+                std::env::var("STEWARD_REQUIRE_PEERS").as_deref() != Ok("1"),
+                "STEWARD_REQUIRE_PEERS=1 but STEWARD_TEST_PYTHON is not set"
+            );
             eprintln!("SKIPPED: SMTP test needs aiosmtpd; run the suite with scripts/test, which installs it");
             None
         }
