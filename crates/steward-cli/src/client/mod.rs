@@ -1,11 +1,28 @@
-//! The API client commands. (Being written.)
+//! The API client commands: everything `steward` does by calling a Steward server over HTTP.
+//!
+//! `context.rs` decides once which server, credential and sandbox a command uses; `http.rs`
+//! is the one HTTP client; `output.rs` prints tables or JSON and asks for confirmation; the
+//! other files hold one resource's commands each. This module never touches the store.
+
+mod agent_fields;
+mod agents;
+mod auth;
+mod context;
+mod credentials;
+mod grants;
+mod http;
+mod keys;
+mod output;
+mod sandboxes;
+
+use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
 /// Options every client command takes.
 #[derive(Debug, Clone, Args)]
 pub struct GlobalOpts {
-    /// Server URL [default: the stored login's server, else http://127.0.0.1:8420]
+    /// Server URL [default: .steward/refs.json's server, else the stored login's, else http://127.0.0.1:8420]
     #[arg(long, global = true, env = "STEWARD_URL")]
     pub server: Option<String>,
     /// API key or session token [default: the stored login]
@@ -17,14 +34,91 @@ pub struct GlobalOpts {
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Where the stored login lives [default: the user's config dir, e.g. ~/.config/steward]
+    #[arg(long, global = true, env = "STEWARD_CONFIG_DIR", hide = true)]
+    pub config_dir: Option<PathBuf>,
 }
 
+// Parsed once per process, so the size of the agent flags does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Sign in with a one-time code sent to your email; stores a session token.
+    Login(auth::LoginArgs),
+    /// Forget the stored session token.
+    Logout,
     /// Show who the current credentials belong to.
     Whoami,
+    /// Create a sandbox for this directory and write .steward/refs.json.
+    Setup(sandboxes::SetupArgs),
+    /// Sandboxes: list, archive, destroy.
+    #[command(subcommand)]
+    Sandbox(sandboxes::SandboxCommand),
+    /// API keys of the current sandbox: create, list, revoke.
+    #[command(subcommand)]
+    Apikey(keys::ApiKeyCommand),
+    /// Share the current sandbox: add, list, remove grants.
+    #[command(subcommand)]
+    Grant(grants::GrantCommand),
+    /// Agents of the current sandbox.
+    #[command(subcommand)]
+    Agent(agents::AgentCommand),
 }
 
-pub async fn run(_opts: GlobalOpts, _cmd: Command) -> anyhow::Result<()> {
-    anyhow::bail!("not implemented yet")
+pub async fn run(opts: GlobalOpts, cmd: Command) -> anyhow::Result<()> {
+    let ctx = context::Context::resolve(opts)?;
+    let result = match cmd {
+        Command::Login(args) => auth::login(&ctx, args).await,
+        Command::Logout => auth::logout(&ctx),
+        Command::Whoami => auth::whoami(&ctx).await,
+        Command::Setup(args) => sandboxes::setup(&ctx, args).await,
+        Command::Sandbox(cmd) => sandboxes::run(&ctx, cmd).await,
+        Command::Apikey(cmd) => keys::run(&ctx, cmd).await,
+        Command::Grant(cmd) => grants::run(&ctx, cmd).await,
+        Command::Agent(cmd) => agents::run(&ctx, cmd).await,
+    };
+    result.map_err(|e| with_sandbox_hint(&ctx, e))
+}
+
+/// A 404 naming the sandbox a refs file or `--sandbox` chose says where that choice came from.
+fn with_sandbox_hint(ctx: &context::Context, e: anyhow::Error) -> anyhow::Error {
+    let (Some(sandbox), Some(from)) = (&ctx.sandbox, &ctx.sandbox_from) else {
+        return e;
+    };
+    match e.downcast_ref::<http::ApiError>() {
+        Some(a) if a.kind == "not_found" && a.message.contains(sandbox.as_str()) => {
+            anyhow::anyhow!("{e}\nhint: sandbox {sandbox} was chosen by {from}; `steward sandbox list` shows the ones you can use")
+        }
+        _ => e,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: Command,
+        #[command(flatten)]
+        client: GlobalOpts,
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn agent_update_takes_flags_or_a_file_but_not_both() {
+        let ok = Cli::try_parse_from(["steward", "agent", "update", "x", "--max-turns", "3"]);
+        assert!(ok.is_ok(), "{ok:?}");
+        let both = Cli::try_parse_from(["steward", "agent", "update", "x", "--name", "y", "--file", "a.json"]);
+        assert!(both.is_err());
+        let both = Cli::try_parse_from(["steward", "agent", "update", "x", "--clear-temperature", "--temperature", "1"]);
+        assert!(both.is_err());
+    }
 }

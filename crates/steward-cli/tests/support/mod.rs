@@ -1,0 +1,221 @@
+//! Helpers for driving the real `steward` binary: a server on a free port with its own data
+//! dir (killed on drop), `steward …` processes with a hermetic environment (no inherited
+//! `STEWARD_*`, home and config dirs in a temp dir), and a timeout on every wait.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_steward");
+const STARTUP: Duration = Duration::from_secs(30);
+const COMMAND: Duration = Duration::from_secs(60);
+
+/// A directory removed when the test ends.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(label: &str) -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+        let dir =
+            std::env::temp_dir().join(format!("steward-cli-{label}-{}-{}-{nanos}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// No inherited `STEWARD_*` variable, and a home and config dir of the test's own.
+fn hermetic(cmd: &mut Command, home: &Path) {
+    for (k, _) in std::env::vars() {
+        if k.starts_with("STEWARD_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join("xdg-config"))
+        .env("XDG_DATA_HOME", home.join("xdg-data"))
+        .env("STEWARD_CONFIG_DIR", home.join("steward-config"))
+        .env("STEWARD_LOG", "warn");
+}
+
+/// A running `steward serve`, killed on drop.
+pub struct Server {
+    child: Child,
+    pub url: String,
+    pub data: TempDir,
+    pub home: TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    pub fn start() -> Server {
+        let data = TempDir::new("data");
+        let home = TempDir::new("home");
+        let log = std::fs::File::create(home.path().join("server.log")).unwrap();
+        let mut cmd = Command::new(BIN);
+        hermetic(&mut cmd, home.path());
+        cmd.arg("serve")
+            .arg("--data-dir")
+            .arg(data.path())
+            .args(["--listen", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log);
+        let mut child = cmd.spawn().expect("spawn steward serve");
+        let stdout = child.stdout.take().unwrap();
+        let mut server = Server { child, url: String::new(), data, home };
+        // Keep reading stdout after the first line so the server never writes to a closed pipe.
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let _ = tx.send(line);
+            }
+        });
+        let first = match rx.recv_timeout(STARTUP) {
+            Ok(l) => l,
+            Err(e) => panic!(
+                "steward serve printed no first line ({e}); its log:\n{}",
+                std::fs::read_to_string(server.home.path().join("server.log")).unwrap_or_default()
+            ),
+        };
+        let addr = first
+            .strip_prefix("steward listening on http://")
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("unexpected first line from steward serve: {first}"));
+        server.url = format!("http://{addr}");
+        server
+    }
+
+    /// `steward admin create-account --json`: {"account_id", "sandbox_id", "api_key"}.
+    pub fn create_account(&self, email: &str) -> Value {
+        let mut cmd = Command::new(BIN);
+        hermetic(&mut cmd, self.home.path());
+        cmd.args(["admin", "create-account", "--email", email, "--json", "--data-dir"]).arg(self.data.path());
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        finish(cmd.spawn().unwrap()).ok().json()
+    }
+
+    /// A client acting with `key` (or the stored login when `None`) in directory `cwd`.
+    pub fn client(&self, key: Option<&str>, cwd: &Path) -> Client {
+        let mut vars = vec![("STEWARD_URL".to_owned(), self.url.clone())];
+        if let Some(k) = key {
+            vars.push(("STEWARD_API_KEY".to_owned(), k.to_owned()));
+        }
+        Client { home: self.home.path().to_owned(), cwd: cwd.to_owned(), vars }
+    }
+
+    pub fn mail_log(&self) -> String {
+        std::fs::read_to_string(self.data.path().join("mail.log")).unwrap_or_default()
+    }
+}
+
+/// How to run `steward …` commands.
+pub struct Client {
+    home: PathBuf,
+    cwd: PathBuf,
+    vars: Vec<(String, String)>,
+}
+
+impl Client {
+    pub fn without_url(mut self) -> Client {
+        self.vars.retain(|(k, _)| k != "STEWARD_URL");
+        self
+    }
+
+    pub fn spawn(&self, args: &[&str], stdin: Stdio) -> Child {
+        let mut cmd = Command::new(BIN);
+        hermetic(&mut cmd, &self.home);
+        cmd.args(args)
+            .current_dir(&self.cwd)
+            .envs(self.vars.iter().map(|(k, v)| (k, v)))
+            .stdin(stdin)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd.spawn().expect("spawn steward")
+    }
+
+    /// Runs with stdin closed (not a terminal, immediately at end of input).
+    pub fn run(&self, args: &[&str]) -> Run {
+        finish(self.spawn(args, Stdio::null()))
+    }
+}
+
+/// A finished command.
+#[derive(Debug)]
+pub struct Run {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    #[track_caller]
+    pub fn ok(self) -> Run {
+        assert!(self.status.success(), "command failed: {self:#?}");
+        self
+    }
+
+    #[track_caller]
+    pub fn fails(self) -> Run {
+        assert!(!self.status.success(), "command should have failed: {self:#?}");
+        self
+    }
+
+    #[track_caller]
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:#?}"))
+    }
+}
+
+/// Waits for a child with piped output, killing it if it takes too long.
+pub fn finish(mut child: Child) -> Run {
+    let out = child.stdout.take();
+    let err = child.stderr.take();
+    let read = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        thread::spawn(move || {
+            let mut s = String::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_string(&mut s);
+            }
+            s
+        })
+    };
+    let out = read(out.map(|p| Box::new(p) as _));
+    let err = read(err.map(|p| Box::new(p) as _));
+    let deadline = Instant::now() + COMMAND;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("a steward command ran longer than {COMMAND:?}");
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    Run { status, stdout: out.join().unwrap(), stderr: err.join().unwrap() }
+}
