@@ -71,7 +71,9 @@ impl FromRequestParts<AppState> for Caller {
         };
         if keys::looks_like_key(token) {
             let Some(key) = state.store.api_key_by_hash(&keys::hash(token)).await? else {
-                return Err(ApiError::unauthenticated("this API key is not recognised (mistyped, or its sandbox was destroyed); check it was copied whole, or create a new one"));
+                return Err(ApiError::unauthenticated(
+                    "this API key is not recognised (mistyped, or its sandbox was destroyed); check it was copied whole, or create a new one",
+                ));
             };
             if key.revoked_at.is_some() {
                 return Err(ApiError::unauthenticated(format!(
