@@ -9,6 +9,8 @@ use anyhow::{Context, bail};
 use clap::Args;
 use serde::Deserialize;
 use steward_core::clock::{Clock, SystemClock};
+use steward_llm::{RetryPolicy, Timeouts};
+use steward_runtime::RuntimeConfig;
 use steward_server::config::{Database, ServerConfig, SmtpConfig};
 use steward_server::secrets::MasterKey;
 
@@ -121,7 +123,35 @@ fn build(args: ServeArgs) -> anyhow::Result<(ServerConfig, bool)> {
     if !(60..=30 * 86_400).contains(&session_ttl_secs) {
         bail!("--session-ttl-secs must be between 60 and 2592000 (30 days); got {session_ttl_secs}");
     }
-    Ok((ServerConfig { listen, data_dir, database, master_key, smtp, session_ttl_secs }, created))
+    let runtime = RuntimeConfig { node_id: node_id(&data_dir)?, ..RuntimeConfig::default() };
+    let config = ServerConfig {
+        listen,
+        data_dir,
+        master_key,
+        smtp,
+        session_ttl_secs,
+        runtime,
+        llm_timeouts: Timeouts::default(),
+        llm_retry: RetryPolicy::default(),
+        sse_heartbeat: std::time::Duration::from_secs(15),
+        stream_poll: ServerConfig::default_stream_poll(&database),
+        database,
+    };
+    Ok((config, created))
+}
+
+/// This node's stable identity (`<data-dir>/node.id`, created once), so a restarted server
+/// recognises the runs its previous life left running and recovers them at once.
+fn node_id(data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join("node.id");
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_owned()),
+        _ => {
+            let id = RuntimeConfig::default().node_id;
+            std::fs::write(&path, &id).with_context(|| format!("cannot write {}", path.display()))?;
+            Ok(id)
+        }
+    }
 }
 
 pub fn init_logging() {

@@ -31,6 +31,8 @@ struct Server {
     child: Child,
     first_line: String,
     url: String,
+    /// Everything the process printed (stdout and stderr), for leak checks.
+    output: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Drop for Server {
@@ -40,37 +42,40 @@ impl Drop for Server {
     }
 }
 
-/// Starts `serve` and waits (bounded) for its "listening on" line.
+/// Starts `serve` and waits (bounded) for its "listening on" line; everything it prints is kept.
 fn start(mut cmd: Command) -> Result<Server, String> {
     cmd.arg("--listen").arg("127.0.0.1:0").stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().map_err(|e| e.to_string())?;
-    let stdout = child.stdout.take().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    let tx2 = tx.clone();
-    std::thread::spawn(move || {
-        for l in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(Ok(l));
-        }
-    });
-    std::thread::spawn(move || {
-        let text: Vec<String> = BufReader::new(stderr).lines().map_while(Result::ok).collect();
-        let _ = tx2.send(Err(text.join("\n")));
-    });
+    let output = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let (tx, rx) = mpsc::channel::<Option<String>>();
+    for pipe in [Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>, Box::new(child.stderr.take().unwrap())] {
+        let (tx, output) = (tx.clone(), output.clone());
+        std::thread::spawn(move || {
+            for l in BufReader::new(pipe).lines().map_while(Result::ok) {
+                output.lock().unwrap().push_str(&format!("{l}\n"));
+                let _ = tx.send(Some(l));
+            }
+            let _ = tx.send(None);
+        });
+    }
+    let mut closed = 0;
     loop {
         match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(Ok(line)) if line.starts_with("steward listening on ") => {
+            Ok(Some(line)) if line.starts_with("steward listening on ") => {
                 let url = line["steward listening on ".len()..].split_whitespace().next().unwrap().to_owned();
-                return Ok(Server { child, first_line: line, url });
+                return Ok(Server { child, first_line: line, url, output });
             }
-            Ok(Ok(_)) => continue,
-            Ok(Err(stderr)) => {
-                let _ = child.kill();
-                return Err(stderr);
+            Ok(Some(_)) => continue,
+            Ok(None) => {
+                closed += 1;
+                if closed == 2 {
+                    let _ = child.wait();
+                    return Err(output.lock().unwrap().clone());
+                }
             }
             Err(_) => {
                 let _ = child.kill();
-                return Err("timed out waiting for the server".into());
+                return Err(format!("timed out waiting for the server; it printed: {}", output.lock().unwrap()));
             }
         }
     }
@@ -172,6 +177,198 @@ async fn two_replicas_share_one_postgres_database() {
     let res = http.post(format!("{}/v1/api_keys/{}/revoke", b.url, temp["id"].as_str().unwrap())).bearer_auth(key).send().await.unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(http.get(format!("{}/v1/agents", a.url)).bearer_auth(secret).send().await.unwrap().status(), 401);
+    drop((a, b));
+    let _ = std::fs::remove_dir_all(&home);
+}
+
+/// A fake Anthropic endpoint that streams `n` deltas, one every `every`.
+async fn slow_model(n: usize, every: Duration) -> (String, tokio::task::JoinHandle<()>) {
+    use axum::routing::post;
+    let app = axum::Router::new().route(
+        "/v1/messages",
+        post(move || async move {
+            let mut frames = vec![
+                "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"m\",\"content\":[],\"stop_reason\":null,\"usage\":{\"input_tokens\":5,\"output_tokens\":1}}}\n\n".to_owned(),
+                "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n".to_owned(),
+            ];
+            for i in 0..n {
+                frames.push(format!("event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":\"w{i} \"}}}}\n\n"));
+            }
+            frames.push("event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n".to_owned());
+            frames.push("event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":9}}\n\n".to_owned());
+            frames.push("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n".to_owned());
+            let stream = futures::stream::iter(frames).then(move |f| async move {
+                tokio::time::sleep(every).await;
+                Ok::<_, std::io::Error>(f)
+            });
+            axum::response::Response::builder().header("content-type", "text/event-stream").body(axum::body::Body::from_stream(stream)).unwrap()
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    (
+        url,
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        }),
+    )
+}
+
+use futures::StreamExt;
+
+const PLANTED: &str = "sk-PLANTED-crash-test-3b9d";
+
+/// Creates a vault, a provider pointing at `model_url` and an agent; returns the agent id.
+async fn provision(http: &reqwest::Client, url: &str, key: &str, model_url: &str) -> String {
+    let post = |path: &str, body: serde_json::Value| http.post(format!("{url}{path}")).bearer_auth(key).json(&body).send();
+    let vault: serde_json::Value =
+        post("/v1/vaults", serde_json::json!({"name": "k", "secret": PLANTED})).await.unwrap().json().await.unwrap();
+    let res = post("/v1/providers", serde_json::json!({"id": "anthropic", "provider": "anthropic", "base_url": model_url, "api_key_vault_id": vault["id"], "models": ["m"]})).await.unwrap();
+    assert_eq!(res.status(), 201);
+    let agent: serde_json::Value =
+        post("/v1/agents", serde_json::json!({"name": "slow", "model": {"provider_id": "anthropic", "name": "m"}}))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    agent["id"].as_str().unwrap().to_owned()
+}
+
+async fn events(http: &reqwest::Client, url: &str, key: &str, session: &str) -> Vec<serde_json::Value> {
+    let v: serde_json::Value =
+        http.get(format!("{url}/v1/sessions/{session}/events")).bearer_auth(key).send().await.unwrap().json().await.unwrap();
+    v.as_array().unwrap().clone()
+}
+
+/// Everything a server printed, after killing it.
+fn drain(mut s: Server) -> String {
+    let _ = s.child.kill();
+    let _ = s.child.wait();
+    std::thread::sleep(Duration::from_millis(100));
+    s.output.lock().unwrap().clone()
+}
+
+#[tokio::test]
+async fn kill_9_during_a_run_then_restart_ends_the_run_as_interrupted() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let (model_url, _model) = slow_model(10_000, Duration::from_millis(20)).await;
+    let home = temp_dir();
+    let data = home.join("data");
+    let serve = || {
+        let mut c = steward(&home);
+        c.args(["serve", "--data-dir"]).arg(&data).env("STEWARD_LOG", "info");
+        start(c).unwrap()
+    };
+    let first = serve();
+    let out =
+        steward(&home).args(["admin", "create-account", "--email", "ops@example.com", "--json", "--data-dir"]).arg(&data).output().unwrap();
+    let key = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["api_key"].as_str().unwrap().to_owned();
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let agent = provision(&http, &first.url, &key, &model_url).await;
+    let session: serde_json::Value = http
+        .post(format!("{}/v1/sessions", first.url))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({"agent_id": agent, "input": [{"role": "user", "content": "go"}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sid = session["id"].as_str().unwrap().to_owned();
+    let mut before = Vec::new();
+    for _ in 0..400 {
+        before = events(&http, &first.url, &key, &sid).await;
+        if before.iter().filter(|e| e["type"] == "agent_text_delta").count() >= 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(before.iter().any(|e| e["type"] == "agent_text_delta"), "the run never streamed");
+    // SIGKILL: no shutdown hook runs.
+    let mut first = first;
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    let first_out = drain(first);
+
+    let second = serve();
+    let after = events(&http, &second.url, &key, &sid).await;
+    let last = after.last().unwrap();
+    assert_eq!(last["type"], "agent_error", "{last}");
+    assert_eq!(last["data"]["type"], "interrupted");
+    assert!(after.len() >= before.len() && after[..before.len()] == before[..], "the log before the crash is intact");
+    let run_id = last["data"]["run_id"].as_str().unwrap();
+    let run: serde_json::Value =
+        http.get(format!("{}/v1/runs/{run_id}", second.url)).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
+    assert_eq!((run["status"].as_str(), run["stop_reason"].as_str()), (Some("failed"), Some("interrupted")));
+    // A client resuming from the last event it saw before the crash gets the terminal event.
+    let resume = before.last().unwrap()["id"].as_str().unwrap();
+    let res = http.get(format!("{}/v1/sessions/{sid}/stream?after={resume}", second.url)).bearer_auth(&key).send().await.unwrap();
+    let mut body = res.bytes_stream();
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !text.contains("event: agent_error") && tokio::time::Instant::now() < deadline {
+        tokio::select! {
+            c = body.next() => match c { Some(Ok(c)) => text.push_str(&String::from_utf8_lossy(&c)), _ => break },
+            _ = tokio::time::sleep_until(deadline) => break,
+        }
+    }
+    assert!(text.contains("event: agent_error"), "{text}");
+    let second_out = drain(second);
+    assert!(second_out.contains("recovered an interrupted run"), "the restart should log the recovery: {second_out}");
+    for out in [&first_out, &second_out] {
+        assert!(!out.contains(PLANTED), "the server printed the vault secret");
+    }
+    let _ = std::fs::remove_dir_all(&home);
+}
+
+#[tokio::test]
+async fn a_client_on_replica_b_follows_a_run_executing_on_replica_a() {
+    let Some(url) = pg_schema_url().await else { return };
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let (model_url, _model) = slow_model(60, Duration::from_millis(10)).await;
+    let home = temp_dir();
+    let master = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let replica = |dir: &str| {
+        let mut c = steward(&home);
+        c.args(["serve", "--database-url", &url, "--data-dir"]).arg(home.join(dir)).env("STEWARD_MASTER_KEY", master);
+        start(c).unwrap()
+    };
+    let a = replica("a");
+    let b = replica("b");
+    let out =
+        steward(&home).args(["admin", "create-account", "--email", "ops@example.com", "--database-url", &url, "--json"]).output().unwrap();
+    let key = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["api_key"].as_str().unwrap().to_owned();
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let agent = provision(&http, &a.url, &key, &model_url).await;
+    let session: serde_json::Value = http
+        .post(format!("{}/v1/sessions", a.url))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({"agent_id": agent, "input": [{"role": "user", "content": "go"}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sid = session["id"].as_str().unwrap();
+    let res = http.get(format!("{}/v1/sessions/{sid}/stream", b.url)).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let mut body = res.bytes_stream();
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !text.contains("event: agent_finish") && tokio::time::Instant::now() < deadline {
+        tokio::select! {
+            c = body.next() => match c { Some(Ok(c)) => text.push_str(&String::from_utf8_lossy(&c)), _ => break },
+            _ = tokio::time::sleep_until(deadline) => break,
+        }
+    }
+    assert!(text.contains("event: agent_finish"), "replica B never saw the end: {text}");
+    let ids: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("id: ")).collect();
+    let log = events(&http, &a.url, &key, sid).await;
+    let log_ids: Vec<&str> = log.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, log_ids, "the stream on B equals the log written on A");
     drop((a, b));
     let _ = std::fs::remove_dir_all(&home);
 }

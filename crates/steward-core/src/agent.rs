@@ -149,7 +149,7 @@ impl AgentConfig {
     }
 }
 
-fn check_slug(v: &str, param: &str) -> Result<(), ValidationError> {
+pub(crate) fn check_slug(v: &str, param: &str) -> Result<(), ValidationError> {
     let ok = !v.is_empty()
         && v.len() <= 63
         && v.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
@@ -175,7 +175,7 @@ fn check_model_name(v: &str) -> Result<(), ValidationError> {
     }
 }
 
-fn check_len(v: &str, param: &str, max: usize) -> Result<(), ValidationError> {
+pub(crate) fn check_len(v: &str, param: &str, max: usize) -> Result<(), ValidationError> {
     if v.chars().count() > max {
         return Err(ValidationError::new(param, format!("is {} characters long; the limit is {max}", v.chars().count())));
     }

@@ -66,6 +66,12 @@ pub fn shorten(raw: &str) -> String {
     if raw.chars().count() > 64 { format!("{clean}…") } else { clean }
 }
 
+/// `prefix` followed by a fresh lowercase ULID: the body of every generated id. Also used for
+/// kinds whose id is a user-chosen slug that defaults to a generated one (providers, `prv_…`).
+pub fn fresh(prefix: &str) -> String {
+    format!("{prefix}{}", ulid::Ulid::new().to_string().to_ascii_lowercase())
+}
+
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
         $(#[$doc])*
@@ -78,7 +84,7 @@ macro_rules! id_type {
 
             /// A fresh id.
             pub fn generate() -> Self {
-                Self(format!("{}{}", $prefix, ulid::Ulid::new().to_string().to_ascii_lowercase()))
+                Self(fresh($prefix))
             }
 
             /// Parses user input; `param` names the field in the error.
@@ -113,6 +119,12 @@ id_type!(/// An agent.
     AgentId, "agt_");
 id_type!(/// An API key's public id (never its secret).
     ApiKeyId, "key_");
+id_type!(/// A session (a conversation with one agent).
+    SessionId, "ses_");
+id_type!(/// A run (one turn of work in a session).
+    RunId, "run_");
+id_type!(/// A vault (one named secret).
+    VaultId, "vlt_");
 
 #[cfg(test)]
 mod tests {

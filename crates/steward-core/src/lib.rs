@@ -1,5 +1,6 @@
 //! Steward's domain model: typed ids, roles, API-key material, agent configuration and its
-//! validation, agent states and their legal transitions.
+//! validation, agent states and their legal transitions, vault metadata and model-provider
+//! configuration.
 //!
 //! This crate does no I/O. Everything that crosses a process boundary (HTTP, SQL) converts to
 //! and from these types at the edge, so inner code never re-checks a string.
@@ -9,6 +10,9 @@ pub mod clock;
 pub mod error;
 pub mod ids;
 pub mod keys;
+pub mod provider;
+pub mod session;
 pub mod tenancy;
+pub mod vault;
 
 pub use error::ValidationError;

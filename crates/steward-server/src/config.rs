@@ -3,6 +3,10 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
+
+use steward_llm::{RetryPolicy, Timeouts};
+use steward_runtime::RuntimeConfig;
 
 use crate::secrets::MasterKey;
 
@@ -41,6 +45,28 @@ pub struct ServerConfig {
     pub smtp: Option<SmtpConfig>,
     /// Lifetime of login session tokens.
     pub session_ttl_secs: i64,
+    /// The agent runtime's tunables (node identity, heartbeats, tool timeout).
+    pub runtime: RuntimeConfig,
+    /// Time limits of model calls.
+    pub llm_timeouts: Timeouts,
+    /// Retries of model calls.
+    pub llm_retry: RetryPolicy,
+    /// Interval of heartbeat comments on idle event streams.
+    pub sse_heartbeat: Duration,
+    /// How often a stream's live tail re-reads the log without being woken. Events appended in
+    /// this process wake tails at once; polling only covers other replicas, so SQLite (one
+    /// process) can poll rarely and PostgreSQL clusters often.
+    pub stream_poll: Duration,
+}
+
+impl ServerConfig {
+    /// The stream poll interval that suits `database`.
+    pub fn default_stream_poll(database: &Database) -> Duration {
+        match database {
+            Database::Sqlite(_) => Duration::from_secs(30),
+            Database::Postgres(_) => Duration::from_millis(250),
+        }
+    }
 }
 
 impl ServerConfig {

@@ -84,9 +84,10 @@ fn strip_position(msg: &str) -> String {
     }
 }
 
-/// serde reports unknown fields as "unknown field `x`, expected …"; pull out `x`.
+/// serde reports unknown fields as "unknown field `x`, expected …" and absent required ones as
+/// "missing field `x`"; pull out `x`.
 fn unknown_field(msg: &str) -> Option<String> {
-    let rest = msg.strip_prefix("unknown field `")?;
+    let rest = msg.strip_prefix("unknown field `").or_else(|| msg.strip_prefix("missing field `"))?;
     Some(rest[..rest.find('`')?].to_owned())
 }
 
@@ -146,6 +147,8 @@ mod tests {
         assert_eq!(e.param.as_deref(), Some("inner.n"));
         let e = parse_json::<Body>(br#"{"name": "a", "inner": {"x": 1}}"#).unwrap_err();
         assert_eq!(e.param.as_deref(), Some("inner.x"));
+        let e = parse_json::<Body>(br#"{"inner": null}"#).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("name"), "a missing field is named");
         let e = parse_json::<Body>(br#"{"name": "#).unwrap_err();
         assert!(e.message.contains("not valid JSON"), "{}", e.message);
         let e = parse_json::<Body>(b"").unwrap_err();

@@ -8,7 +8,8 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use sha2::{Digest, Sha256};
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
 use steward_store::{IdempotencyBegin, StoredResponse};
 
 use crate::AppState;
@@ -19,13 +20,17 @@ use crate::routes::NoReplay;
 const HEADER: &str = "idempotency-key";
 const REPLAYED: &str = "idempotent-replayed";
 
-fn sha256_hex(parts: &[&[u8]]) -> String {
-    let mut h = Sha256::new();
+/// A keyed hash (HMAC-SHA256 under a key derived from the master key) of length-prefixed
+/// parts. Keyed, because request bodies may hold secrets (a vault's value): a plain hash in the
+/// database would let anyone who reads it test guesses.
+fn keyed_hex(state: &AppState, parts: &[&[u8]]) -> String {
+    let key = state.config.master_key.derive("steward/idempotency/v1");
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&key).expect("HMAC takes any key length");
     for p in parts {
-        h.update((p.len() as u64).to_be_bytes());
-        h.update(p);
+        mac.update(&(p.len() as u64).to_be_bytes());
+        mac.update(p);
     }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Middleware applying idempotency to every authenticated POST that carries the header.
@@ -47,7 +52,7 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     let Some(auth) = req.headers().get(header::AUTHORIZATION).map(|v| v.as_bytes().to_vec()) else {
         return next.run(req).await;
     };
-    let scope = sha256_hex(&[b"scope", &auth]);
+    let scope = keyed_hex(&state, &[b"scope", &auth]);
     let (parts, body) = req.into_parts();
     let bytes = match to_bytes(body, MAX_BODY_BYTES).await {
         Ok(b) => b,
@@ -57,7 +62,7 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
         }
     };
     let target = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("");
-    let fingerprint = sha256_hex(&[parts.method.as_str().as_bytes(), target.as_bytes(), &bytes]);
+    let fingerprint = keyed_hex(&state, &[parts.method.as_str().as_bytes(), target.as_bytes(), &bytes]);
     match state.store.idempotency_begin(&scope, &key, &fingerprint).await {
         Err(e) => ApiError::from(e).into_response(),
         Ok(IdempotencyBegin::Mismatch) => {

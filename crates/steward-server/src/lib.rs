@@ -23,6 +23,8 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, Uri};
 use axum::middleware;
 use steward_core::clock::Clock;
+use steward_runtime::vault::VaultCipher;
+use steward_runtime::{Providers, Runtime};
 use steward_store::Store;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
@@ -34,7 +36,7 @@ use crate::config::{Database, ServerConfig};
 use crate::error::ApiError;
 use crate::mail::Mailer;
 use crate::metrics::Metrics;
-use crate::routes::{agents, api_keys, auth as login, compat, sandboxes, system};
+use crate::routes::{agents, api_keys, auth as login, compat, messages, providers, runs, sandboxes, sessions, system, vaults};
 use crate::tokens::SessionTokens;
 
 /// Everything a handler may use, passed explicitly.
@@ -46,6 +48,10 @@ pub struct AppState {
     pub mailer: Mailer,
     pub metrics: Arc<Metrics>,
     pub clock: Arc<dyn Clock>,
+    /// Encrypts and decrypts vault secrets (key derived from the master key).
+    pub vault: VaultCipher,
+    /// Runs agents.
+    pub runtime: Runtime,
     openapi_json: Arc<String>,
 }
 
@@ -53,7 +59,12 @@ impl AppState {
     pub fn new(store: Store, config: ServerConfig, clock: Arc<dyn Clock>) -> Result<Self, String> {
         let mailer = Mailer::new(config.smtp.as_ref(), config.mail_log())?;
         let openapi_json = openapi().to_pretty_json().map_err(|e| format!("cannot render the OpenAPI document: {e}"))?;
+        let vault = VaultCipher::new(config.master_key.derive("steward/vault/v1"));
+        let providers = Providers::new(store.clone(), vault.clone(), config.llm_timeouts, config.llm_retry);
+        let runtime = Runtime::new(store.clone(), providers, clock.clone(), config.runtime.clone());
         Ok(Self {
+            vault,
+            runtime,
             store,
             tokens: SessionTokens::new(&config.master_key),
             config: Arc::new(config),
@@ -116,6 +127,24 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(agents::resume))
         .routes(routes!(agents::stop))
         .routes(routes!(agents::status))
+        .routes(routes!(agents::balance))
+        .routes(routes!(agents::summary))
+        .routes(routes!(agents::ready))
+        .routes(routes!(messages::send, messages::read))
+        .routes(routes!(messages::conversations))
+        .routes(routes!(sessions::list, sessions::create))
+        .routes(routes!(sessions::get, sessions::delete))
+        .routes(routes!(sessions::send))
+        .routes(routes!(sessions::cancel))
+        .routes(routes!(sessions::events))
+        .routes(routes!(sessions::stream))
+        .routes(routes!(runs::list))
+        .routes(routes!(runs::get))
+        .routes(routes!(runs::trace))
+        .routes(routes!(vaults::list, vaults::create))
+        .routes(routes!(vaults::get, vaults::update, vaults::delete))
+        .routes(routes!(providers::list, providers::create))
+        .routes(routes!(providers::get, providers::update, providers::delete))
         .routes(routes!(compat::create))
         .routes(routes!(compat::list))
         .routes(routes!(compat::get))
@@ -125,6 +154,11 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(compat::resume))
         .routes(routes!(compat::stop))
         .routes(routes!(compat::status))
+        .routes(routes!(compat::summary))
+        .routes(routes!(compat::ready))
+        .routes(routes!(compat::balance))
+        .routes(routes!(compat::send_message, compat::read_messages))
+        .routes(routes!(compat::conversations))
 }
 
 /// The OpenAPI document of every route.
@@ -164,10 +198,14 @@ pub async fn open_store(config: &ServerConfig, clock: Arc<dyn Clock>) -> anyhow:
     })
 }
 
-/// Runs the server until Ctrl-C or SIGTERM, then stops accepting and drains in-flight requests.
+/// Runs the server until Ctrl-C or SIGTERM: recovers runs a previous life left behind, serves,
+/// then stops accepting, lets runs reach a persisted step, and closes streams.
 pub async fn serve(state: AppState, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
     let store = state.store.clone();
+    let runtime = state.runtime.clone();
+    runtime.start().await?;
     axum::serve(listener, app(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    runtime.shutdown(std::time::Duration::from_secs(10)).await;
     store.close().await;
     Ok(())
 }

@@ -29,6 +29,7 @@ const OWNER_ONLY: &[(&str, &str)] = &[
     ("POST", "/v1/api_keys/{id}/revoke"),
     ("DELETE", "/v1/agents/{id}"),
     ("POST", "/v1/agent/delete/{id}"),
+    ("DELETE", "/v1/vaults/{id}"),
 ];
 
 struct World {
@@ -40,7 +41,35 @@ struct World {
     agent_id: String,
     other_agent_id: String,
     key_id: String,
+    vault_id: String,
+    session_id: String,
+    run_id: String,
 }
+
+/// What an `agent_invoke` key may do with its own agent: sessions, runs, messages.
+const AGENT_KEY_ALLOWED: &[(&str, &str)] = &[
+    ("GET", "/v1/me"),
+    ("GET", "/v1/openapi.json"),
+    ("GET", "/v1/sessions"),
+    ("POST", "/v1/sessions"),
+    ("GET", "/v1/sessions/{id}"),
+    ("DELETE", "/v1/sessions/{id}"),
+    ("POST", "/v1/sessions/{id}/messages"),
+    ("POST", "/v1/sessions/{id}/cancel"),
+    ("GET", "/v1/sessions/{id}/events"),
+    ("GET", "/v1/sessions/{id}/stream"),
+    ("GET", "/v1/runs/{id}"),
+    ("GET", "/v1/runs/{id}/trace"),
+    ("GET", "/v1/agents/{id}/messages"),
+    ("POST", "/v1/agents/{id}/messages"),
+    ("GET", "/v1/agents/{id}/conversations"),
+    ("GET", "/v1/agent/{id}/messages"),
+    ("POST", "/v1/agent/{id}/messages"),
+    ("GET", "/v1/agent/{id}/conversations"),
+];
+
+/// The provider created in `world()`; provider paths take its slug.
+const PROVIDER_ID: &str = "anthropic";
 
 async fn world(s: &TestServer) -> World {
     let owner = s.user("owner@example.com").await;
@@ -55,7 +84,29 @@ async fn world(s: &TestServer) -> World {
     let agent_key = s.key(&owner.account_id, &owner.sandbox_id, KeyKind::AgentInvoke, Some(&agent_id)).await;
     let (st, key) = s.post("/v1/api_keys", &owner.key, json!({"name": "ci"})).await;
     assert_eq!(st, StatusCode::CREATED, "{key}");
-    World { key_id: key["id"].as_str().unwrap().to_owned(), owner, editor, viewer, stranger, agent_key, agent_id, other_agent_id }
+    let (st, vault) = s.post("/v1/vaults", &owner.key, json!({"name": "anthropic-key", "secret": "sk-ant-authz"})).await;
+    assert_eq!(st, StatusCode::CREATED, "{vault}");
+    let vault_id = vault["id"].as_str().unwrap().to_owned();
+    // A closed loopback port: runs fail fast and nothing leaves the machine.
+    let provider = json!({"id": PROVIDER_ID, "provider": "anthropic", "base_url": "http://127.0.0.1:9", "api_key_vault_id": vault_id, "models": ["claude-sonnet-4-6"]});
+    let (st, v) = s.post("/v1/providers", &owner.key, provider).await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let (st, session) =
+        s.post("/v1/sessions", &owner.key, json!({"agent_id": agent_id, "input": [{"role": "user", "content": "hi"}]})).await;
+    assert_eq!(st, StatusCode::CREATED, "{session}");
+    World {
+        vault_id,
+        key_id: key["id"].as_str().unwrap().to_owned(),
+        session_id: session["id"].as_str().unwrap().to_owned(),
+        run_id: session["run_id"].as_str().unwrap().to_owned(),
+        owner,
+        editor,
+        viewer,
+        stranger,
+        agent_key,
+        agent_id,
+        other_agent_id,
+    }
 }
 
 /// Fills path parameters with the victim's resources.
@@ -67,6 +118,10 @@ fn fill(template: &str, w: &World, agent: &str) -> String {
             "{id}" if template.starts_with("/v1/sandboxes") => w.owner.sandbox_id.to_string(),
             "{id}" if template.starts_with("/v1/agents") || template.starts_with("/v1/agent/") => agent.to_owned(),
             "{id}" if template.starts_with("/v1/api_keys") => w.key_id.clone(),
+            "{id}" if template.starts_with("/v1/vaults") => w.vault_id.clone(),
+            "{id}" if template.starts_with("/v1/providers") => PROVIDER_ID.to_owned(),
+            "{id}" if template.starts_with("/v1/sessions") => w.session_id.clone(),
+            "{id}" if template.starts_with("/v1/runs") => w.run_id.clone(),
             "{account_id}" => w.viewer.account_id.to_string(),
             "{version}" => "1".to_owned(),
             s if s.starts_with('{') => panic!("no fixture for path parameter {s} in {template}; add one to authz.rs"),
@@ -87,6 +142,14 @@ fn body(method: &str, template: &str, w: &World) -> Option<Value> {
         ("POST", "/v1/sandboxes") => json!({"name": "mine"}),
         ("PATCH", "/v1/sandboxes/{id}") => json!({"name": "renamed"}),
         ("POST", "/v1/sandboxes/{id}/grants") => json!({"email": "someone@example.com", "role": "viewer"}),
+        ("POST", "/v1/vaults") => json!({"name": "new-key", "secret": "sk-new"}),
+        ("PATCH", "/v1/vaults/{id}") => json!({"description": "changed", "secret": "sk-rotated"}),
+        ("POST", "/v1/providers") => json!({"id": "newcomer", "provider": "openai", "models": ["gpt-5"]}),
+        ("PATCH", "/v1/providers/{id}") => json!({"models": ["claude-opus-4-1"], "api_key_vault_id": null}),
+        ("POST", "/v1/sessions") => json!({"agent_id": w.agent_id, "input": [{"role": "user", "content": "hello"}]}),
+        ("POST", "/v1/sessions/{id}/messages") => json!({"input": [{"role": "user", "content": "more"}], "on_busy": "enqueue"}),
+        ("POST", "/v1/agents/{id}/balance") | ("POST", "/v1/agent/{id}/balance") => json!({"add": 100}),
+        ("POST", "/v1/agents/{id}/messages") | ("POST", "/v1/agent/{id}/messages") => json!({"content": "hi", "wait": false}),
         ("POST", "/v1/auth/email/start") | ("POST", "/v1/auth/email/verify") => return None,
         _ => {
             let _ = w;
@@ -114,7 +177,9 @@ async fn snapshot(s: &TestServer, w: &World) -> Value {
     let (_, keys) = s.get("/v1/api_keys?limit=100", &w.owner.key).await;
     let (_, grants) = s.get(&format!("/v1/sandboxes/{}/grants", w.owner.sandbox_id), &w.owner.key).await;
     let (_, sandbox) = s.get(&format!("/v1/sandboxes/{}", w.owner.sandbox_id), &w.owner.key).await;
-    json!({"agent": agent, "agents": agents, "keys": keys, "grants": grants, "sandbox": sandbox})
+    let (_, vaults) = s.get("/v1/vaults?limit=100", &w.owner.key).await;
+    let (_, providers) = s.get("/v1/providers?limit=100", &w.owner.key).await;
+    json!({"agent": agent, "agents": agents, "keys": keys, "grants": grants, "sandbox": sandbox, "vaults": vaults, "providers": providers})
 }
 
 async fn run(backend: Backend) {
@@ -122,7 +187,10 @@ async fn run(backend: Backend) {
     let w = world(&s).await;
     let (st, doc) = s.get("/v1/openapi.json", &w.owner.key).await;
     assert_eq!(st, StatusCode::OK);
-    let all = routes(&doc);
+    let mut all = routes(&doc);
+    // Deletions last, so an allowed one (an agent key deleting its own session) cannot hide
+    // the routes after it.
+    all.sort_by_key(|r| r.0 == "DELETE");
     assert!(all.len() >= 35, "the OpenAPI document lists only {} operations", all.len());
 
     let public: BTreeSet<&str> = all.iter().filter(|r| r.2).map(|r| r.1.as_str()).collect();
@@ -185,10 +253,11 @@ async fn run(backend: Backend) {
             }
         }
 
-        // An agent key: management is refused, its own agent included.
+        // An agent key: its own agent's sessions, runs and messages; no management, its own
+        // agent's configuration included.
         let (st, v) = s.call(m.clone(), &path, Some(&w.agent_key), b.clone()).await;
-        if ["/v1/me", "/v1/openapi.json"].contains(&template.as_str()) {
-            assert_eq!(st, StatusCode::OK, "{route} with an agent key: {v}");
+        if AGENT_KEY_ALLOWED.contains(&(method.as_str(), template.as_str())) {
+            assert!(st.is_success(), "{route} with an agent key: {st} {v}");
         } else {
             assert_eq!(st, StatusCode::FORBIDDEN, "{route} with an agent key: {v}");
             assert!(error_message(&v).contains("agent_invoke"), "{route}: {v}");

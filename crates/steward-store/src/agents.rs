@@ -181,10 +181,18 @@ impl Store {
         self.agent(id).await?.ok_or(StoreError::NotFound("agent"))
     }
 
-    /// Deletes an agent and all its versions. Irreversible.
+    /// Deletes an agent, all its versions and its sessions, runs and events. Irreversible.
     pub async fn delete_agent(&self, id: &AgentId) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
-        sqlx::query("DELETE FROM agent_versions WHERE agent_id = $1").bind(id.as_str()).execute(&mut *tx).await?;
+        for sql in [
+            "DELETE FROM events WHERE session_id IN (SELECT id FROM sessions WHERE agent_id = $1)",
+            "DELETE FROM session_messages WHERE session_id IN (SELECT id FROM sessions WHERE agent_id = $1)",
+            "DELETE FROM runs WHERE agent_id = $1",
+            "DELETE FROM sessions WHERE agent_id = $1",
+            "DELETE FROM agent_versions WHERE agent_id = $1",
+        ] {
+            sqlx::query(sql).bind(id.as_str()).execute(&mut *tx).await?;
+        }
         let n = sqlx::query("DELETE FROM agents WHERE id = $1").bind(id.as_str()).execute(&mut *tx).await?;
         if n.rows_affected() == 0 {
             return Err(StoreError::NotFound("agent"));

@@ -9,10 +9,14 @@
 mod accounts;
 mod agents;
 mod error;
+mod events;
 mod idempotency;
 mod keys;
 mod page;
+mod providers;
 mod sandboxes;
+mod sessions;
+mod vaults;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -25,10 +29,13 @@ use steward_core::clock::Clock;
 
 pub use accounts::LoginCodeCheck;
 pub use error::StoreError;
+pub use events::{AgentStats, Charge};
 pub use idempotency::{IdempotencyBegin, StoredResponse};
 pub use keys::NewApiKey;
 pub use page::{Listing, PageRequest};
 pub use sandboxes::SandboxWithRole;
+pub use sessions::{ConversationSummary, NewSession, RunFilter, RunOutcome, SessionFilter};
+pub use vaults::{NewVault, VaultUpdate};
 
 /// Which database a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -142,9 +142,15 @@ impl Store {
         // Children are listed explicitly rather than trusting ON DELETE CASCADE alone, so the
         // behaviour does not depend on a per-connection SQLite pragma.
         for sql in [
+            "DELETE FROM events WHERE session_id IN (SELECT id FROM sessions WHERE sandbox_id = $1)",
+            "DELETE FROM session_messages WHERE session_id IN (SELECT id FROM sessions WHERE sandbox_id = $1)",
+            "DELETE FROM runs WHERE sandbox_id = $1",
+            "DELETE FROM sessions WHERE sandbox_id = $1",
             "DELETE FROM agent_versions WHERE agent_id IN (SELECT id FROM agents WHERE sandbox_id = $1)",
             "DELETE FROM agents WHERE sandbox_id = $1",
             "DELETE FROM api_keys WHERE sandbox_id = $1",
+            "DELETE FROM providers WHERE sandbox_id = $1",
+            "DELETE FROM vaults WHERE sandbox_id = $1",
             "DELETE FROM grants WHERE sandbox_id = $1",
         ] {
             sqlx::query(sql).bind(id.as_str()).execute(&mut *tx).await?;

@@ -9,6 +9,8 @@
 
 #[macro_use]
 mod common;
+#[path = "conformance/vaults_providers.rs"]
+mod vaults_providers;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
@@ -22,6 +24,7 @@ use steward_core::keys;
 use steward_core::tenancy::{Account, Email, KeyKind, Role};
 use steward_store::{IdempotencyBegin, Listing, LoginCodeCheck, NewApiKey, PageRequest, Store, StoreError, StoredResponse};
 use tokio::task::JoinSet;
+use vaults_providers::*;
 
 conformance!(
     create_account_and_look_it_up,
@@ -65,6 +68,17 @@ conformance!(
     idempotency_keys_expire_after_a_day,
     sql_metacharacters_are_stored_verbatim,
     unicode_is_stored_verbatim,
+    vault_round_trips_and_lists_without_its_ciphertext,
+    vault_names_are_unique_per_sandbox,
+    update_vault_changes_only_present_fields,
+    vaults_list_pages_newest_first_within_one_sandbox,
+    delete_vault_is_refused_while_a_provider_uses_it,
+    provider_round_trips_and_ids_are_unique_per_sandbox,
+    provider_vault_must_be_in_the_same_sandbox,
+    providers_list_in_id_order_and_page,
+    update_provider_is_compare_and_set,
+    concurrent_vault_delete_never_leaves_a_dangling_reference,
+    destroy_sandbox_removes_its_vaults_and_providers,
 );
 
 // ---------------------------------------------------------------------------------------------

@@ -268,7 +268,7 @@ pub async fn version(
     Ok(Json(version_view(found)))
 }
 
-fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+pub(crate) fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }
 
@@ -320,7 +320,7 @@ pub struct UpdateAgent {
 }
 
 /// A field that may be omitted but not set to null.
-fn not_null<T>(v: Option<Option<T>>, param: &str) -> ApiResult<Option<T>> {
+pub(crate) fn not_null<T>(v: Option<Option<T>>, param: &str) -> ApiResult<Option<T>> {
     match v {
         Some(None) => Err(ApiError::invalid(param, format!("`{param}` cannot be null; omit it to keep the current value"))),
         Some(Some(x)) => Ok(Some(x)),
@@ -419,7 +419,11 @@ pub(crate) async fn change_state(state: &AppState, caller: &Caller, id: &str, to
         return Ok(agent);
     }
     let reason = if to == AgentState::Active { None } else { reason };
-    Ok(state.store.set_agent_state(&agent.id, agent.state, to, reason.as_deref()).await?)
+    let updated = state.store.set_agent_state(&agent.id, agent.state, to, reason.as_deref()).await?;
+    if to == AgentState::Stopped {
+        state.runtime.cancel_agent(&agent.id, "the agent was stopped").await?;
+    }
+    Ok(updated)
 }
 
 /// Pauses an agent: it accepts nothing new; in-flight runs finish.
@@ -463,4 +467,102 @@ pub async fn status(
 ) -> ApiResult<Json<AgentView>> {
     let to: AgentState = body.state.parse()?;
     Ok(Json(view(change_state(&state, &caller, &id, to, body.reason).await?)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetBalance {
+    /// Tokens to add to the balance (a missing balance counts as 0).
+    pub add: Option<i64>,
+    /// The new balance; `null` removes the budget (unlimited).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>)]
+    pub set: Option<Option<i64>>,
+}
+
+/// Adds to or sets the agent's token budget. When it reaches zero, runs stop with
+/// `budget_exhausted` and the agent goes to `error`.
+#[utoipa::path(post, path = "/v1/agents/{id}/balance", tag = "agents", params(("id" = String, Path)), request_body = SetBalance,
+    responses((status = 200, body = AgentView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn balance(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<SetBalance>,
+) -> ApiResult<Json<AgentView>> {
+    let agent = load(&state, &caller, &id, Need::Write).await?;
+    let updated = match (body.add, body.set) {
+        (Some(n), None) if (1..=1_000_000_000_000).contains(&n) => state.store.set_token_balance(&agent.id, Some(n), true).await?,
+        (Some(_), None) => return Err(ApiError::invalid("add", "add a whole number of tokens from 1 to 10^12")),
+        (None, Some(Some(n))) if (0..=1_000_000_000_000).contains(&n) => state.store.set_token_balance(&agent.id, Some(n), false).await?,
+        (None, Some(Some(_))) => {
+            return Err(ApiError::invalid("set", "set a whole number of tokens from 0 to 10^12, or null for no budget"));
+        }
+        (None, Some(None)) => state.store.set_token_balance(&agent.id, None, false).await?,
+        _ => {
+            return Err(ApiError::bad_request(
+                "send exactly one of `add` (tokens to add) or `set` (the new balance, or null for unlimited)",
+            ));
+        }
+    };
+    Ok(Json(view(updated)))
+}
+
+/// An agent's activity and spend.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Summary {
+    pub agent_id: String,
+    pub name: String,
+    pub state: String,
+    pub state_reason: Option<String>,
+    pub version: i64,
+    pub token_balance: Option<i64>,
+    pub usage: crate::routes::sessions::UsageView,
+    pub sessions: i64,
+    /// Run counts by status.
+    pub runs: BTreeMap<String, i64>,
+    pub last_run: Option<crate::routes::runs::RunView>,
+}
+
+/// State, version, token usage to date, balance, last run and counts.
+#[utoipa::path(get, path = "/v1/agents/{id}/summary", tag = "agents", params(("id" = String, Path)),
+    responses((status = 200, body = Summary), (status = 404, body = ErrorBody)))]
+pub async fn summary(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Summary>> {
+    let agent = load(&state, &caller, &id, Need::Read).await?;
+    let stats = state.store.agent_stats(&agent.id).await?;
+    Ok(Json(Summary {
+        agent_id: agent.id.to_string(),
+        name: agent.config.name,
+        state: agent.state.as_str().into(),
+        state_reason: agent.state_reason,
+        version: agent.version,
+        token_balance: agent.token_balance,
+        usage: crate::routes::sessions::UsageView { input_tokens: stats.input_tokens, output_tokens: stats.output_tokens },
+        sessions: stats.sessions,
+        runs: stats.runs_by_status,
+        last_run: stats.last_run.map(crate::routes::runs::run_view),
+    }))
+}
+
+/// Whether an agent can take a message right now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Ready {
+    pub ready: bool,
+    /// Why not, each with what to do.
+    pub reasons: Vec<String>,
+}
+
+/// Can the agent take a message right now, and if not, why.
+#[utoipa::path(get, path = "/v1/agents/{id}/ready", tag = "agents", params(("id" = String, Path)),
+    responses((status = 200, body = Ready), (status = 404, body = ErrorBody)))]
+pub async fn ready(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Ready>> {
+    let agent = load(&state, &caller, &id, Need::Read).await?;
+    let mut reasons = Vec::new();
+    if let Err(e) = crate::routes::sessions::check_accepts_work(&agent) {
+        reasons.push(e.message);
+    }
+    if let Err(e) = crate::routes::sessions::check_provider(&state, &agent).await {
+        reasons.push(e.message);
+    }
+    Ok(Json(Ready { ready: reasons.is_empty(), reasons }))
 }

@@ -12,7 +12,7 @@ use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery};
 use crate::routes::Deleted;
 use crate::routes::Page;
-use crate::routes::agents::{self, AgentView, CreateAgent, ListAgents, SetStatus, UpdateAgent};
+use crate::routes::agents::{self, AgentView, CreateAgent, ListAgents, Ready, SetBalance, SetStatus, Summary, UpdateAgent};
 
 /// Same as `POST /v1/agents`.
 #[utoipa::path(post, path = "/v1/agent/create", tag = "compat", request_body = CreateAgent,
@@ -70,4 +70,62 @@ pub async fn stop(s: State<AppState>, c: Caller, p: Path<String>) -> ApiResult<J
     responses((status = 200, body = AgentView), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn status(s: State<AppState>, c: Caller, p: Path<String>, b: ApiJson<SetStatus>) -> ApiResult<Json<AgentView>> {
     agents::status(s, c, p, b).await
+}
+
+/// Same as `GET /v1/agents/{id}/summary`.
+#[utoipa::path(get, path = "/v1/agent/{id}/summary", tag = "compat", params(("id" = String, Path)), responses((status = 200, body = Summary), (status = 404, body = ErrorBody)))]
+pub async fn summary(s: State<AppState>, c: Caller, p: Path<String>) -> ApiResult<Json<Summary>> {
+    agents::summary(s, c, p).await
+}
+
+/// Same as `GET /v1/agents/{id}/ready`.
+#[utoipa::path(get, path = "/v1/agent/{id}/ready", tag = "compat", params(("id" = String, Path)), responses((status = 200, body = Ready), (status = 404, body = ErrorBody)))]
+pub async fn ready(s: State<AppState>, c: Caller, p: Path<String>) -> ApiResult<Json<Ready>> {
+    agents::ready(s, c, p).await
+}
+
+/// Same as `POST /v1/agents/{id}/balance`.
+#[utoipa::path(post, path = "/v1/agent/{id}/balance", tag = "compat", params(("id" = String, Path)), request_body = SetBalance,
+    responses((status = 200, body = AgentView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn balance(s: State<AppState>, c: Caller, p: Path<String>, b: ApiJson<SetBalance>) -> ApiResult<Json<AgentView>> {
+    agents::balance(s, c, p, b).await
+}
+
+/// Same as `POST /v1/agents/{id}/messages`.
+#[utoipa::path(post, path = "/v1/agent/{id}/messages", tag = "compat", params(("id" = String, Path)), request_body = crate::routes::messages::SendMessage,
+    responses((status = 200, body = crate::routes::messages::MessageReply), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn send_message(
+    s: State<AppState>,
+    c: Caller,
+    h: axum::http::HeaderMap,
+    p: Path<String>,
+    b: ApiJson<crate::routes::messages::SendMessage>,
+) -> ApiResult<(StatusCode, Json<crate::routes::messages::MessageReply>)> {
+    crate::routes::messages::send(s, c, h, p, b).await
+}
+
+/// Same as `GET /v1/agents/{id}/messages`.
+#[utoipa::path(get, path = "/v1/agent/{id}/messages", tag = "compat", params(("id" = String, Path), crate::routes::messages::ReadMessages),
+    responses((status = 200, body = crate::routes::messages::MessagesView), (status = 404, body = ErrorBody)))]
+pub async fn read_messages(
+    s: State<AppState>,
+    c: Caller,
+    h: axum::http::HeaderMap,
+    p: Path<String>,
+    q: ApiQuery<crate::routes::messages::ReadMessages>,
+) -> ApiResult<Json<crate::routes::messages::MessagesView>> {
+    crate::routes::messages::read(s, c, h, p, q).await
+}
+
+/// Same as `GET /v1/agents/{id}/conversations`.
+#[utoipa::path(get, path = "/v1/agent/{id}/conversations", tag = "compat", params(("id" = String, Path), crate::routes::sessions::EndUserQuery),
+    responses((status = 200, body = crate::routes::messages::ConversationsView), (status = 404, body = ErrorBody)))]
+pub async fn conversations(
+    s: State<AppState>,
+    c: Caller,
+    h: axum::http::HeaderMap,
+    p: Path<String>,
+    q: ApiQuery<crate::routes::sessions::EndUserQuery>,
+) -> ApiResult<Json<crate::routes::messages::ConversationsView>> {
+    crate::routes::messages::conversations(s, c, h, p, q).await
 }

@@ -5,8 +5,13 @@ pub mod agents;
 pub mod api_keys;
 pub mod auth;
 pub mod compat;
+pub mod messages;
+pub mod providers;
+pub mod runs;
 pub mod sandboxes;
+pub mod sessions;
 pub mod system;
+pub mod vaults;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -51,7 +56,7 @@ pub fn page_request(limit: Option<u32>, cursor: Option<&str>) -> Result<PageRequ
             let raw = B64.decode(c).map_err(|_| bad())?;
             let raw = String::from_utf8(raw).map_err(|_| bad())?;
             let b = raw.strip_prefix("c1:").ok_or_else(bad)?;
-            if b.is_empty() || b.len() > 64 || !b.bytes().all(|x| x.is_ascii_alphanumeric() || x == b'_') {
+            if b.is_empty() || b.len() > 64 || !b.bytes().all(|x| x.is_ascii_alphanumeric() || x == b'_' || x == b'-') {
                 return Err(bad());
             }
             Some(b.to_owned())

@@ -3,6 +3,8 @@
 //! make users and requests.
 #![allow(dead_code)]
 
+pub mod fake_model;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -86,16 +88,34 @@ impl TestServer {
         let config = ServerConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             data_dir: data_dir.clone(),
-            database,
             master_key: MasterKey::load_or_create(&data_dir.join("master.key")).unwrap().0,
             smtp: None,
             session_ttl_secs: 3600,
+            runtime: steward_runtime::RuntimeConfig {
+                heartbeat: std::time::Duration::from_millis(200),
+                poll: std::time::Duration::from_millis(100),
+                ..Default::default()
+            },
+            llm_timeouts: steward_llm::Timeouts {
+                connect: std::time::Duration::from_secs(5),
+                response: std::time::Duration::from_secs(10),
+                idle: std::time::Duration::from_secs(5),
+            },
+            llm_retry: steward_llm::RetryPolicy {
+                max_attempts: 2,
+                base_delay: std::time::Duration::from_millis(10),
+                max_delay: std::time::Duration::from_millis(100),
+            },
+            sse_heartbeat: std::time::Duration::from_millis(500),
+            stream_poll: ServerConfig::default_stream_poll(&database),
+            database,
         };
         let mut config = config;
         adjust(&mut config);
         let clock_dyn: Arc<dyn Clock> = Arc::new(clock.clone());
         let store = steward_server::open_store(&config, clock_dyn.clone()).await.expect("open store");
         let state = steward_server::AppState::new(store.clone(), config, clock_dyn).unwrap();
+        state.runtime.start().await.expect("start the runtime");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let task = tokio::spawn(async move {
@@ -163,6 +183,10 @@ impl TestServer {
         }
         let res = req.send().await.expect("request");
         let status = res.status();
+        // An event stream never ends: report its status and leave the body unread.
+        if res.headers().get("content-type").is_some_and(|v| v.to_str().unwrap_or("").starts_with("text/event-stream")) {
+            return (status, Value::Null);
+        }
         let text = res.text().await.unwrap();
         let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
         (status, json)

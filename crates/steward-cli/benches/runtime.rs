@@ -1,0 +1,271 @@
+//! Runtime benchmark: the real `steward serve` (SQLite) with a local fake provider that answers
+//! at once (a `current_time` tool call, then ~20 tokens of text), driven over HTTP.
+//!
+//! For concurrency 1, 8 and 32 it runs for `BENCH_SECS` (default 30) seconds and reports
+//! completed runs/s, p50/p99 latency of `POST /v1/sessions` until `agent_finish` arrives on the
+//! session's stream, and p50/p99 time from the POST to the first streamed event. Then it opens
+//! 1,000 and 10,000 idle streams and reports the server's RSS growth per stream.
+//!
+//! `cargo bench -p steward-cli --bench runtime` (set `BENCH_SECS=5` for a quick look,
+//! `BENCH_LEVELS=1,8` to pick levels, `BENCH_STREAMS=1000` to pick stream counts).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::routing::post;
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+fn frame(event: &str, data: Value) -> String {
+    format!("event: {event}\ndata: {data}\n\n")
+}
+
+/// An instant fake Anthropic endpoint: first a tool call, then ~20 tokens of text.
+async fn fake_model() -> String {
+    let app = axum::Router::new().route(
+        "/v1/messages",
+        post(|body: String| async move {
+            let tool_turn = !body.contains("tool_result");
+            let mut f = vec![frame(
+                "message_start",
+                json!({"type": "message_start", "message": {"id": "m", "type": "message", "role": "assistant", "model": "m", "content": [], "stop_reason": null, "usage": {"input_tokens": 20, "output_tokens": 1}}}),
+            )];
+            if tool_turn {
+                f.push(frame("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "id": "toolu_1", "name": "current_time", "input": {}}})));
+                f.push(frame("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": "{}"}})));
+                f.push(frame("content_block_stop", json!({"type": "content_block_stop", "index": 0})));
+                f.push(frame("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 5}})));
+            } else {
+                f.push(frame("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})));
+                for chunk in ["It is ", "now a fine ", "moment to say ", "that the time ", "is known and all ", "is well."] {
+                    f.push(frame("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": chunk}})));
+                }
+                f.push(frame("content_block_stop", json!({"type": "content_block_stop", "index": 0})));
+                f.push(frame("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 20}})));
+            }
+            f.push(frame("message_stop", json!({"type": "message_stop"})));
+            axum::response::Response::builder().header("content-type", "text/event-stream").body(f.concat()).unwrap()
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    url
+}
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(data: &std::path::Path) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_steward"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .env("STEWARD_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start steward");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().expect("a first line").expect("readable");
+    let url = first.trim_start_matches("steward listening on ").split_whitespace().next().unwrap().to_owned();
+    std::thread::spawn(move || for _ in lines {});
+    Server { child, url }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()).unwrap_or(0)
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// One run: POST a session, follow its stream to `agent_finish`. Returns (total, first event).
+async fn one_run(http: &reqwest::Client, url: &str, key: &str, agent: &str) -> Option<(Duration, Duration)> {
+    let t0 = Instant::now();
+    let res = http
+        .post(format!("{url}/v1/sessions"))
+        .bearer_auth(key)
+        .json(&json!({"agent_id": agent, "input": [{"role": "user", "content": "time?"}]}))
+        .send()
+        .await
+        .ok()?;
+    if res.status() != 201 {
+        eprintln!("POST /v1/sessions → {}", res.status());
+        return None;
+    }
+    let session: Value = res.json().await.ok()?;
+    let sid = session["id"].as_str()?;
+    let stream = http.get(format!("{url}/v1/sessions/{sid}/stream")).bearer_auth(key).send().await.ok()?;
+    let mut body = stream.bytes_stream();
+    let mut first = None;
+    let mut text = String::new();
+    while let Some(Ok(chunk)) = body.next().await {
+        if first.is_none() {
+            first = Some(t0.elapsed());
+        }
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        if text.contains("event: agent_finish") || text.contains("event: agent_error") {
+            if text.contains("event: agent_error") {
+                eprintln!("run failed: {text}");
+                return None;
+            }
+            return Some((t0.elapsed(), first.unwrap_or_default()));
+        }
+    }
+    None
+}
+
+async fn level(http: &reqwest::Client, url: &str, key: &str, agent: &str, concurrency: usize, secs: u64) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (http, url, key, agent, stop) = (http.clone(), url.to_owned(), key.to_owned(), agent.to_owned(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut out = Vec::new();
+            let mut failed = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                match one_run(&http, &url, &key, &agent).await {
+                    Some(r) => out.push(r),
+                    None => failed += 1,
+                }
+            }
+            (out, failed)
+        }));
+    }
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Vec::new();
+    let mut failed = 0;
+    for t in tasks {
+        let (r, f) = t.await.unwrap();
+        all.extend(r);
+        failed += f;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut total: Vec<f64> = all.iter().map(|r| r.0.as_secs_f64() * 1000.0).collect();
+    let mut first: Vec<f64> = all.iter().map(|r| r.1.as_secs_f64() * 1000.0).collect();
+    total.sort_by(f64::total_cmp);
+    first.sort_by(f64::total_cmp);
+    println!(
+        "concurrency {concurrency:>2}: {:>7.1} runs/s  ({} runs, {failed} failed)  latency p50 {:>7.2} ms  p99 {:>7.2} ms  first event p50 {:>6.2} ms  p99 {:>6.2} ms",
+        all.len() as f64 / elapsed,
+        all.len(),
+        pct(&total, 0.5),
+        pct(&total, 0.99),
+        pct(&first, 0.5),
+        pct(&first, 0.99),
+    );
+}
+
+async fn idle_streams(url: &str, key: &str, agent: &str, pid: u32, n: usize) {
+    let http = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+    let session: Value = http
+        .post(format!("{url}/v1/messages").replace("/v1/messages", &format!("/v1/agents/{agent}/messages")))
+        .bearer_auth(key)
+        .json(&json!({"content": "hello"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sid = session["conversation_id"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = rss_kib(pid);
+    let mut held = Vec::with_capacity(n);
+    for i in 0..n {
+        let res = match http
+            .get(format!("{url}/v1/sessions/{sid}/stream?after=evt_{}_{:012}", &sid[4..], 1_000_000))
+            .bearer_auth(key)
+            .send()
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                println!("idle streams: stopped at {i}: {e}");
+                break;
+            }
+        };
+        held.push(res);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = rss_kib(pid);
+    let opened = held.len().max(1);
+    println!(
+        "{opened:>6} idle streams: server RSS {before} KiB → {after} KiB, {:.1} KiB per stream",
+        (after.saturating_sub(before)) as f64 / opened as f64
+    );
+    drop(held);
+}
+
+#[tokio::main]
+async fn main() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let secs: u64 = std::env::var("BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
+    let levels: Vec<usize> =
+        std::env::var("BENCH_LEVELS").unwrap_or_else(|_| "1,8,32".into()).split(',').filter_map(|s| s.trim().parse().ok()).collect();
+    let streams: Vec<usize> =
+        std::env::var("BENCH_STREAMS").unwrap_or_else(|_| "1000,10000".into()).split(',').filter_map(|s| s.trim().parse().ok()).collect();
+    let data = std::env::temp_dir().join(format!("steward-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&data).unwrap();
+    let model = fake_model().await;
+    let server = start_server(&data);
+    let out = Command::new(env!("CARGO_BIN_EXE_steward"))
+        .args(["admin", "create-account", "--email", "bench@example.com", "--json", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let key = serde_json::from_slice::<Value>(&out.stdout).unwrap()["api_key"].as_str().unwrap().to_owned();
+    let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
+    let res = http
+        .post(format!("{}/v1/providers", server.url))
+        .bearer_auth(&key)
+        .json(&json!({"id": "fake", "provider": "anthropic", "base_url": model, "models": ["m"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let agent: Value = http
+        .post(format!("{}/v1/agents", server.url))
+        .bearer_auth(&key)
+        .json(&json!({"name": "bench", "model": {"provider_id": "fake", "name": "m"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let agent = agent["id"].as_str().unwrap().to_owned();
+    println!(
+        "steward runtime benchmark: SQLite store, {secs} s per level, {} cores",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    );
+    for c in levels {
+        level(&http, &server.url, &key, &agent, c, secs).await;
+    }
+    for n in streams {
+        idle_streams(&server.url, &key, &agent, server.child.id(), n).await;
+    }
+    drop(server);
+    let _ = std::fs::remove_dir_all(&data);
+}

@@ -1,0 +1,297 @@
+//! The `Runtime`: owns every run this process executes. It claims queued runs, drives each
+//! through the agent loop on its own task (cancellable), appends events through the one
+//! event-append path (`emit`), heartbeats its runs, and recovers runs whose process died.
+//!
+//! Every spawned task is tracked and stops on `shutdown`.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use steward_core::clock::Clock;
+use steward_core::ids::{AgentId, RunId, SessionId};
+use steward_core::session::{Event, Run, RunStatus, event_type, stop_reason};
+use steward_store::{RunOutcome, Store, StoreError};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::bus::EventBus;
+use crate::providers::Providers;
+
+/// Tunables of the runtime.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// This process's identity in `runs.owner`; stable across restarts of the same node so a
+    /// restarted node recovers its own runs at once.
+    pub node_id: String,
+    /// How often running runs are heartbeated.
+    pub heartbeat: Duration,
+    /// A run whose heartbeat is older than this is considered orphaned.
+    pub stale_after: Duration,
+    /// How often to look for queued work and cancelled runs (covers other replicas).
+    pub poll: Duration,
+    /// Limit on one tool call.
+    pub tool_timeout: Duration,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            node_id: format!("node-{}", steward_core::ids::RunId::generate().as_str().trim_start_matches("run_")),
+            heartbeat: Duration::from_secs(5),
+            stale_after: Duration::from_secs(30),
+            poll: Duration::from_secs(1),
+            tool_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Handle to the runtime. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    pub(crate) inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub store: Store,
+    pub bus: EventBus,
+    pub providers: Providers,
+    pub clock: Arc<dyn Clock>,
+    pub config: RuntimeConfig,
+    active: Mutex<HashMap<RunId, CancellationToken>>,
+    workers: Mutex<HashSet<SessionId>>,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+impl Runtime {
+    pub fn new(store: Store, providers: Providers, clock: Arc<dyn Clock>, config: RuntimeConfig) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                bus: EventBus::new(),
+                providers,
+                clock,
+                config,
+                active: Mutex::new(HashMap::new()),
+                workers: Mutex::new(HashSet::new()),
+                tracker: TaskTracker::new(),
+                shutdown: CancellationToken::new(),
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn bus(&self) -> &EventBus {
+        &self.inner.bus
+    }
+
+    pub fn providers(&self) -> &Providers {
+        &self.inner.providers
+    }
+
+    /// Recovers runs this node left behind, then starts the background loop.
+    pub async fn start(&self) -> Result<(), StoreError> {
+        self.recover(&self.inner.config.node_id.clone()).await?;
+        let rt = self.clone();
+        self.inner.tracker.spawn(async move { rt.background().await });
+        Ok(())
+    }
+
+    /// Stops taking work, cancels nothing (runs reach their next persisted step), and waits
+    /// up to `grace` for running tasks; what is still running then is recovered on restart.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.inner.shutdown.cancel();
+        self.inner.tracker.close();
+        let _ = tokio::time::timeout(grace, self.inner.tracker.wait()).await;
+    }
+
+    async fn background(&self) {
+        let c = &self.inner.config;
+        let mut heartbeat = tokio::time::interval(c.heartbeat);
+        let mut poll = tokio::time::interval(c.poll);
+        let mut reap = tokio::time::interval(c.stale_after / 3);
+        loop {
+            tokio::select! {
+                _ = self.inner.shutdown.cancelled() => return,
+                _ = heartbeat.tick() => {
+                    if let Err(e) = self.inner.store.heartbeat_runs(&c.node_id).await {
+                        tracing::warn!(error = %e, "cannot heartbeat runs");
+                    }
+                    self.inner.bus.prune();
+                }
+                _ = poll.tick() => {
+                    self.poll_once().await;
+                }
+                _ = reap.tick() => {
+                    // Runs of any process whose heartbeat went stale.
+                    if let Err(e) = self.recover("").await {
+                        tracing::warn!(error = %e, "cannot recover orphaned runs");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Picks up queued work, and stops local runs that were cancelled elsewhere.
+    async fn poll_once(&self) {
+        match self.inner.store.sessions_with_queued_runs(100).await {
+            Ok(sessions) => {
+                for s in sessions {
+                    self.kick(&s);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot look for queued runs"),
+        }
+        let local: Vec<RunId> = self.inner.active.lock().expect("active runs lock").keys().cloned().collect();
+        for id in local {
+            if let Ok(Some(run)) = self.inner.store.run(&id).await
+                && run.status.is_terminal()
+                && let Some(token) = self.inner.active.lock().expect("active runs lock").get(&id)
+            {
+                token.cancel();
+            }
+        }
+    }
+
+    /// Marks orphaned runs failed with `interrupted` and ends their streams. `dead_owner` is
+    /// an owner known to be dead (this node at start-up) or "" for staleness only.
+    async fn recover(&self, dead_owner: &str) -> Result<(), StoreError> {
+        let stale_before = self.inner.clock.now_ms() - self.inner.config.stale_after.as_millis() as i64;
+        for run in self.inner.store.orphaned_runs(dead_owner, stale_before).await? {
+            if self.inner.active.lock().expect("active runs lock").contains_key(&run.id) {
+                continue;
+            }
+            let message = "the server running this run stopped before it finished; send the message again";
+            let outcome = RunOutcome {
+                status: RunStatus::Failed,
+                stop_reason: Some(stop_reason::INTERRUPTED.into()),
+                error_type: Some("interrupted".into()),
+                error_message: Some(message.into()),
+                trace: run.trace.clone(),
+            };
+            if self.inner.store.finish_run(&run.id, &outcome).await? {
+                tracing::warn!(run = %run.id, "recovered an interrupted run");
+                self.emit(
+                    &run.session_id,
+                    &run.id,
+                    event_type::ERROR,
+                    json!({"message": message, "type": "interrupted", "run_id": run.id}),
+                )
+                .await?;
+                self.kick(&run.session_id);
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes sure a worker drains the queued runs of `session` in this process.
+    pub fn kick(&self, session: &SessionId) {
+        if self.inner.shutdown.is_cancelled() || !self.inner.workers.lock().expect("workers lock").insert(session.clone()) {
+            return;
+        }
+        let rt = self.clone();
+        let session = session.clone();
+        self.inner.tracker.spawn(async move {
+            loop {
+                let claimed = rt.inner.store.claim_next_run(&session, &rt.inner.config.node_id).await;
+                match claimed {
+                    Ok(Some(run)) => rt.execute(run).await,
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, session = %session, "cannot claim a run");
+                        break;
+                    }
+                }
+                if rt.inner.shutdown.is_cancelled() {
+                    break;
+                }
+            }
+            rt.inner.workers.lock().expect("workers lock").remove(&session);
+        });
+    }
+
+    async fn execute(&self, run: Run) {
+        let token = self.inner.shutdown.child_token();
+        self.inner.active.lock().expect("active runs lock").insert(run.id.clone(), token.clone());
+        let id = run.id.clone();
+        crate::agent_loop::run(self, run, token).await;
+        self.inner.active.lock().expect("active runs lock").remove(&id);
+    }
+
+    /// Appends one event to a session's log and wakes its live tails. The one event path.
+    pub async fn emit(&self, session: &SessionId, run: &RunId, kind: &str, data: Value) -> Result<Event, StoreError> {
+        let mut events = self.inner.store.append_events(session, run, &[(kind, data)]).await?;
+        let ev = events.pop().expect("one event appended");
+        self.inner.bus.publish(session, ev.seq);
+        Ok(ev)
+    }
+
+    /// Cancels a run wherever it is: a local running run stops at once (its model request is
+    /// dropped); a queued run, or one running elsewhere, is ended in the store and its owner
+    /// notices at its next poll. Returns whether the run was still active.
+    pub async fn cancel(&self, run: &Run, reason: &str) -> Result<bool, StoreError> {
+        if let Some(token) = self.inner.active.lock().expect("active runs lock").get(&run.id) {
+            token.cancel();
+            return Ok(true);
+        }
+        let outcome = RunOutcome {
+            status: RunStatus::Cancelled,
+            stop_reason: Some(stop_reason::CANCELLED.into()),
+            error_type: None,
+            error_message: Some(reason.into()),
+            trace: run.trace.clone(),
+        };
+        if self.inner.store.finish_run(&run.id, &outcome).await? {
+            self.emit(&run.session_id, &run.id, event_type::CANCELLED, json!({"run_id": run.id, "reason": reason})).await?;
+            self.kick(&run.session_id);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Cancels every active run of a session.
+    pub async fn cancel_session(&self, session: &SessionId, reason: &str) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for run in self.inner.store.active_runs(session).await? {
+            if self.cancel(&run, reason).await? {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Cancels every active run of an agent (the agent was stopped).
+    pub async fn cancel_agent(&self, agent: &AgentId, reason: &str) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for run in self.inner.store.active_runs_of_agent(agent).await? {
+            if self.cancel(&run, reason).await? {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Waits until `run` has ended (polling the store; woken by its session's events).
+    pub async fn wait_for(&self, run: &RunId, session: &SessionId, limit: Duration) -> Result<Option<Run>, StoreError> {
+        let mut rx = self.inner.bus.subscribe(session);
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if let Some(r) = self.inner.store.run(run).await?
+                && r.status.is_terminal()
+            {
+                return Ok(Some(r));
+            }
+            tokio::select! {
+                _ = rx.changed() => {}
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                _ = tokio::time::sleep_until(deadline) => return Ok(None),
+            }
+        }
+    }
+}

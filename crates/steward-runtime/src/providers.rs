@@ -1,0 +1,91 @@
+//! Turning an agent's `model.provider_id` into a model client: the sandbox's provider
+//! configuration, its API key decrypted from the vault at the moment of use, and one shared
+//! HTTP connection pool.
+
+use std::sync::Arc;
+
+use steward_core::ids::SandboxId;
+use steward_core::provider::{ProviderId, ProviderKind};
+use steward_llm::{ApiKey, ClientConfig, ModelClient, RetryPolicy, Timeouts};
+use steward_store::Store;
+
+use crate::vault::VaultCipher;
+
+/// Why a provider could not be used; `kind` becomes the `agent_error` type.
+#[derive(Debug, Clone)]
+pub struct ResolveError {
+    pub kind: &'static str,
+    pub message: String,
+}
+
+fn config_error(message: String) -> ResolveError {
+    ResolveError { kind: "provider_config", message }
+}
+
+/// Resolves provider ids to clients.
+#[derive(Debug, Clone)]
+pub struct Providers {
+    store: Store,
+    vault: VaultCipher,
+    http: reqwest::Client,
+    timeouts: Timeouts,
+    retry: RetryPolicy,
+}
+
+impl Providers {
+    pub fn new(store: Store, vault: VaultCipher, timeouts: Timeouts, retry: RetryPolicy) -> Self {
+        Self { store, http: steward_llm::http_client(&timeouts), vault, timeouts, retry }
+    }
+
+    /// Checks that `provider_id` exists in the sandbox and offers `model`; returns a client.
+    pub async fn client_for(&self, sandbox: &SandboxId, provider_id: &str, model: &str) -> Result<Arc<dyn ModelClient>, ResolveError> {
+        let id = ProviderId::parse(provider_id, "model.provider_id").map_err(|e| config_error(e.message))?;
+        let provider = self
+            .store
+            .provider(sandbox, &id)
+            .await
+            .map_err(|e| ResolveError { kind: "internal_error", message: format!("cannot read the provider: {e}") })?
+            .ok_or_else(|| {
+                config_error(format!(
+                    "the agent uses provider `{provider_id}`, which is not configured in this sandbox; add it with POST /v1/providers"
+                ))
+            })?;
+        let config = provider.config;
+        if !config.models.iter().any(|m| m == model) {
+            return Err(config_error(format!(
+                "provider `{provider_id}` does not offer model `{model}`; its models are: {}. Add the model to the provider or change the agent's model",
+                config.models.join(", ")
+            )));
+        }
+        let api_key = match &config.api_key_vault_id {
+            None => None,
+            Some(vault_id) => {
+                let sealed = self
+                    .store
+                    .vault_ciphertext(vault_id)
+                    .await
+                    .map_err(|e| ResolveError { kind: "internal_error", message: format!("cannot read the vault: {e}") })?
+                    .ok_or_else(|| config_error(format!("provider `{provider_id}` names vault {vault_id}, which no longer exists")))?;
+                let secret = self.vault.decrypt(sandbox.as_str(), vault_id.as_str(), &sealed).map_err(|_| ResolveError {
+                    kind: "vault_error",
+                    message: format!("vault {vault_id} cannot be decrypted with this server's master key"),
+                })?;
+                Some(ApiKey::new(secret.expose().to_owned()))
+            }
+        };
+        let kind = match config.kind {
+            ProviderKind::Anthropic => steward_llm::ProviderKind::Anthropic,
+            ProviderKind::OpenAi => steward_llm::ProviderKind::OpenAi,
+            ProviderKind::Google => steward_llm::ProviderKind::Google,
+            ProviderKind::OpenAiCompatible => steward_llm::ProviderKind::OpenAiCompatible,
+        };
+        let client_config = ClientConfig {
+            kind,
+            base_url: config.base_url.trim_end_matches('/').to_owned(),
+            api_key,
+            timeouts: self.timeouts,
+            retry: self.retry,
+        };
+        Ok(steward_llm::client(client_config, self.http.clone()))
+    }
+}

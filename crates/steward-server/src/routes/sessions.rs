@@ -1,0 +1,510 @@
+//! Sessions (§4): create (starting the first run), list, get, another turn with `on_busy`,
+//! cancel, soft delete, the event log, and the reconnect-safe SSE stream.
+//!
+//! Agent keys reach these routes: an `agent_invoke` key only for its agent's sessions, an
+//! `agent_delegate` key additionally only for sessions of the `end_user` it names.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use futures::Stream;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use steward_core::agent::{Agent, AgentState};
+use steward_core::ids::{AgentId, SessionId};
+use steward_core::session::{Event, Session, parse_event_id};
+use steward_core::tenancy::KeyKind;
+use steward_store::{NewSession, SessionFilter};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::AppState;
+use crate::auth::{Caller, Need};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{ApiJson, ApiQuery};
+use crate::routes::runs::{RunView, run_view};
+use crate::routes::{Page, page_request, ts};
+
+/// The header delegate-key clients may use instead of `end_user` parameters.
+pub const END_USER_HEADER: &str = "steward-end-user";
+
+/// One input message.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InputMessage {
+    /// `user` (or `assistant`, to seed a conversation).
+    pub role: String,
+    pub content: String,
+}
+
+/// A session's metadata.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionView {
+    pub id: String,
+    pub agent_id: String,
+    /// The agent version the session is pinned to.
+    pub agent_version: i64,
+    /// `idle` or `running`.
+    pub status: String,
+    pub end_user: Option<String>,
+    pub counterparty: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+    pub usage: UsageView,
+    pub created_at: String,
+    pub updated_at: String,
+    pub deleted_at: Option<String>,
+    /// The run started by this request, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsageView {
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+}
+
+pub(crate) fn session_view(s: Session, run_id: Option<String>) -> SessionView {
+    SessionView {
+        id: s.id.to_string(),
+        agent_id: s.agent_id.to_string(),
+        agent_version: s.agent_version,
+        status: s.status,
+        end_user: s.end_user,
+        counterparty: s.counterparty,
+        metadata: s.metadata,
+        usage: UsageView { input_tokens: s.input_tokens, output_tokens: s.output_tokens },
+        created_at: ts(s.created_at),
+        updated_at: ts(s.updated_at),
+        deleted_at: s.deleted_at.map(ts),
+        run_id,
+    }
+}
+
+/// One item of the event log.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventView {
+    /// Opaque; sorts in emission order within the session. Resume a stream after it.
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub run_id: String,
+    pub created_at: String,
+    #[schema(value_type = Object)]
+    pub data: Value,
+}
+
+fn event_view(e: Event) -> EventView {
+    EventView { id: e.id(), kind: e.kind, run_id: e.run_id.to_string(), created_at: ts(e.created_at), data: e.data }
+}
+
+/// Validates input messages: 1–100, roles `user`/`assistant`, the last one from the user.
+pub(crate) fn check_input(input: &[InputMessage]) -> ApiResult<Value> {
+    if input.is_empty() || input.len() > 100 {
+        return Err(ApiError::invalid("input", "send 1–100 input messages, the last one with role `user`"));
+    }
+    for (i, m) in input.iter().enumerate() {
+        if m.role != "user" && m.role != "assistant" {
+            return Err(ApiError::invalid(
+                format!("input[{i}].role"),
+                format!(
+                    "`{}` is not an input role; use `user` (or `assistant` to seed a conversation)",
+                    steward_core::ids::shorten(&m.role)
+                ),
+            ));
+        }
+        if m.content.contains('\0') {
+            return Err(ApiError::invalid(format!("input[{i}].content"), "contains a NUL character"));
+        }
+    }
+    if input.last().map(|m| m.role.as_str()) != Some("user") {
+        return Err(ApiError::invalid("input", "the last input message must have role `user`"));
+    }
+    Ok(serde_json::to_value(input).expect("input serialises"))
+}
+
+/// The end user a delegate-key request names (body field, query parameter or header).
+fn end_user_of(caller: &Caller, explicit: Option<&str>, headers: &HeaderMap) -> ApiResult<Option<String>> {
+    let named = explicit.map(str::to_owned).or_else(|| headers.get(END_USER_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned));
+    if let Some(u) = &named
+        && (u.is_empty() || u.len() > 200 || u.chars().any(char::is_control))
+    {
+        return Err(ApiError::invalid("end_user", "an end_user is 1–200 printable characters"));
+    }
+    match caller.agent_key() {
+        Some(k) if k.kind == KeyKind::AgentDelegate => match named {
+            Some(u) => Ok(Some(u)),
+            None => Err(ApiError::invalid(
+                "end_user",
+                "a delegate key must name the end user: send `end_user` (or the `Steward-End-User` header)",
+            )),
+        },
+        _ => Ok(named),
+    }
+}
+
+/// Loads a session and checks the caller may do `need` with it.
+pub(crate) async fn load(state: &AppState, caller: &Caller, raw: &str, need: Need, end_user: Option<&str>) -> ApiResult<Session> {
+    let id = SessionId::parse(raw, "id")?;
+    let not_found = || ApiError::not_found("session", raw);
+    let session = state.store.session(&id).await?.filter(|s| s.deleted_at.is_none()).ok_or_else(not_found)?;
+    if let Some(k) = caller.agent_key() {
+        if k.sandbox_id != session.sandbox_id || k.agent_id.as_ref() != Some(&session.agent_id) {
+            return Err(not_found());
+        }
+        if k.kind == KeyKind::AgentDelegate && session.end_user.as_deref() != end_user {
+            return Err(not_found());
+        }
+        return Ok(session);
+    }
+    caller.authorize_resource(state, &session.sandbox_id, need, "session", raw).await?;
+    Ok(session)
+}
+
+/// Refuses new work for an agent that cannot take it (§3 states, balance, archive).
+pub(crate) fn check_accepts_work(agent: &Agent) -> ApiResult<()> {
+    if agent.archived_at.is_some() {
+        return Err(ApiError::conflict(format!("agent {} is archived and takes no new work", agent.id)));
+    }
+    match agent.state {
+        AgentState::Active => {}
+        AgentState::Paused => {
+            return Err(ApiError::conflict(format!(
+                "agent {} is paused; resume it (POST /v1/agents/{}/resume) to send it work",
+                agent.id, agent.id
+            )));
+        }
+        AgentState::Stopped => {
+            return Err(ApiError::conflict(format!(
+                "agent {} is stopped; resume it (POST /v1/agents/{}/resume) to send it work",
+                agent.id, agent.id
+            )));
+        }
+        AgentState::Error => {
+            return Err(ApiError::conflict(format!(
+                "agent {} is in error ({}); fix that and resume it",
+                agent.id,
+                agent.state_reason.as_deref().unwrap_or("no reason given")
+            )));
+        }
+    }
+    if agent.token_balance.is_some_and(|b| b <= 0) {
+        return Err(ApiError::conflict(format!(
+            "agent {}'s token balance is exhausted; add tokens with POST /v1/agents/{}/balance",
+            agent.id, agent.id
+        )));
+    }
+    Ok(())
+}
+
+/// Checks the agent's provider and model resolve, so a misconfiguration is a 422 now rather
+/// than a failed run later.
+pub(crate) async fn check_provider(state: &AppState, agent: &Agent) -> ApiResult<()> {
+    state
+        .runtime
+        .providers()
+        .client_for(&agent.sandbox_id, &agent.config.model.provider_id, &agent.config.model.name)
+        .await
+        .map(|_| ())
+        .map_err(|e| ApiError::unprocessable(e.message).with_param("model"))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSession {
+    pub agent_id: String,
+    /// The first user turn; its run starts at once.
+    pub input: Vec<InputMessage>,
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    /// Required with delegate keys: the end user this session belongs to.
+    pub end_user: Option<String>,
+    /// Who the agent talks to, for grouping conversations.
+    pub counterparty: Option<String>,
+}
+
+/// Creates a session pinned to the agent's current version and starts its first run.
+#[utoipa::path(post, path = "/v1/sessions", tag = "sessions", request_body = CreateSession,
+    responses((status = 201, body = SessionView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<CreateSession>,
+) -> ApiResult<(StatusCode, Json<SessionView>)> {
+    let end_user = end_user_of(&caller, body.end_user.as_deref(), &headers)?;
+    let agent_id = AgentId::parse(&body.agent_id, "agent_id")?;
+    let agent = state.store.agent(&agent_id).await?.ok_or_else(|| ApiError::not_found("agent", &body.agent_id).with_param("agent_id"))?;
+    match caller.agent_key() {
+        Some(k) if k.sandbox_id != agent.sandbox_id => return Err(ApiError::not_found("agent", &body.agent_id).with_param("agent_id")),
+        Some(k) if k.agent_id.as_ref() != Some(&agent.id) => {
+            return Err(ApiError::forbidden(format!(
+                "this key may only start sessions with agent {}",
+                k.agent_id.as_ref().map(|a| a.as_str()).unwrap_or("?")
+            )));
+        }
+        Some(_) => {}
+        None => {
+            caller.authorize_resource(&state, &agent.sandbox_id, Need::Write, "agent", &body.agent_id).await?;
+        }
+    }
+    let input = check_input(&body.input)?;
+    if body.metadata.len() > 50 {
+        return Err(ApiError::invalid("metadata", "at most 50 metadata keys"));
+    }
+    check_accepts_work(&agent)?;
+    check_provider(&state, &agent).await?;
+    let counterparty = body.counterparty.or_else(|| end_user.clone());
+    let new = NewSession {
+        sandbox_id: agent.sandbox_id.clone(),
+        agent_id: agent.id.clone(),
+        agent_version: agent.version,
+        end_user,
+        counterparty,
+        metadata: body.metadata,
+    };
+    let (session, run) = state.store.create_session(new, Some(&input)).await?;
+    state.runtime.kick(&session.id);
+    Ok((StatusCode::CREATED, Json(session_view(session, run.map(|r| r.id.to_string())))))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListSessions {
+    pub agent_id: Option<String>,
+    /// `idle` or `running`.
+    pub status: Option<String>,
+    pub end_user: Option<String>,
+    pub sandbox_id: Option<String>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+/// Sessions, newest first.
+#[utoipa::path(get, path = "/v1/sessions", tag = "sessions", params(ListSessions),
+    responses((status = 200, body = Page<SessionView>), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    ApiQuery(q): ApiQuery<ListSessions>,
+) -> ApiResult<Json<Page<SessionView>>> {
+    let page = page_request(q.limit, q.cursor.as_deref())?;
+    let end_user = end_user_of(&caller, q.end_user.as_deref(), &headers)?;
+    let agent_id = q.agent_id.as_deref().map(|a| AgentId::parse(a, "agent_id")).transpose()?;
+    if let Some(s) = &q.status
+        && s != "idle"
+        && s != "running"
+    {
+        return Err(ApiError::invalid("status", "a session status is `idle` or `running`"));
+    }
+    let (sandbox, agent_id) = match caller.agent_key() {
+        Some(k) => {
+            if agent_id.as_ref().is_some_and(|a| Some(a) != k.agent_id.as_ref()) {
+                return Err(ApiError::forbidden("this key may only read its own agent's sessions"));
+            }
+            (k.sandbox_id.clone(), k.agent_id.clone())
+        }
+        None => {
+            let sandbox = caller.target_sandbox(&state, q.sandbox_id.as_deref()).await?;
+            caller.authorize(&state, &sandbox, Need::Read).await?;
+            (sandbox, agent_id)
+        }
+    };
+    let filter = SessionFilter { agent_id, status: q.status, end_user };
+    Ok(Json(Page::from_listing(state.store.sessions(&sandbox, &filter, &page).await?, |s| session_view(s, None))))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct EndUserQuery {
+    /// Delegate keys: the end user (or the `Steward-End-User` header).
+    pub end_user: Option<String>,
+}
+
+/// One session.
+#[utoipa::path(get, path = "/v1/sessions/{id}", tag = "sessions", params(("id" = String, Path), EndUserQuery),
+    responses((status = 200, body = SessionView), (status = 404, body = ErrorBody)))]
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<EndUserQuery>,
+) -> ApiResult<Json<SessionView>> {
+    let end_user = end_user_of(&caller, q.end_user.as_deref(), &headers)?;
+    Ok(Json(session_view(load(&state, &caller, &id, Need::Read, end_user.as_deref()).await?, None)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendMessages {
+    pub input: Vec<InputMessage>,
+    /// What to do when a run is active: `reject` (default, 409), `enqueue` (run after it) or
+    /// `interrupt` (cancel it, then run this).
+    pub on_busy: Option<String>,
+    pub end_user: Option<String>,
+}
+
+/// Another user turn.
+#[utoipa::path(post, path = "/v1/sessions/{id}/messages", tag = "sessions", params(("id" = String, Path)), request_body = SendMessages,
+    responses((status = 202, body = RunView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn send(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<SendMessages>,
+) -> ApiResult<(StatusCode, Json<RunView>)> {
+    let end_user = end_user_of(&caller, body.end_user.as_deref(), &headers)?;
+    let session = load(&state, &caller, &id, Need::Write, end_user.as_deref()).await?;
+    let input = check_input(&body.input)?;
+    let on_busy = body.on_busy.as_deref().unwrap_or("reject");
+    if !["reject", "enqueue", "interrupt"].contains(&on_busy) {
+        return Err(ApiError::invalid("on_busy", "use `reject`, `enqueue` or `interrupt`"));
+    }
+    let agent = state.store.agent(&session.agent_id).await?.ok_or_else(|| ApiError::not_found("agent", session.agent_id.as_str()))?;
+    check_accepts_work(&agent)?;
+    if on_busy == "interrupt" {
+        state.runtime.cancel_session(&session.id, "interrupted by a newer message").await?;
+    }
+    let run = state.store.create_run(&session, &input, on_busy != "reject").await?;
+    state.runtime.kick(&session.id);
+    Ok((StatusCode::ACCEPTED, Json(run_view(run))))
+}
+
+/// How many runs a cancel stopped.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Cancelled {
+    pub cancelled_runs: usize,
+}
+
+/// Cancels the session's queued and running runs.
+#[utoipa::path(post, path = "/v1/sessions/{id}/cancel", tag = "sessions", params(("id" = String, Path), EndUserQuery),
+    responses((status = 200, body = Cancelled), (status = 404, body = ErrorBody)))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<EndUserQuery>,
+) -> ApiResult<Json<Cancelled>> {
+    let end_user = end_user_of(&caller, q.end_user.as_deref(), &headers)?;
+    let session = load(&state, &caller, &id, Need::Write, end_user.as_deref()).await?;
+    let n = state.runtime.cancel_session(&session.id, "cancelled by request").await?;
+    Ok(Json(Cancelled { cancelled_runs: n }))
+}
+
+/// Soft-deletes a session (its active runs are cancelled first).
+#[utoipa::path(delete, path = "/v1/sessions/{id}", tag = "sessions", params(("id" = String, Path), EndUserQuery),
+    responses((status = 200, body = SessionView), (status = 404, body = ErrorBody)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<EndUserQuery>,
+) -> ApiResult<Json<SessionView>> {
+    let end_user = end_user_of(&caller, q.end_user.as_deref(), &headers)?;
+    let session = load(&state, &caller, &id, Need::Write, end_user.as_deref()).await?;
+    state.runtime.cancel_session(&session.id, "the session was deleted").await?;
+    Ok(Json(session_view(state.store.delete_session(&session.id).await?, None)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AfterQuery {
+    /// Only events after this event id.
+    pub after: Option<String>,
+    pub end_user: Option<String>,
+}
+
+/// The position to resume after: `?after=` or the `Last-Event-ID` header.
+fn resume_point(session: &Session, after: Option<&str>, headers: &HeaderMap) -> ApiResult<i64> {
+    let from_header = headers.get("last-event-id").and_then(|v| v.to_str().ok());
+    match (after, from_header) {
+        (Some(a), _) => Ok(parse_event_id(a, &session.id, "after")?),
+        (None, Some(h)) => Ok(parse_event_id(h, &session.id, "Last-Event-ID")?),
+        (None, None) => Ok(0),
+    }
+}
+
+/// The event log, as a JSON array.
+#[utoipa::path(get, path = "/v1/sessions/{id}/events", tag = "sessions", params(("id" = String, Path), AfterQuery),
+    responses((status = 200, body = Vec<EventView>), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn events(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<AfterQuery>,
+) -> ApiResult<Json<Vec<EventView>>> {
+    let end_user = end_user_of(&caller, q.end_user.as_deref(), &headers)?;
+    let session = load(&state, &caller, &id, Need::Read, end_user.as_deref()).await?;
+    let mut after = resume_point(&session, q.after.as_deref(), &headers)?;
+    let mut out = Vec::new();
+    loop {
+        let batch = state.store.events_after(&session.id, after, 1000).await?;
+        let n = batch.len();
+        if let Some(last) = batch.last() {
+            after = last.seq;
+        }
+        out.extend(batch.into_iter().map(event_view));
+        if n < 1000 {
+            break;
+        }
+    }
+    Ok(Json(out))
+}
+
+/// Server-sent events: the log after `?after=` / `Last-Event-ID`, then the live tail. Every
+/// frame has `id:`, `event:` and `data:`; heartbeat comments keep idle connections open.
+/// Closing the stream does not cancel the run.
+#[utoipa::path(get, path = "/v1/sessions/{id}/stream", tag = "sessions", params(("id" = String, Path), AfterQuery),
+    responses((status = 200, description = "text/event-stream", content_type = "text/event-stream", body = String), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn stream(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<AfterQuery>,
+) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
+    let end_user = end_user_of(&caller, q.end_user.as_deref(), &headers)?;
+    let session = load(&state, &caller, &id, Need::Read, end_user.as_deref()).await?;
+    let after = resume_point(&session, q.after.as_deref(), &headers)?;
+    let heartbeat = state.config.sse_heartbeat;
+    Ok(Sse::new(tail(state, session.id, after)).keep_alive(KeepAlive::new().interval(heartbeat).text("heartbeat")))
+}
+
+/// Events after `after`, then new ones as they are appended, forever (until the client goes).
+pub(crate) fn tail(state: AppState, session: SessionId, after: i64) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+    let rx = state.runtime.bus().subscribe(&session);
+    let buf: std::collections::VecDeque<Event> = Default::default();
+    futures::stream::unfold((state, session, after, rx, buf), |(state, session, mut last, mut rx, mut buf)| async move {
+        loop {
+            if let Some(ev) = buf.pop_front() {
+                last = ev.seq;
+                let frame = SseEvent::default().id(ev.id()).event(ev.kind.clone()).data(ev.data.to_string());
+                return Some((Ok(frame), (state, session, last, rx, buf)));
+            }
+            match state.store.events_after(&session, last, 500).await {
+                Ok(batch) if !batch.is_empty() => buf.extend(batch),
+                Ok(_) => {
+                    tokio::select! {
+                        _ = rx.changed() => {}
+                        // Other replicas append without waking us; poll.
+                        _ = tokio::time::sleep(state.config.stream_poll) => {}
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the event log for a stream");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+    })
+}

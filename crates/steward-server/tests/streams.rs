@@ -1,0 +1,165 @@
+//! The SSE stream (§4): frames with id/event/data, heartbeats, and exact resume after a
+//! dropped connection — reassembled from many reconnects it equals the event log.
+
+mod common;
+
+use std::time::Duration;
+
+use common::fake_model::{FakeModel, Reply};
+use common::{TestServer, User};
+use futures::StreamExt;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+async fn setup(s: &TestServer, fake: &FakeModel) -> (User, String) {
+    let u = s.user("ada@example.com").await;
+    let (st, p) =
+        s.post("/v1/providers", &u.key, json!({"id": "anthropic", "provider": "anthropic", "base_url": fake.url, "models": ["m"]})).await;
+    assert_eq!(st, StatusCode::CREATED, "{p}");
+    let (st, a) = s.post("/v1/agents", &u.key, json!({"name": "talker", "model": {"provider_id": "anthropic", "name": "m"}})).await;
+    assert_eq!(st, StatusCode::CREATED, "{a}");
+    (u, a["id"].as_str().unwrap().to_owned())
+}
+
+/// One parsed SSE frame.
+#[derive(Debug, Clone, PartialEq)]
+struct Frame {
+    id: String,
+    event: String,
+    data: Value,
+}
+
+/// Reads frames from a stream until `stop_after` frames, a terminal event, or 20 s.
+/// Returns the frames and whether a heartbeat comment was seen.
+async fn read_frames(res: reqwest::Response, stop_after: usize) -> (Vec<Frame>, bool) {
+    let mut body = res.bytes_stream();
+    let mut buf = String::new();
+    let mut frames = Vec::new();
+    let mut heartbeat = false;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while frames.len() < stop_after {
+        let chunk = tokio::select! {
+            c = body.next() => c,
+            _ = tokio::time::sleep_until(deadline) => break,
+        };
+        let Some(Ok(chunk)) = chunk else { break };
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buf.find("\n\n") {
+            let block: String = buf.drain(..end + 2).collect();
+            let (mut id, mut event, mut data) = (None, None, None);
+            for line in block.lines() {
+                if line.starts_with(':') {
+                    heartbeat = true;
+                } else if let Some(v) = line.strip_prefix("id: ").or_else(|| line.strip_prefix("id:")) {
+                    id = Some(v.to_owned());
+                } else if let Some(v) = line.strip_prefix("event: ").or_else(|| line.strip_prefix("event:")) {
+                    event = Some(v.to_owned());
+                } else if let Some(v) = line.strip_prefix("data: ").or_else(|| line.strip_prefix("data:")) {
+                    data = Some(serde_json::from_str(v).expect("data is JSON"));
+                }
+            }
+            if let (Some(id), Some(event), Some(data)) = (id, event, data) {
+                let terminal = ["agent_finish", "agent_error", "run_cancelled"].contains(&event.as_str());
+                frames.push(Frame { id, event, data });
+                if terminal || frames.len() >= stop_after {
+                    return (frames, heartbeat);
+                }
+            }
+        }
+    }
+    (frames, heartbeat)
+}
+
+#[tokio::test]
+async fn reconnecting_at_random_points_reassembles_the_log_exactly() {
+    let fake = FakeModel::start(|_, _| Reply::Slow { n: 120, delay: Duration::from_millis(5) }).await;
+    let s = TestServer::start().await;
+    let (u, agent) = setup(&s, &fake).await;
+    let (st, session) = s.post("/v1/sessions", &u.key, json!({"agent_id": agent, "input": [{"role": "user", "content": "talk"}]})).await;
+    assert_eq!(st, StatusCode::CREATED);
+    let sid = session["id"].as_str().unwrap().to_owned();
+
+    // Drop the connection after a pseudo-random number of frames each time, alternating
+    // between `?after=` and `Last-Event-ID`, until the terminal event arrives.
+    let mut seen: Vec<Frame> = Vec::new();
+    let mut seed: u64 = 0x9e3779b97f4a7c15;
+    let mut reconnects = 0;
+    loop {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let take = 1 + (seed % 9) as usize;
+        let mut req = s.http.get(format!("{}/v1/sessions/{sid}/stream", s.url)).bearer_auth(&u.key);
+        if let Some(last) = seen.last() {
+            req = if reconnects % 2 == 0 {
+                s.http.get(format!("{}/v1/sessions/{sid}/stream?after={}", s.url, last.id)).bearer_auth(&u.key)
+            } else {
+                req.header("Last-Event-ID", last.id.as_str())
+            };
+        }
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+        let (frames, _) = read_frames(res, take).await;
+        reconnects += 1;
+        let done = frames.iter().any(|f| ["agent_finish", "agent_error", "run_cancelled"].contains(&f.event.as_str()));
+        seen.extend(frames);
+        if done {
+            break;
+        }
+        assert!(reconnects < 500, "too many reconnects");
+    }
+    assert!(reconnects > 5, "the test should have reconnected many times, did {reconnects}");
+    let (_, log) = s.get(&format!("/v1/sessions/{sid}/events"), &u.key).await;
+    let log: Vec<Frame> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| Frame { id: e["id"].as_str().unwrap().into(), event: e["type"].as_str().unwrap().into(), data: e["data"].clone() })
+        .collect();
+    assert_eq!(seen, log, "the reassembled stream must equal the log: no gap, no duplicate");
+
+    // After the run ended, resuming from the middle replays exactly the rest.
+    let mid = &log[log.len() / 2];
+    let res = s.http.get(format!("{}/v1/sessions/{sid}/stream?after={}", s.url, mid.id)).bearer_auth(&u.key).send().await.unwrap();
+    let (rest, _) = read_frames(res, usize::MAX).await;
+    assert_eq!(rest, log[log.len() / 2 + 1..].to_vec());
+}
+
+#[tokio::test]
+async fn idle_streams_get_heartbeats_and_closing_does_not_cancel() {
+    let fake = FakeModel::start(|_, _| Reply::Slow { n: 60, delay: Duration::from_millis(20) }).await;
+    let s = TestServer::start().await;
+    let (u, agent) = setup(&s, &fake).await;
+    let (_, session) = s.post("/v1/sessions", &u.key, json!({"agent_id": agent, "input": [{"role": "user", "content": "talk"}]})).await;
+    let sid = session["id"].as_str().unwrap().to_owned();
+    // Read two frames, then hang up: the run goes on.
+    let res = s.http.get(format!("{}/v1/sessions/{sid}/stream", s.url)).bearer_auth(&u.key).send().await.unwrap();
+    let (frames, _) = read_frames(res, 2).await;
+    assert_eq!(frames[0].event, "run_started");
+    let mut finished = false;
+    for _ in 0..200 {
+        let (_, ev) = s.get(&format!("/v1/sessions/{sid}/events"), &u.key).await;
+        if ev.as_array().unwrap().last().is_some_and(|e| e["type"] == "agent_finish") {
+            finished = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(finished, "closing a session stream must not cancel the run");
+    // Now the session is idle: a stream after the last event gets only heartbeats.
+    let (_, ev) = s.get(&format!("/v1/sessions/{sid}/events"), &u.key).await;
+    let last = ev.as_array().unwrap().last().unwrap()["id"].as_str().unwrap().to_owned();
+    let res = s.http.get(format!("{}/v1/sessions/{sid}/stream?after={last}", s.url)).bearer_auth(&u.key).send().await.unwrap();
+    let mut body = res.bytes_stream();
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !text.contains(": heartbeat") && tokio::time::Instant::now() < deadline {
+        tokio::select! {
+            c = body.next() => match c { Some(Ok(c)) => text.push_str(&String::from_utf8_lossy(&c)), _ => break },
+            _ = tokio::time::sleep_until(deadline) => break,
+        }
+    }
+    assert!(text.contains(": heartbeat"), "no heartbeat on an idle stream: {text:?}");
+    assert!(!text.contains("data:"), "nothing but heartbeats after the last event: {text:?}");
+}

@@ -1,0 +1,492 @@
+//! Sessions and runs: creating, queueing, claiming, finishing, listing, and recovering runs
+//! whose server died.
+//!
+//! Invariant: a session has at most one `running` run; further runs wait as `queued`. A run is
+//! claimed by one process (`owner`) which heartbeats it; a run whose owner stopped heartbeating
+//! is recovered by any process.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+use sqlx::any::AnyRow;
+use sqlx::{AssertSqlSafe, Row};
+use steward_core::ids::{AgentId, RunId, SandboxId, SessionId};
+use steward_core::session::{Run, RunStatus, Session};
+
+use crate::{Listing, PageRequest, Store, StoreError};
+
+/// What a new session needs.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub sandbox_id: SandboxId,
+    pub agent_id: AgentId,
+    pub agent_version: i64,
+    pub end_user: Option<String>,
+    pub counterparty: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Filters for listing sessions.
+#[derive(Debug, Clone, Default)]
+pub struct SessionFilter {
+    pub agent_id: Option<AgentId>,
+    pub status: Option<String>,
+    /// Only sessions of this end user (delegate keys).
+    pub end_user: Option<String>,
+}
+
+/// Filters for listing runs.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    pub agent_id: Option<AgentId>,
+    pub session_id: Option<SessionId>,
+    pub status: Option<RunStatus>,
+    /// Only runs created at or after this time (ms).
+    pub since: Option<i64>,
+}
+
+const SESSION_COLS: &str = "id, sandbox_id, agent_id, agent_version, status, end_user, counterparty, metadata, input_tokens, output_tokens, created_at, updated_at, deleted_at";
+const RUN_COLS: &str = "id, session_id, sandbox_id, agent_id, status, stop_reason, error_type, error_message, input, input_tokens, output_tokens, trace, created_at, started_at, finished_at";
+
+fn json(raw: &str, what: &str) -> Result<Value, StoreError> {
+    serde_json::from_str(raw).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+fn session_from(row: &AnyRow) -> Result<Session, StoreError> {
+    let metadata: String = row.try_get("metadata")?;
+    Ok(Session {
+        id: SessionId::from_trusted(row.try_get("id")?),
+        sandbox_id: SandboxId::from_trusted(row.try_get("sandbox_id")?),
+        agent_id: AgentId::from_trusted(row.try_get("agent_id")?),
+        agent_version: row.try_get("agent_version")?,
+        status: row.try_get("status")?,
+        end_user: row.try_get("end_user")?,
+        counterparty: row.try_get("counterparty")?,
+        metadata: serde_json::from_str(&metadata).map_err(|e| StoreError::Corrupt(format!("session metadata: {e}")))?,
+        input_tokens: row.try_get("input_tokens")?,
+        output_tokens: row.try_get("output_tokens")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        deleted_at: row.try_get("deleted_at")?,
+    })
+}
+
+pub(crate) fn run_from(row: &AnyRow) -> Result<Run, StoreError> {
+    let status: String = row.try_get("status")?;
+    Ok(Run {
+        id: RunId::from_trusted(row.try_get("id")?),
+        session_id: SessionId::from_trusted(row.try_get("session_id")?),
+        sandbox_id: SandboxId::from_trusted(row.try_get("sandbox_id")?),
+        agent_id: AgentId::from_trusted(row.try_get("agent_id")?),
+        status: status.parse().map_err(|_| StoreError::Corrupt(format!("unknown run status `{status}`")))?,
+        stop_reason: row.try_get("stop_reason")?,
+        error_type: row.try_get("error_type")?,
+        error_message: row.try_get("error_message")?,
+        input: json(&row.try_get::<String, _>("input")?, "run input")?,
+        input_tokens: row.try_get("input_tokens")?,
+        output_tokens: row.try_get("output_tokens")?,
+        trace: json(&row.try_get::<String, _>("trace")?, "run trace")?,
+        created_at: row.try_get("created_at")?,
+        started_at: row.try_get("started_at")?,
+        finished_at: row.try_get("finished_at")?,
+    })
+}
+
+async fn insert_run(tx: &mut sqlx::Transaction<'static, sqlx::Any>, session: &Session, input: &Value, now: i64) -> Result<Run, StoreError> {
+    let run = Run {
+        id: RunId::generate(),
+        session_id: session.id.clone(),
+        sandbox_id: session.sandbox_id.clone(),
+        agent_id: session.agent_id.clone(),
+        status: RunStatus::Queued,
+        stop_reason: None,
+        error_type: None,
+        error_message: None,
+        input: input.clone(),
+        input_tokens: 0,
+        output_tokens: 0,
+        trace: serde_json::json!({}),
+        created_at: now,
+        started_at: None,
+        finished_at: None,
+    };
+    sqlx::query(
+        "INSERT INTO runs (id, session_id, sandbox_id, agent_id, status, input, trace, created_at)
+         VALUES ($1, $2, $3, $4, 'queued', $5, '{}', $6)",
+    )
+    .bind(run.id.as_str())
+    .bind(session.id.as_str())
+    .bind(session.sandbox_id.as_str())
+    .bind(session.agent_id.as_str())
+    .bind(input.to_string())
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("UPDATE sessions SET status = 'running', updated_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(session.id.as_str())
+        .execute(&mut **tx)
+        .await?;
+    Ok(run)
+}
+
+impl Store {
+    /// Creates a session and, with `input`, its first (queued) run.
+    pub async fn create_session(&self, new: NewSession, input: Option<&Value>) -> Result<(Session, Option<Run>), StoreError> {
+        let now = self.now();
+        let session = Session {
+            id: SessionId::generate(),
+            sandbox_id: new.sandbox_id,
+            agent_id: new.agent_id,
+            agent_version: new.agent_version,
+            status: "idle".into(),
+            end_user: new.end_user,
+            counterparty: new.counterparty,
+            metadata: new.metadata,
+            input_tokens: 0,
+            output_tokens: 0,
+            created_at: now,
+            updated_at: now,
+            deleted_at: None,
+        };
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO sessions (id, sandbox_id, agent_id, agent_version, status, end_user, counterparty, metadata, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, 'idle', $5, $6, $7, $8, $8)",
+        )
+        .bind(session.id.as_str())
+        .bind(session.sandbox_id.as_str())
+        .bind(session.agent_id.as_str())
+        .bind(session.agent_version)
+        .bind(session.end_user.clone())
+        .bind(session.counterparty.clone())
+        .bind(serde_json::to_string(&session.metadata).expect("a string map serialises"))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let run = match input {
+            Some(input) => Some(insert_run(&mut tx, &session, input, now).await?),
+            None => None,
+        };
+        tx.commit().await?;
+        let session = self.session(&session.id).await?.ok_or(StoreError::NotFound("session"))?;
+        Ok((session, run))
+    }
+
+    pub async fn session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
+        let row = sqlx::query(AssertSqlSafe(format!("SELECT {SESSION_COLS} FROM sessions WHERE id = $1")))
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(session_from).transpose()
+    }
+
+    /// Live (not deleted) sessions of a sandbox, newest first.
+    pub async fn sessions(&self, sandbox: &SandboxId, filter: &SessionFilter, page: &PageRequest) -> Result<Listing<Session>, StoreError> {
+        let mut sql = format!("SELECT {SESSION_COLS} FROM sessions WHERE sandbox_id = $1 AND deleted_at IS NULL");
+        let mut binds: Vec<String> = vec![sandbox.to_string()];
+        let mut add = |clause: &str, value: String, sql: &mut String| {
+            binds.push(value);
+            sql.push_str(&format!(" AND {clause} ${}", binds.len()));
+        };
+        if let Some(a) = &filter.agent_id {
+            add("agent_id =", a.to_string(), &mut sql);
+        }
+        if let Some(s) = &filter.status {
+            add("status =", s.clone(), &mut sql);
+        }
+        if let Some(u) = &filter.end_user {
+            add("end_user =", u.clone(), &mut sql);
+        }
+        if let Some(b) = &page.before {
+            add("id <", b.clone(), &mut sql);
+        }
+        sql.push_str(&format!(" ORDER BY id DESC LIMIT {}", i64::from(page.limit) + 1));
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for b in &binds {
+            q = q.bind(b.as_str());
+        }
+        let items = q.fetch_all(&self.pool).await?.iter().map(session_from).collect::<Result<Vec<_>, _>>()?;
+        Ok(Listing::from_overfetch(items, page.limit, |s| s.id.to_string()))
+    }
+
+    /// The newest live session of `agent` with `counterparty`.
+    pub async fn latest_session_with(&self, agent: &AgentId, counterparty: &str) -> Result<Option<Session>, StoreError> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {SESSION_COLS} FROM sessions WHERE agent_id = $1 AND counterparty = $2 AND deleted_at IS NULL ORDER BY id DESC LIMIT 1"
+        )))
+        .bind(agent.as_str())
+        .bind(counterparty)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(session_from).transpose()
+    }
+
+    /// An agent's live sessions grouped by counterparty, most recently active first.
+    pub async fn conversations(&self, agent: &AgentId, end_user: Option<&str>, limit: i64) -> Result<Vec<ConversationSummary>, StoreError> {
+        let (clause, bind_user) = match end_user {
+            Some(_) => ("AND end_user = $3", true),
+            None => ("", false),
+        };
+        let sql = format!(
+            "SELECT COALESCE(counterparty, '') AS counterparty, COUNT(*) AS sessions, MAX(id) AS last_session_id, MAX(updated_at) AS last_activity_at
+             FROM sessions WHERE agent_id = $1 AND deleted_at IS NULL {clause}
+             GROUP BY COALESCE(counterparty, '') ORDER BY MAX(updated_at) DESC LIMIT $2"
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(agent.as_str()).bind(limit);
+        if bind_user {
+            q = q.bind(end_user.unwrap_or_default());
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                let cp: String = r.try_get("counterparty")?;
+                Ok(ConversationSummary {
+                    counterparty: (!cp.is_empty()).then_some(cp),
+                    sessions: r.try_get("sessions")?,
+                    last_session_id: SessionId::from_trusted(r.try_get("last_session_id")?),
+                    last_activity_at: r.try_get("last_activity_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Soft-deletes a session (its runs and events stay for the record).
+    pub async fn delete_session(&self, id: &SessionId) -> Result<Session, StoreError> {
+        let now = self.now();
+        sqlx::query("UPDATE sessions SET deleted_at = $1, updated_at = $1 WHERE id = $2 AND deleted_at IS NULL")
+            .bind(now)
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await?;
+        self.session(id).await?.ok_or(StoreError::NotFound("session"))
+    }
+
+    /// The queued or running runs of a session, oldest first.
+    pub async fn active_runs(&self, session: &SessionId) -> Result<Vec<Run>, StoreError> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {RUN_COLS} FROM runs WHERE session_id = $1 AND status IN ('queued', 'running') ORDER BY id ASC"
+        )))
+        .bind(session.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(run_from).collect()
+    }
+
+    /// The queued or running runs of an agent.
+    pub async fn active_runs_of_agent(&self, agent: &AgentId) -> Result<Vec<Run>, StoreError> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {RUN_COLS} FROM runs WHERE agent_id = $1 AND status IN ('queued', 'running') ORDER BY id ASC"
+        )))
+        .bind(agent.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(run_from).collect()
+    }
+
+    /// Adds a queued run to a session. Unless `when_busy_too`, refuses (Conflict) when the
+    /// session already has a queued or running run; the check and the insert are one
+    /// transaction, so two concurrent turns cannot both pass.
+    pub async fn create_run(&self, session: &Session, input: &Value, when_busy_too: bool) -> Result<Run, StoreError> {
+        let now = self.now();
+        let mut tx = self.write_tx().await?;
+        if !when_busy_too {
+            let busy = sqlx::query("SELECT id FROM runs WHERE session_id = $1 AND status IN ('queued', 'running') LIMIT 1")
+                .bind(session.id.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(r) = busy {
+                let id: String = r.try_get("id")?;
+                return Err(StoreError::Conflict(format!(
+                    "session {} is busy with run {id}; wait for it, or send `\"on_busy\": \"enqueue\"` or `\"interrupt\"`",
+                    session.id
+                )));
+            }
+        }
+        let run = insert_run(&mut tx, session, input, now).await?;
+        tx.commit().await?;
+        Ok(run)
+    }
+
+    /// Claims the oldest queued run of a session for `owner`, if no run of the session is
+    /// running. Returns it (now `running`).
+    pub async fn claim_next_run(&self, session: &SessionId, owner: &str) -> Result<Option<Run>, StoreError> {
+        let now = self.now();
+        let mut tx = self.write_tx().await?;
+        let running = sqlx::query("SELECT id FROM runs WHERE session_id = $1 AND status = 'running' LIMIT 1")
+            .bind(session.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        if running.is_some() {
+            return Ok(None);
+        }
+        let next = sqlx::query("SELECT id FROM runs WHERE session_id = $1 AND status = 'queued' ORDER BY id ASC LIMIT 1")
+            .bind(session.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(next) = next else { return Ok(None) };
+        let id: String = next.try_get("id")?;
+        let n = sqlx::query(
+            "UPDATE runs SET status = 'running', owner = $1, heartbeat_at = $2, started_at = $2 WHERE id = $3 AND status = 'queued'",
+        )
+        .bind(owner)
+        .bind(now)
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?;
+        if n.rows_affected() == 0 {
+            return Ok(None);
+        }
+        tx.commit().await?;
+        self.run(&RunId::from_trusted(id)).await
+    }
+
+    pub async fn run(&self, id: &RunId) -> Result<Option<Run>, StoreError> {
+        let row = sqlx::query(AssertSqlSafe(format!("SELECT {RUN_COLS} FROM runs WHERE id = $1")))
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(run_from).transpose()
+    }
+
+    /// Runs of a sandbox, newest first.
+    pub async fn runs(&self, sandbox: &SandboxId, filter: &RunFilter, page: &PageRequest) -> Result<Listing<Run>, StoreError> {
+        let mut sql = format!("SELECT {RUN_COLS} FROM runs WHERE sandbox_id = $1");
+        let mut n = 1;
+        let mut clause = |c: &str, sql: &mut String| {
+            n += 1;
+            sql.push_str(&format!(" AND {c} ${n}"));
+        };
+        if filter.agent_id.is_some() {
+            clause("agent_id =", &mut sql);
+        }
+        if filter.session_id.is_some() {
+            clause("session_id =", &mut sql);
+        }
+        if filter.status.is_some() {
+            clause("status =", &mut sql);
+        }
+        if filter.since.is_some() {
+            clause("created_at >=", &mut sql);
+        }
+        if page.before.is_some() {
+            clause("id <", &mut sql);
+        }
+        sql.push_str(&format!(" ORDER BY id DESC LIMIT {}", i64::from(page.limit) + 1));
+        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(sandbox.as_str());
+        if let Some(a) = &filter.agent_id {
+            q = q.bind(a.as_str());
+        }
+        if let Some(s) = &filter.session_id {
+            q = q.bind(s.as_str());
+        }
+        if let Some(s) = filter.status {
+            q = q.bind(s.as_str());
+        }
+        if let Some(t) = filter.since {
+            q = q.bind(t);
+        }
+        if let Some(b) = &page.before {
+            q = q.bind(b.as_str());
+        }
+        let items = q.fetch_all(&self.pool).await?.iter().map(run_from).collect::<Result<Vec<_>, _>>()?;
+        Ok(Listing::from_overfetch(items, page.limit, |r| r.id.to_string()))
+    }
+
+    /// Ends a run (only if it is not already ended) and marks its session idle when nothing
+    /// else is queued. Returns whether this call ended it.
+    pub async fn finish_run(&self, id: &RunId, outcome: &RunOutcome) -> Result<bool, StoreError> {
+        let now = self.now();
+        let mut tx = self.write_tx().await?;
+        let n = sqlx::query(
+            "UPDATE runs SET status = $1, stop_reason = $2, error_type = $3, error_message = $4, trace = $5, finished_at = $6,
+                    started_at = COALESCE(started_at, $6), owner = NULL
+             WHERE id = $7 AND status IN ('queued', 'running')",
+        )
+        .bind(outcome.status.as_str())
+        .bind(outcome.stop_reason.clone())
+        .bind(outcome.error_type.clone())
+        .bind(outcome.error_message.clone())
+        .bind(outcome.trace.to_string())
+        .bind(now)
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if n.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE sessions SET updated_at = $1,
+                 status = CASE WHEN EXISTS (SELECT 1 FROM runs WHERE runs.session_id = sessions.id AND runs.status IN ('queued', 'running'))
+                               THEN 'running' ELSE 'idle' END
+             WHERE id = (SELECT session_id FROM runs WHERE id = $2)",
+        )
+        .bind(now)
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Stores a run's trace while it is still going.
+    pub async fn set_run_trace(&self, id: &RunId, trace: &Value) -> Result<(), StoreError> {
+        sqlx::query("UPDATE runs SET trace = $1 WHERE id = $2").bind(trace.to_string()).bind(id.as_str()).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Refreshes the heartbeat of every run `owner` is running.
+    pub async fn heartbeat_runs(&self, owner: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE runs SET heartbeat_at = $1 WHERE owner = $2 AND status = 'running'")
+            .bind(self.now())
+            .bind(owner)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Running runs whose process is gone: owned by `dead_owner` (this node's previous life), or
+    /// whose heartbeat is older than `stale_before` ms.
+    pub async fn orphaned_runs(&self, dead_owner: &str, stale_before: i64) -> Result<Vec<Run>, StoreError> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {RUN_COLS} FROM runs WHERE status = 'running' AND (owner = $1 OR owner IS NULL OR heartbeat_at < $2) ORDER BY id ASC"
+        )))
+        .bind(dead_owner)
+        .bind(stale_before)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(run_from).collect()
+    }
+
+    /// Sessions that have queued runs but none running (work to pick up).
+    pub async fn sessions_with_queued_runs(&self, limit: i64) -> Result<Vec<SessionId>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT session_id FROM runs q WHERE q.status = 'queued'
+               AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.session_id = q.session_id AND r.status = 'running') LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok(SessionId::from_trusted(r.try_get("session_id")?))).collect()
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub status: RunStatus,
+    pub stop_reason: Option<String>,
+    pub error_type: Option<String>,
+    pub error_message: Option<String>,
+    pub trace: Value,
+}
+
+/// One counterparty's conversations with an agent.
+#[derive(Debug, Clone)]
+pub struct ConversationSummary {
+    /// `None` for sessions without a counterparty.
+    pub counterparty: Option<String>,
+    pub sessions: i64,
+    pub last_session_id: SessionId,
+    pub last_activity_at: i64,
+}
