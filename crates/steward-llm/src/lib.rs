@@ -273,6 +273,7 @@ pub fn http_client(timeouts: &Timeouts) -> reqwest::Client {
     reqwest::Client::builder()
         .connect_timeout(timeouts.connect)
         .pool_idle_timeout(Duration::from_secs(90))
+        .tcp_nodelay(true)
         .build()
         .expect("a reqwest client with rustls builds")
 }

@@ -204,6 +204,12 @@ pub async fn serve(state: AppState, listener: tokio::net::TcpListener) -> anyhow
     let store = state.store.clone();
     let runtime = state.runtime.clone();
     runtime.start().await?;
+    // Small SSE frames and JSON answers must leave at once, not wait for Nagle's algorithm.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, app(state)).with_graceful_shutdown(shutdown_signal()).await?;
     runtime.shutdown(std::time::Duration::from_secs(10)).await;
     store.close().await;

@@ -148,6 +148,14 @@ async fn on_busy_reject_enqueue_and_interrupt() {
         }
         b
     };
+    // Wait until the first run is streaming, so its model request is in flight.
+    for _ in 0..400 {
+        let (_, ev) = s.get(&format!("/v1/sessions/{sid}/events"), &u.key).await;
+        if ev.as_array().unwrap().iter().any(|e| e["type"] == "agent_text_delta") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let (st, v) = s.post(&format!("/v1/sessions/{sid}/messages"), &u.key, turn(None)).await;
     assert_eq!(st, StatusCode::CONFLICT, "{v}");
     assert!(error_message(&v).contains("enqueue"));
@@ -256,7 +264,8 @@ async fn bad_input_is_refused_and_starts_nothing() {
 async fn provider_failures_end_the_run_with_a_readable_error() {
     let fake = FakeModel::start(|_, i| match i {
         0 => Reply::Error { status: 400, message: "model is not allowed".into() },
-        _ => Reply::Drop,
+        1 => Reply::Drop,
+        _ => Reply::Garbage,
     })
     .await;
     let s = TestServer::start().await;
@@ -274,6 +283,12 @@ async fn provider_failures_end_the_run_with_a_readable_error() {
     assert_eq!((err["type"].as_str(), err["data"]["type"].as_str()), (Some("agent_error"), Some("provider_interrupted")), "{err}");
     let (_, run) = s.get(&format!("/v1/runs/{}", err["data"]["run_id"].as_str().unwrap()), &u.key).await;
     assert_eq!(run["status"], "failed");
+    assert_eq!(run["error"]["type"], "provider_interrupted");
+    // Garbage instead of an event stream.
+    s.post(&format!("/v1/sessions/{sid}/messages"), &u.key, json!({"input": [{"role": "user", "content": "third"}]})).await;
+    let events = wait_terminal(&s, &u.key, &sid, 3).await;
+    let err = events.last().unwrap();
+    assert_eq!((err["type"].as_str(), err["data"]["type"].as_str()), (Some("agent_error"), Some("provider_protocol")), "{err}");
 }
 
 #[tokio::test]

@@ -27,6 +27,8 @@ pub enum Reply {
     Error { status: u16, message: String },
     /// Send half a stream, then cut the connection.
     Drop,
+    /// Answer 200 with something that is not an event stream.
+    Garbage,
 }
 
 type Script = dyn Fn(&Value, usize) -> Reply + Send + Sync;
@@ -171,6 +173,12 @@ async fn messages(State(fake): State<Fake>, headers: HeaderMap, body: String) ->
             v.extend(text_block((0..n).map(|i| format!("w{i} ")).collect()));
             v.extend(end("end_turn"));
             (v, delay, false)
+        }
+        Reply::Garbage => {
+            return Response::builder()
+                .header("content-type", "text/event-stream")
+                .body(Body::from("data: {not json\n\n<html>oops</html>\n\n"))
+                .unwrap();
         }
         Reply::Drop => {
             let mut v = vec![start];
