@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use serde_json::{Value, json};
 use steward_core::agent::{AgentConfig, AgentState};
 use steward_core::session::{Run, RunStatus, event_type, stop_reason};
@@ -41,6 +41,13 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     async fn emit(&self, kind: &str, data: Value) -> Result<(), Halt> {
         self.rt.emit(&self.run.session_id, &self.run.id, kind, data).await?;
+        Ok(())
+    }
+
+    /// Stores and announces the pending events in one transaction.
+    async fn flush(&self, pending: &mut Vec<(&'static str, Value)>) -> Result<(), Halt> {
+        self.rt.emit_all(&self.run.session_id, &self.run.id, pending).await?;
+        pending.clear();
         Ok(())
     }
 
@@ -198,65 +205,91 @@ async fn model_call(
     };
     let mut parts: Vec<Part> = Vec::new();
     let mut text = String::new();
+    // Events that are already available are stored together, in one transaction: under load
+    // providers' chunks queue up, and one commit per token would be the bottleneck.
+    let mut pending: Vec<(&'static str, Value)> = Vec::new();
     loop {
-        let next = tokio::select! {
+        let first = tokio::select! {
             n = stream.next() => n,
             // Dropping the stream (on return) drops the HTTP request at once.
             _ = ctx.cancel.cancelled() => { record(ctx, "cancelled", None, call_usage); return Err(Halt::Cancelled("cancelled".into())); }
         };
-        match next {
-            None => {
-                let e = LlmError::Interrupted("the stream ended without a finish".into());
-                record(ctx, "error", Some(&e), call_usage);
-                return Err(llm_halt(e));
-            }
-            Some(Err(e)) => {
-                record(ctx, "error", Some(&e), call_usage);
-                return Err(llm_halt(e));
-            }
-            Some(Ok(StreamEvent::TextDelta(t))) => {
-                text.push_str(&t);
-                ctx.emit(event_type::TEXT_DELTA, json!({"text": t})).await?;
-            }
-            Some(Ok(StreamEvent::ToolCall { id, name, arguments })) => {
-                if !text.is_empty() {
-                    parts.push(Part::Text(std::mem::take(&mut text)));
-                }
-                parts.push(Part::ToolCall { id, name, arguments });
-            }
-            Some(Ok(StreamEvent::Usage(u))) => {
-                let d_in = u.input_tokens.saturating_sub(call_usage.input_tokens) as i64;
-                let d_out = u.output_tokens.saturating_sub(call_usage.output_tokens) as i64;
-                call_usage = Usage {
-                    input_tokens: call_usage.input_tokens.max(u.input_tokens),
-                    output_tokens: call_usage.output_tokens.max(u.output_tokens),
-                };
-                if d_in > 0 || d_out > 0 {
-                    ctx.usage.input_tokens += d_in as u64;
-                    ctx.usage.output_tokens += d_out as u64;
-                    let charge = ctx.rt.inner.store.charge_usage(&ctx.run.agent_id, &ctx.run.session_id, &ctx.run.id, d_in, d_out).await?;
-                    ctx.emit(event_type::USAGE, json!({"input_tokens": ctx.usage.input_tokens, "output_tokens": ctx.usage.output_tokens}))
-                        .await?;
-                    if charge.balance.is_some_and(|b| b <= 0) {
-                        record(ctx, "budget_exhausted", None, call_usage);
-                        return Err(Halt::Budget);
+        let mut ready = vec![first];
+        while ready.len() < 64 {
+            match stream.next().now_or_never() {
+                Some(item) => {
+                    let end = !matches!(item, Some(Ok(StreamEvent::TextDelta(_) | StreamEvent::ToolCall { .. })));
+                    ready.push(item);
+                    if end {
+                        break;
                     }
                 }
-            }
-            Some(Ok(StreamEvent::Finish(stop))) => {
-                if !text.is_empty() {
-                    parts.push(Part::Text(std::mem::take(&mut text)));
-                }
-                let label = match &stop {
-                    StopReason::EndTurn => "end_turn".to_owned(),
-                    StopReason::ToolUse => "tool_use".to_owned(),
-                    StopReason::MaxTokens => "max_tokens".to_owned(),
-                    StopReason::Other(o) => o.clone(),
-                };
-                record(ctx, &label, None, call_usage);
-                return Ok((parts, stop));
+                None => break,
             }
         }
+        for next in ready {
+            match next {
+                None => {
+                    ctx.flush(&mut pending).await?;
+                    let e = LlmError::Interrupted("the stream ended without a finish".into());
+                    record(ctx, "error", Some(&e), call_usage);
+                    return Err(llm_halt(e));
+                }
+                Some(Err(e)) => {
+                    ctx.flush(&mut pending).await?;
+                    record(ctx, "error", Some(&e), call_usage);
+                    return Err(llm_halt(e));
+                }
+                Some(Ok(StreamEvent::TextDelta(t))) => {
+                    text.push_str(&t);
+                    pending.push((event_type::TEXT_DELTA, json!({"text": t})));
+                }
+                Some(Ok(StreamEvent::ToolCall { id, name, arguments })) => {
+                    if !text.is_empty() {
+                        parts.push(Part::Text(std::mem::take(&mut text)));
+                    }
+                    parts.push(Part::ToolCall { id, name, arguments });
+                }
+                Some(Ok(StreamEvent::Usage(u))) => {
+                    let d_in = u.input_tokens.saturating_sub(call_usage.input_tokens) as i64;
+                    let d_out = u.output_tokens.saturating_sub(call_usage.output_tokens) as i64;
+                    call_usage = Usage {
+                        input_tokens: call_usage.input_tokens.max(u.input_tokens),
+                        output_tokens: call_usage.output_tokens.max(u.output_tokens),
+                    };
+                    if d_in > 0 || d_out > 0 {
+                        ctx.usage.input_tokens += d_in as u64;
+                        ctx.usage.output_tokens += d_out as u64;
+                        let charge =
+                            ctx.rt.inner.store.charge_usage(&ctx.run.agent_id, &ctx.run.session_id, &ctx.run.id, d_in, d_out).await?;
+                        pending.push((
+                            event_type::USAGE,
+                            json!({"input_tokens": ctx.usage.input_tokens, "output_tokens": ctx.usage.output_tokens}),
+                        ));
+                        if charge.balance.is_some_and(|b| b <= 0) {
+                            ctx.flush(&mut pending).await?;
+                            record(ctx, "budget_exhausted", None, call_usage);
+                            return Err(Halt::Budget);
+                        }
+                    }
+                }
+                Some(Ok(StreamEvent::Finish(stop))) => {
+                    ctx.flush(&mut pending).await?;
+                    if !text.is_empty() {
+                        parts.push(Part::Text(std::mem::take(&mut text)));
+                    }
+                    let label = match &stop {
+                        StopReason::EndTurn => "end_turn".to_owned(),
+                        StopReason::ToolUse => "tool_use".to_owned(),
+                        StopReason::MaxTokens => "max_tokens".to_owned(),
+                        StopReason::Other(o) => o.clone(),
+                    };
+                    record(ctx, &label, None, call_usage);
+                    return Ok((parts, stop));
+                }
+            }
+        }
+        ctx.flush(&mut pending).await?;
     }
 }
 

@@ -224,12 +224,23 @@ impl Runtime {
         self.inner.active.lock().expect("active runs lock").remove(&id);
     }
 
-    /// Appends one event to a session's log and wakes its live tails. The one event path.
+    /// Appends one event to a session's log and wakes its live tails.
     pub async fn emit(&self, session: &SessionId, run: &RunId, kind: &str, data: Value) -> Result<Event, StoreError> {
-        let mut events = self.inner.store.append_events(session, run, &[(kind, data)]).await?;
-        let ev = events.pop().expect("one event appended");
-        self.inner.bus.publish(session, ev.seq);
-        Ok(ev)
+        let mut events = self.emit_all(session, run, &[(kind, data)]).await?;
+        Ok(events.pop().expect("one event appended"))
+    }
+
+    /// Appends events in one transaction, then wakes the session's live tails. The one event
+    /// path: nothing is announced before it is stored.
+    pub async fn emit_all(&self, session: &SessionId, run: &RunId, events: &[(&str, Value)]) -> Result<Vec<Event>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let stored = self.inner.store.append_events(session, run, events).await?;
+        if let Some(last) = stored.last() {
+            self.inner.bus.publish(session, last.seq);
+        }
+        Ok(stored)
     }
 
     /// Cancels a run wherever it is: a local running run stops at once (its model request is

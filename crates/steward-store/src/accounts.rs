@@ -34,17 +34,17 @@ impl Store {
     /// Creates an account; `Conflict` if the email is taken.
     pub async fn create_account(&self, email: &Email) -> Result<Account, StoreError> {
         let account = Account { id: AccountId::generate(), email: email.clone(), created_at: self.now() };
-        let res = sqlx::query("INSERT INTO accounts (id, email, created_at) VALUES ($1, $2, $3)")
-            .bind(account.id.as_str())
-            .bind(email.as_str())
-            .bind(account.created_at)
-            .execute(&self.pool)
+        let res = self
+            .write(
+                sqlx::query("INSERT INTO accounts (id, email, created_at) VALUES ($1, $2, $3)")
+                    .bind(account.id.as_str())
+                    .bind(email.as_str())
+                    .bind(account.created_at),
+            )
             .await;
         match res {
             Ok(_) => Ok(account),
-            Err(e) if StoreError::is_unique_violation(&e) => {
-                Err(StoreError::Conflict(format!("an account with email {} already exists", email.as_str())))
-            }
+            Err(e) if e.is_unique() => Err(StoreError::Conflict(format!("an account with email {} already exists", email.as_str()))),
             Err(e) => Err(e.into()),
         }
     }
@@ -79,16 +79,17 @@ impl Store {
     /// Stores a new login code (hashed) for `email`, valid for `ttl_ms`.
     pub async fn put_login_code(&self, email: &Email, code: &str, ttl_ms: i64) -> Result<(), StoreError> {
         let now = self.now();
-        sqlx::query("INSERT INTO login_codes (id, email, code_hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(format!("lgc_{}", ulid_like()))
-            .bind(email.as_str())
-            .bind(keys::hash(code))
-            .bind(now)
-            .bind(now + ttl_ms)
-            .execute(&self.pool)
-            .await?;
+        self.write(
+            sqlx::query("INSERT INTO login_codes (id, email, code_hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(format!("lgc_{}", ulid_like()))
+                .bind(email.as_str())
+                .bind(keys::hash(code))
+                .bind(now)
+                .bind(now + ttl_ms),
+        )
+        .await?;
         // Old codes are useless after they expire; keep the table small.
-        sqlx::query("DELETE FROM login_codes WHERE expires_at < $1").bind(now - 86_400_000).execute(&self.pool).await?;
+        self.write(sqlx::query("DELETE FROM login_codes WHERE expires_at < $1").bind(now - 86_400_000)).await?;
         Ok(())
     }
 

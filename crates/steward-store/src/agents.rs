@@ -173,11 +173,12 @@ impl Store {
     /// Archives an agent (soft delete; idempotent). Its name becomes free for a new agent.
     pub async fn archive_agent(&self, id: &AgentId) -> Result<Agent, StoreError> {
         let now = self.now();
-        sqlx::query("UPDATE agents SET archived_at = $1, updated_at = $1 WHERE id = $2 AND archived_at IS NULL")
-            .bind(now)
-            .bind(id.as_str())
-            .execute(&self.pool)
-            .await?;
+        self.write(
+            sqlx::query("UPDATE agents SET archived_at = $1, updated_at = $1 WHERE id = $2 AND archived_at IS NULL")
+                .bind(now)
+                .bind(id.as_str()),
+        )
+        .await?;
         self.agent(id).await?.ok_or(StoreError::NotFound("agent"))
     }
 
@@ -204,16 +205,18 @@ impl Store {
     /// Moves an agent from `from` to `to` (compare-and-set on the state, so a concurrent change
     /// is detected rather than overwritten). Legality is the caller's business.
     pub async fn set_agent_state(&self, id: &AgentId, from: AgentState, to: AgentState, reason: Option<&str>) -> Result<Agent, StoreError> {
-        let n = sqlx::query(
-            "UPDATE agents SET state = $1, state_reason = $2, updated_at = $3 WHERE id = $4 AND state = $5 AND archived_at IS NULL",
-        )
-        .bind(to.as_str())
-        .bind(reason.map(str::to_owned))
-        .bind(self.now())
-        .bind(id.as_str())
-        .bind(from.as_str())
-        .execute(&self.pool)
-        .await?;
+        let n = self
+            .write(
+                sqlx::query(
+                    "UPDATE agents SET state = $1, state_reason = $2, updated_at = $3 WHERE id = $4 AND state = $5 AND archived_at IS NULL",
+                )
+                .bind(to.as_str())
+                .bind(reason.map(str::to_owned))
+                .bind(self.now())
+                .bind(id.as_str())
+                .bind(from.as_str()),
+            )
+            .await?;
         if n.rows_affected() == 0 {
             return Err(StoreError::Conflict(format!("agent {id} changed state meanwhile or is archived; read it again and retry")));
         }

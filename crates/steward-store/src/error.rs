@@ -28,6 +28,11 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether this is a uniqueness violation reported by the database.
+    pub(crate) fn is_unique(&self) -> bool {
+        matches!(self, StoreError::Database(e) if Self::is_unique_violation(e))
+    }
+
     pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
         e.as_database_error().is_some_and(|d| d.is_unique_violation())
     }

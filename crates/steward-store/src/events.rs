@@ -176,7 +176,7 @@ impl Store {
         } else {
             "UPDATE agents SET token_balance = $1, updated_at = $2 WHERE id = $3"
         };
-        sqlx::query(sql).bind(amount).bind(now).bind(agent.as_str()).execute(&self.pool).await?;
+        self.write(sqlx::query(sql).bind(amount).bind(now).bind(agent.as_str())).await?;
         self.agent(agent).await?.ok_or(StoreError::NotFound("agent"))
     }
 

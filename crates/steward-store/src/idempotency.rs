@@ -75,19 +75,20 @@ impl Store {
 
     /// Records the response for a claimed key.
     pub async fn idempotency_finish(&self, scope: &str, key: &str, response: &StoredResponse) -> Result<(), StoreError> {
-        sqlx::query("UPDATE idempotency_keys SET status = $1, body = $2 WHERE scope = $3 AND idem_key = $4")
-            .bind(i64::from(response.status))
-            .bind(&response.body)
-            .bind(scope)
-            .bind(key)
-            .execute(&self.pool)
-            .await?;
+        self.write(
+            sqlx::query("UPDATE idempotency_keys SET status = $1, body = $2 WHERE scope = $3 AND idem_key = $4")
+                .bind(i64::from(response.status))
+                .bind(&response.body)
+                .bind(scope)
+                .bind(key),
+        )
+        .await?;
         Ok(())
     }
 
     /// Forgets a claimed key (the request failed in a way a retry may fix).
     pub async fn idempotency_abandon(&self, scope: &str, key: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM idempotency_keys WHERE scope = $1 AND idem_key = $2").bind(scope).bind(key).execute(&self.pool).await?;
+        self.write(sqlx::query("DELETE FROM idempotency_keys WHERE scope = $1 AND idem_key = $2").bind(scope).bind(key)).await?;
         Ok(())
     }
 }

@@ -49,20 +49,21 @@ impl Store {
             created_at: self.now(),
             revoked_at: None,
         };
-        sqlx::query(
-            "INSERT INTO api_keys (id, sandbox_id, account_id, kind, agent_id, name, key_hash, display_prefix, created_at)
+        self.write(
+            sqlx::query(
+                "INSERT INTO api_keys (id, sandbox_id, account_id, kind, agent_id, name, key_hash, display_prefix, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(key.id.as_str())
+            .bind(key.sandbox_id.as_str())
+            .bind(key.account_id.as_str())
+            .bind(key.kind.as_str())
+            .bind(key.agent_id.as_ref().map(|a| a.as_str().to_owned()))
+            .bind(&key.name)
+            .bind(&new.key_hash)
+            .bind(&key.display_prefix)
+            .bind(key.created_at),
         )
-        .bind(key.id.as_str())
-        .bind(key.sandbox_id.as_str())
-        .bind(key.account_id.as_str())
-        .bind(key.kind.as_str())
-        .bind(key.agent_id.as_ref().map(|a| a.as_str().to_owned()))
-        .bind(&key.name)
-        .bind(&new.key_hash)
-        .bind(&key.display_prefix)
-        .bind(key.created_at)
-        .execute(&self.pool)
         .await?;
         Ok(key)
     }
@@ -98,11 +99,10 @@ impl Store {
 
     /// Revokes a key; idempotent (revoking twice keeps the first time).
     pub async fn revoke_api_key(&self, id: &ApiKeyId) -> Result<ApiKey, StoreError> {
-        sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-            .bind(self.now())
-            .bind(id.as_str())
-            .execute(&self.pool)
-            .await?;
+        self.write(
+            sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL").bind(self.now()).bind(id.as_str()),
+        )
+        .await?;
         self.api_key(id).await?.ok_or(StoreError::NotFound("API key"))
     }
 }

@@ -50,6 +50,38 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     clock: Arc<dyn Clock>,
+    /// SQLite allows one writer; queueing writers here (fairly, without sleeping) beats letting
+    /// them collide in SQLite's busy handler, which backs off in growing sleeps.
+    write_lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A write transaction; on SQLite it also holds this process's writer slot.
+pub(crate) struct WriteTx {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    _slot: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl WriteTx {
+    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+
+    pub(crate) async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.tx.rollback().await
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::AnyConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -100,7 +132,7 @@ impl Store {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator.run(&pool).await.map_err(|e| StoreError::Migration(e.to_string()))?;
-        Ok(Self { pool, backend, clock })
+        Ok(Self { pool, backend, clock, write_lock: Arc::new(tokio::sync::Mutex::new(())) })
     }
 
     pub fn backend(&self) -> Backend {
@@ -111,13 +143,28 @@ impl Store {
         self.clock.now_ms()
     }
 
-    /// A write transaction. On SQLite it takes the write lock up front (`BEGIN IMMEDIATE`), so
-    /// a transaction that reads before writing never fails half-way with `SQLITE_BUSY`.
-    pub(crate) async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+    /// A write transaction. On SQLite it takes this process's writer slot, then the write lock up
+    /// front (`BEGIN IMMEDIATE`), so a transaction that reads before writing never fails
+    /// half-way with `SQLITE_BUSY`.
+    pub(crate) async fn write_tx(&self) -> Result<WriteTx, StoreError> {
         Ok(match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
+            Backend::Sqlite => {
+                let slot = self.write_lock.clone().lock_owned().await;
+                WriteTx { tx: self.pool.begin_with("BEGIN IMMEDIATE").await?, _slot: Some(slot) }
+            }
+            Backend::Postgres => WriteTx { tx: self.pool.begin().await?, _slot: None },
         })
+    }
+
+    /// Runs one write statement in its own write transaction (see `write_tx`).
+    pub(crate) async fn write<'q>(
+        &self,
+        query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    ) -> Result<sqlx::any::AnyQueryResult, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let result = query.execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(result)
     }
 
     /// Checks the database answers; used by readiness probes.

@@ -129,10 +129,8 @@ impl Store {
 
     /// Deletes a provider. Agents naming it fail their next run until pointed elsewhere.
     pub async fn delete_provider(&self, sandbox: &SandboxId, id: &ProviderId) -> Result<(), StoreError> {
-        let n = sqlx::query("DELETE FROM providers WHERE sandbox_id = $1 AND id = $2")
-            .bind(sandbox.as_str())
-            .bind(id.as_str())
-            .execute(&self.pool)
+        let n = self
+            .write(sqlx::query("DELETE FROM providers WHERE sandbox_id = $1 AND id = $2").bind(sandbox.as_str()).bind(id.as_str()))
             .await?;
         if n.rows_affected() == 0 {
             return Err(StoreError::NotFound("provider"));

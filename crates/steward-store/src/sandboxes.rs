@@ -119,7 +119,7 @@ impl Store {
     }
 
     pub async fn rename_sandbox(&self, id: &SandboxId, name: &str) -> Result<Sandbox, StoreError> {
-        let n = sqlx::query("UPDATE sandboxes SET name = $1 WHERE id = $2").bind(name).bind(id.as_str()).execute(&self.pool).await?;
+        let n = self.write(sqlx::query("UPDATE sandboxes SET name = $1 WHERE id = $2").bind(name).bind(id.as_str())).await?;
         if n.rows_affected() == 0 {
             return Err(StoreError::NotFound("sandbox"));
         }
@@ -128,11 +128,10 @@ impl Store {
 
     /// Marks a sandbox archived (read-only); idempotent.
     pub async fn archive_sandbox(&self, id: &SandboxId) -> Result<Sandbox, StoreError> {
-        sqlx::query("UPDATE sandboxes SET archived_at = $1 WHERE id = $2 AND archived_at IS NULL")
-            .bind(self.now())
-            .bind(id.as_str())
-            .execute(&self.pool)
-            .await?;
+        self.write(
+            sqlx::query("UPDATE sandboxes SET archived_at = $1 WHERE id = $2 AND archived_at IS NULL").bind(self.now()).bind(id.as_str()),
+        )
+        .await?;
         self.sandbox(id).await?.ok_or(StoreError::NotFound("sandbox"))
     }
 
@@ -234,11 +233,12 @@ impl Store {
         if g.role == Role::Owner {
             return Err(StoreError::Conflict("the owner's grant cannot be removed; destroy or archive the sandbox instead".into()));
         }
-        sqlx::query("DELETE FROM grants WHERE sandbox_id = $1 AND account_id = $2 AND role <> 'owner'")
-            .bind(sandbox.as_str())
-            .bind(account.as_str())
-            .execute(&self.pool)
-            .await?;
+        self.write(
+            sqlx::query("DELETE FROM grants WHERE sandbox_id = $1 AND account_id = $2 AND role <> 'owner'")
+                .bind(sandbox.as_str())
+                .bind(account.as_str()),
+        )
+        .await?;
         Ok(())
     }
 }

@@ -92,7 +92,7 @@ pub(crate) fn run_from(row: &AnyRow) -> Result<Run, StoreError> {
     })
 }
 
-async fn insert_run(tx: &mut sqlx::Transaction<'static, sqlx::Any>, session: &Session, input: &Value, now: i64) -> Result<Run, StoreError> {
+async fn insert_run(tx: &mut crate::WriteTx, session: &Session, input: &Value, now: i64) -> Result<Run, StoreError> {
     let run = Run {
         id: RunId::generate(),
         session_id: session.id.clone(),
@@ -254,11 +254,12 @@ impl Store {
     /// Soft-deletes a session (its runs and events stay for the record).
     pub async fn delete_session(&self, id: &SessionId) -> Result<Session, StoreError> {
         let now = self.now();
-        sqlx::query("UPDATE sessions SET deleted_at = $1, updated_at = $1 WHERE id = $2 AND deleted_at IS NULL")
-            .bind(now)
-            .bind(id.as_str())
-            .execute(&self.pool)
-            .await?;
+        self.write(
+            sqlx::query("UPDATE sessions SET deleted_at = $1, updated_at = $1 WHERE id = $2 AND deleted_at IS NULL")
+                .bind(now)
+                .bind(id.as_str()),
+        )
+        .await?;
         self.session(id).await?.ok_or(StoreError::NotFound("session"))
     }
 
@@ -431,16 +432,13 @@ impl Store {
 
     /// Stores a run's trace while it is still going.
     pub async fn set_run_trace(&self, id: &RunId, trace: &Value) -> Result<(), StoreError> {
-        sqlx::query("UPDATE runs SET trace = $1 WHERE id = $2").bind(trace.to_string()).bind(id.as_str()).execute(&self.pool).await?;
+        self.write(sqlx::query("UPDATE runs SET trace = $1 WHERE id = $2").bind(trace.to_string()).bind(id.as_str())).await?;
         Ok(())
     }
 
     /// Refreshes the heartbeat of every run `owner` is running.
     pub async fn heartbeat_runs(&self, owner: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE runs SET heartbeat_at = $1 WHERE owner = $2 AND status = 'running'")
-            .bind(self.now())
-            .bind(owner)
-            .execute(&self.pool)
+        self.write(sqlx::query("UPDATE runs SET heartbeat_at = $1 WHERE owner = $2 AND status = 'running'").bind(self.now()).bind(owner))
             .await?;
         Ok(())
     }

@@ -56,20 +56,22 @@ fn name_conflict(name: &str) -> StoreError {
 impl Store {
     pub async fn create_vault(&self, new: NewVault) -> Result<Vault, StoreError> {
         let now = self.now();
-        let res = sqlx::query(
-            "INSERT INTO vaults (id, sandbox_id, name, description, ciphertext, created_at, updated_at)
+        let res = self
+            .write(
+                sqlx::query(
+                    "INSERT INTO vaults (id, sandbox_id, name, description, ciphertext, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $6)",
-        )
-        .bind(new.id.as_str())
-        .bind(new.sandbox_id.as_str())
-        .bind(&new.name)
-        .bind(&new.description)
-        .bind(&new.ciphertext)
-        .bind(now)
-        .execute(&self.pool)
-        .await;
+                )
+                .bind(new.id.as_str())
+                .bind(new.sandbox_id.as_str())
+                .bind(&new.name)
+                .bind(&new.description)
+                .bind(&new.ciphertext)
+                .bind(now),
+            )
+            .await;
         match res {
-            Err(e) if StoreError::is_unique_violation(&e) => return Err(name_conflict(&new.name)),
+            Err(e) if e.is_unique() => return Err(name_conflict(&new.name)),
             other => other?,
         };
         Ok(Vault { id: new.id, sandbox_id: new.sandbox_id, name: new.name, description: new.description, created_at: now, updated_at: now })
@@ -105,19 +107,21 @@ impl Store {
     /// Changes the present fields of a vault. Each column is set on its own, so concurrent
     /// updates of different fields never undo each other.
     pub async fn update_vault(&self, id: &VaultId, update: VaultUpdate) -> Result<Vault, StoreError> {
-        let res = sqlx::query(
-            "UPDATE vaults SET name = COALESCE($1, name), description = COALESCE($2, description),
+        let res = self
+            .write(
+                sqlx::query(
+                    "UPDATE vaults SET name = COALESCE($1, name), description = COALESCE($2, description),
              ciphertext = COALESCE($3, ciphertext), updated_at = $4 WHERE id = $5",
-        )
-        .bind(update.name.clone())
-        .bind(update.description)
-        .bind(update.ciphertext)
-        .bind(self.now())
-        .bind(id.as_str())
-        .execute(&self.pool)
-        .await;
+                )
+                .bind(update.name.clone())
+                .bind(update.description)
+                .bind(update.ciphertext)
+                .bind(self.now())
+                .bind(id.as_str()),
+            )
+            .await;
         let n = match res {
-            Err(e) if StoreError::is_unique_violation(&e) => return Err(name_conflict(update.name.as_deref().unwrap_or_default())),
+            Err(e) if e.is_unique() => return Err(name_conflict(update.name.as_deref().unwrap_or_default())),
             other => other?,
         };
         if n.rows_affected() == 0 {
@@ -158,11 +162,7 @@ impl Store {
 
     /// Inside a write transaction: checks that `vault` exists in `sandbox` and holds its row
     /// lock until the transaction ends, so it cannot be deleted under a new reference.
-    pub(crate) async fn lock_vault(
-        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-        sandbox: &SandboxId,
-        vault: &VaultId,
-    ) -> Result<(), StoreError> {
+    pub(crate) async fn lock_vault(tx: &mut crate::WriteTx, sandbox: &SandboxId, vault: &VaultId) -> Result<(), StoreError> {
         let n = sqlx::query("UPDATE vaults SET updated_at = updated_at WHERE id = $1 AND sandbox_id = $2")
             .bind(vault.as_str())
             .bind(sandbox.as_str())
