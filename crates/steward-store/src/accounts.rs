@@ -45,7 +45,7 @@ impl Store {
         match res {
             Ok(_) => Ok(account),
             Err(e) if e.is_unique() => Err(StoreError::Conflict(format!("an account with email {} already exists", email.as_str()))),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e),
         }
     }
 
