@@ -398,3 +398,29 @@ async fn messaging_surface_waits_for_replies_and_groups_conversations() {
     assert_eq!(ready["ready"], false);
     assert!(ready["reasons"][0].as_str().unwrap().contains("paused"), "{ready}");
 }
+
+#[tokio::test]
+async fn an_agent_switches_provider_by_configuration_alone() {
+    let fake = FakeModel::start(|req, _| Reply::Text(format!("model {} here", req["model"].as_str().unwrap_or("?")))).await;
+    let s = TestServer::start().await;
+    let (u, agent) = setup(&s, &fake, json!({})).await;
+    let (_, r) = s.post(&format!("/v1/agents/{agent}/messages"), &u.key, json!({"content": "who are you?"})).await;
+    assert_eq!(r["reply"], "model claude-test here", "{r}");
+    // A local OpenAI-compatible server (vLLM, llama.cpp, Ollama…) without a key.
+    let (st, p) = s
+        .post(
+            "/v1/providers",
+            &u.key,
+            json!({"id": "local", "provider": "openai_compatible", "base_url": format!("{}/v1", fake.url), "models": ["llama-3"]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{p}");
+    let (st, _) = s.patch(&format!("/v1/agents/{agent}"), &u.key, json!({"model": {"provider_id": "local", "name": "llama-3"}})).await;
+    assert_eq!(st, StatusCode::OK);
+    let (_, r) = s.post(&format!("/v1/agents/{agent}/messages"), &u.key, json!({"content": "and now?"})).await;
+    assert_eq!(r["reply"], "model llama-3 here", "{r}");
+    let last = fake.requests().pop().unwrap();
+    assert_eq!(last["messages"][0], json!({"role": "system", "content": "Be brief."}), "{last}");
+    assert!(fake.headers().last().unwrap().get("authorization").is_none(), "no key configured, none sent");
+    assert_eq!(r["usage"], json!({"input_tokens": 12, "output_tokens": 8}));
+}

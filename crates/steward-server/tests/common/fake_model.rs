@@ -75,7 +75,8 @@ impl FakeModel {
     pub async fn start_with_usage(script: impl Fn(&Value, usize) -> Reply + Send + Sync + 'static, usage: (u64, u64)) -> Self {
         let fake = Fake { script: Arc::new(script), requests: Default::default(), dropped: Default::default(), usage_per_reply: usage };
         let (requests, dropped) = (fake.requests.clone(), fake.dropped.clone());
-        let app = Router::new().route("/v1/messages", post(messages)).with_state(fake);
+        let app =
+            Router::new().route("/v1/messages", post(messages)).route("/v1/chat/completions", post(chat_completions)).with_state(fake);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let task = tokio::spawn(async move {
@@ -207,4 +208,35 @@ async fn messages(State(fake): State<Fake>, headers: HeaderMap, body: String) ->
         }
     });
     Response::builder().header("content-type", "text/event-stream").body(Body::from_stream(stream)).unwrap()
+}
+
+/// The same script, spoken as OpenAI Chat Completions (text replies only).
+async fn chat_completions(State(fake): State<Fake>, headers: HeaderMap, body: String) -> Response {
+    let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let index = {
+        let mut r = fake.requests.lock().unwrap();
+        r.push((headers, body.clone()));
+        r.len() - 1
+    };
+    let Reply::Text(text) = (fake.script)(&body, index) else {
+        return (StatusCode::NOT_IMPLEMENTED, "the OpenAI fake only answers text").into_response();
+    };
+    let chunk = |delta: Value, finish: Value| {
+        format!(
+            "data: {}\n\n",
+            json!({"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+        )
+    };
+    let mut out = vec![chunk(json!({"role": "assistant", "content": ""}), Value::Null)];
+    for w in text.split_inclusive(' ') {
+        out.push(chunk(json!({"content": w}), Value::Null));
+    }
+    out.push(chunk(json!({}), json!("stop")));
+    let (i, o) = fake.usage_per_reply;
+    out.push(format!(
+        "data: {}\n\n",
+        json!({"id": "c", "object": "chat.completion.chunk", "choices": [], "usage": {"prompt_tokens": i, "completion_tokens": o}})
+    ));
+    out.push("data: [DONE]\n\n".into());
+    Response::builder().header("content-type", "text/event-stream").body(Body::from(out.concat())).unwrap()
 }
