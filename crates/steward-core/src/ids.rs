@@ -125,6 +125,10 @@ id_type!(/// A run (one turn of work in a session).
     RunId, "run_");
 id_type!(/// A vault (one named secret).
     VaultId, "vlt_");
+id_type!(/// A tool source (§6).
+    SourceId, "src_");
+id_type!(/// An environment (§7).
+    EnvironmentId, "env_");
 
 #[cfg(test)]
 mod tests {

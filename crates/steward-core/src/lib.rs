@@ -7,11 +7,13 @@
 
 pub mod agent;
 pub mod clock;
+pub mod environment;
 pub mod error;
 pub mod ids;
 pub mod keys;
 pub mod provider;
 pub mod session;
+pub mod source;
 pub mod tenancy;
 pub mod vault;
 

@@ -16,6 +16,7 @@ mod page;
 mod providers;
 mod sandboxes;
 mod sessions;
+mod tools;
 mod vaults;
 
 use std::path::Path;

@@ -9,6 +9,8 @@
 
 #[macro_use]
 mod common;
+#[path = "conformance/tools.rs"]
+mod tools;
 #[path = "conformance/vaults_providers.rs"]
 mod vaults_providers;
 
@@ -24,6 +26,7 @@ use steward_core::keys;
 use steward_core::tenancy::{Account, Email, KeyKind, Role};
 use steward_store::{IdempotencyBegin, Listing, LoginCodeCheck, NewApiKey, PageRequest, Store, StoreError, StoredResponse};
 use tokio::task::JoinSet;
+use tools::*;
 use vaults_providers::*;
 
 conformance!(
@@ -78,6 +81,9 @@ conformance!(
     providers_list_in_id_order_and_page,
     update_provider_is_compare_and_set,
     concurrent_vault_delete_never_leaves_a_dangling_reference,
+    source_round_trips_and_names_are_unique,
+    update_source_is_compare_and_set,
+    environment_delete_is_refused_while_an_agent_uses_it,
     destroy_sandbox_removes_its_vaults_and_providers,
 );
 
