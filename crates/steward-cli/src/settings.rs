@@ -50,6 +50,12 @@ pub struct ServeArgs {
     /// Lifetime of login session tokens, in seconds [default: 43200 (12 h)]
     #[arg(long, env = "STEWARD_SESSION_TTL_SECS")]
     pub session_ttl_secs: Option<i64>,
+    /// Directory of agent workspaces [default: <data-dir>/workspaces]
+    #[arg(long, env = "STEWARD_WORKSPACES_DIR")]
+    pub workspaces_dir: Option<PathBuf>,
+    /// Refuse `mcp_stdio` tool sources (programs started on this host); only `mcp_http` and built-in ones remain
+    #[arg(long, env = "STEWARD_NO_STDIO_SOURCES")]
+    pub no_stdio_sources: bool,
 }
 
 /// The config file. Every key is optional; unknown keys are an error so typos do not pass.
@@ -64,6 +70,8 @@ pub struct FileConfig {
     pub smtp_url: Option<String>,
     pub smtp_from: Option<String>,
     pub session_ttl_secs: Option<i64>,
+    pub workspaces_dir: Option<PathBuf>,
+    pub no_stdio_sources: Option<bool>,
 }
 
 pub fn load_file(explicit: Option<&Path>) -> anyhow::Result<FileConfig> {
@@ -123,7 +131,9 @@ fn build(args: ServeArgs) -> anyhow::Result<(ServerConfig, bool)> {
     if !(60..=30 * 86_400).contains(&session_ttl_secs) {
         bail!("--session-ttl-secs must be between 60 and 2592000 (30 days); got {session_ttl_secs}");
     }
-    let runtime = RuntimeConfig { node_id: node_id(&data_dir)?, ..RuntimeConfig::default() };
+    let mut runtime = RuntimeConfig { node_id: node_id(&data_dir)?, ..RuntimeConfig::default() };
+    runtime.tools.workspaces = args.workspaces_dir.or(file.workspaces_dir).unwrap_or_else(|| data_dir.join("workspaces"));
+    runtime.tools.allow_stdio_sources = !(args.no_stdio_sources || file.no_stdio_sources.unwrap_or(false));
     let config = ServerConfig {
         listen,
         data_dir,

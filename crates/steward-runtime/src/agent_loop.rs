@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::conversation::{parts_to_json, to_model_messages};
 use crate::engine::Runtime;
-use crate::tools::{Catalog, ToolContext};
+use crate::tools::ToolContext;
 
 /// Why a run stopped early.
 enum Halt {
@@ -99,14 +99,10 @@ async fn drive(ctx: &mut Ctx<'_>) -> Result<String, Halt> {
         .client_for(&ctx.run.sandbox_id, &config.model.provider_id, &config.model.name)
         .await
         .map_err(|e| Halt::Failed { kind: e.kind.into(), message: e.message })?;
-    let catalog = Catalog::builtin().filtered(&config.tools);
+    let resolution = ctx.rt.resolve_tools(&ctx.run.sandbox_id, &ctx.run.agent_id, &config).await?;
+    let catalog = resolution.catalog;
     let specs = catalog.specs();
-    ctx.trace["tool_resolution"] = json!({
-        "sources": [{"source": "builtin", "connected": true, "offered": Catalog::builtin().specs().iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
-                     "kept": specs.iter().map(|s| s.name.clone()).collect::<Vec<_>>()}],
-        "unmatched_allowlist": config.tools.iter().filter(|t| !specs.iter().any(|s| &s.name == *t)).collect::<Vec<_>>(),
-        "catalog": specs.iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
-    });
+    ctx.trace["tool_resolution"] = resolution.trace;
     store.set_run_trace(&ctx.run.id, &ctx.trace).await?;
 
     // The user turn joins the conversation.
@@ -116,7 +112,7 @@ async fn drive(ctx: &mut Ctx<'_>) -> Result<String, Halt> {
         store.append_message(&ctx.run.session_id, &ctx.run.id, role, &parts_to_json(&[Part::Text(text.into())])).await?;
     }
 
-    let tool_ctx = ToolContext { clock: ctx.rt.inner.clock.clone() };
+    let tool_ctx = ToolContext { clock: ctx.rt.inner.clock.clone(), tool_timeout: ctx.rt.inner.config.tool_timeout };
     for turn in 0..config.max_turns {
         ctx.check_cancel()?;
         let messages: Vec<Message> = to_model_messages(&store.conversation(&ctx.run.session_id).await?);
@@ -148,6 +144,8 @@ async fn drive(ctx: &mut Ctx<'_>) -> Result<String, Halt> {
         let mut results = Vec::new();
         for (id, name, arguments) in calls {
             ctx.check_cancel()?;
+            // Arguments may echo a secret a tool returned earlier; redact them like results.
+            let arguments: Value = serde_json::from_str(&catalog.redacted(arguments.to_string())).unwrap_or(arguments);
             ctx.emit(event_type::TOOL_CALL, json!({"call_id": id, "name": name, "arguments": arguments})).await?;
             let started = Instant::now();
             let outcome = tokio::select! {

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::bus::EventBus;
+use crate::mcp::{McpPool, McpPoolConfig};
 use crate::providers::Providers;
 
 /// Tunables of the runtime.
@@ -33,6 +34,37 @@ pub struct RuntimeConfig {
     pub poll: Duration,
     /// Limit on one tool call.
     pub tool_timeout: Duration,
+    /// Tool sources, workspaces and the shell sandbox.
+    pub tools: ToolsConfig,
+}
+
+/// Where workspaces live and how tool sources may run.
+#[derive(Debug, Clone)]
+pub struct ToolsConfig {
+    /// Agent workspaces live in `<workspaces>/<sandbox id>/<agent id>`.
+    pub workspaces: std::path::PathBuf,
+    /// Whether `mcp_stdio` sources (programs started on the server host) may be used.
+    pub allow_stdio_sources: bool,
+    /// The shell sandbox.
+    pub sandbox: crate::sandbox::SandboxConfig,
+    /// Pooled MCP connections.
+    pub mcp: McpPoolConfig,
+}
+
+impl Default for ToolsConfig {
+    fn default() -> Self {
+        Self {
+            workspaces: std::env::temp_dir().join("steward-workspaces"),
+            allow_stdio_sources: true,
+            sandbox: crate::sandbox::SandboxConfig::default(),
+            mcp: McpPoolConfig {
+                connect_timeout: Duration::from_secs(10),
+                list_timeout: Duration::from_secs(10),
+                max_output_bytes: crate::tools::MAX_TOOL_OUTPUT,
+                idle_ttl: Duration::from_secs(600),
+            },
+        }
+    }
 }
 
 impl Default for RuntimeConfig {
@@ -43,6 +75,7 @@ impl Default for RuntimeConfig {
             stale_after: Duration::from_secs(30),
             poll: Duration::from_secs(1),
             tool_timeout: Duration::from_secs(60),
+            tools: ToolsConfig::default(),
         }
     }
 }
@@ -60,6 +93,7 @@ pub(crate) struct Inner {
     pub providers: Providers,
     pub clock: Arc<dyn Clock>,
     pub config: RuntimeConfig,
+    pub mcp: McpPool,
     active: Mutex<HashMap<RunId, CancellationToken>>,
     workers: Mutex<HashSet<SessionId>>,
     tracker: TaskTracker,
@@ -74,6 +108,7 @@ impl Runtime {
                 bus: EventBus::new(),
                 providers,
                 clock,
+                mcp: McpPool::new(config.tools.mcp.clone()),
                 config,
                 active: Mutex::new(HashMap::new()),
                 workers: Mutex::new(HashSet::new()),
@@ -109,6 +144,7 @@ impl Runtime {
         self.inner.shutdown.cancel();
         self.inner.tracker.close();
         let _ = tokio::time::timeout(grace, self.inner.tracker.wait()).await;
+        self.inner.mcp.shutdown().await;
     }
 
     async fn background(&self) {

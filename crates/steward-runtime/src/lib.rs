@@ -1,16 +1,23 @@
 //! Steward's agent runtime: running agents (the model ↔ tool loop in `agent_loop.rs`), the
-//! tools it offers (`tools.rs`), the durable event log with its live tail (`engine.rs` emits,
+//! tools it offers (`tools.rs`; sources resolved per run in `resolve.rs`: MCP servers through the
+//! pool in `mcp.rs`, the built-in toolsets in `builtin.rs` on the agent's `workspace.rs` and the
+//! bubblewrap `sandbox.rs`), the durable event log with its live tail (`engine.rs` emits,
 //! `bus.rs` wakes streams), provider resolution (`providers.rs`) and vault encryption
 //! (`vault.rs`). It knows neither HTTP nor SQL: it talks to the store and to model providers
 //! through their crates.
 
 mod agent_loop;
+pub mod builtin;
 pub mod bus;
 pub mod conversation;
 pub mod engine;
+pub mod mcp;
 pub mod providers;
+pub mod resolve;
+pub mod sandbox;
 pub mod tools;
 pub mod vault;
+pub mod workspace;
 
-pub use engine::{Runtime, RuntimeConfig};
+pub use engine::{Runtime, RuntimeConfig, ToolsConfig};
 pub use providers::Providers;

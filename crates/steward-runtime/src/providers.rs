@@ -37,6 +37,19 @@ impl Providers {
         Self { store, http: steward_llm::http_client(&timeouts), vault, timeouts, retry }
     }
 
+    /// The decrypted secret of vault `vault_id` of `sandbox`, or a readable reason.
+    pub(crate) async fn secret(&self, sandbox: &SandboxId, vault_id: &steward_core::ids::VaultId) -> Result<crate::vault::Secret, String> {
+        let sealed = self
+            .store
+            .vault_ciphertext(vault_id)
+            .await
+            .map_err(|e| format!("cannot read vault {vault_id}: {e}"))?
+            .ok_or_else(|| format!("vault {vault_id} no longer exists"))?;
+        self.vault
+            .decrypt(sandbox.as_str(), vault_id.as_str(), &sealed)
+            .map_err(|_| format!("vault {vault_id} is not a vault of this sandbox or cannot be decrypted with this server's master key"))
+    }
+
     /// Checks that `provider_id` exists in the sandbox and offers `model`; returns a client.
     pub async fn client_for(&self, sandbox: &SandboxId, provider_id: &str, model: &str) -> Result<Arc<dyn ModelClient>, ResolveError> {
         let id = ProviderId::parse(provider_id, "model.provider_id").map_err(|e| config_error(e.message))?;

@@ -16,6 +16,8 @@ pub const MAX_TOOL_OUTPUT: usize = 64 * 1024;
 #[derive(Debug, Clone)]
 pub struct ToolContext {
     pub clock: Arc<dyn Clock>,
+    /// The limit on one call (tools that talk to other processes pass it on).
+    pub tool_timeout: Duration,
 }
 
 /// A tool the model can call.
@@ -26,48 +28,70 @@ pub trait Tool: Send + Sync + std::fmt::Debug {
     async fn call(&self, arguments: Value, ctx: &ToolContext) -> Result<String, String>;
 }
 
-/// The tools given to the model in one run.
+/// The tools given to the model in one run: each under the name the model sees (which may be
+/// namespaced when two sources offer the same name), plus the secret values injected into this
+/// run's sources, which are redacted from every tool output and error.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
-    tools: Vec<Arc<dyn Tool>>,
+    entries: Vec<(ToolSpec, Arc<dyn Tool>)>,
+    redact: Vec<String>,
 }
 
 impl Catalog {
-    /// Every built-in tool.
+    /// The platform's own tools (`current_time`).
     pub fn builtin() -> Self {
-        Self { tools: vec![Arc::new(CurrentTime)] }
+        let mut c = Self::default();
+        c.push(None, Arc::new(CurrentTime));
+        c
     }
 
-    /// Keeps the tools named in `allowlist` (all of them when it is empty).
-    pub fn filtered(self, allowlist: &[String]) -> Self {
-        if allowlist.is_empty() {
-            return self;
+    /// Adds `tool`, exposed as `name` (default: its own name).
+    pub fn push(&mut self, name: Option<String>, tool: Arc<dyn Tool>) {
+        let mut spec = tool.spec();
+        if let Some(n) = name {
+            spec.name = n;
         }
-        Self { tools: self.tools.into_iter().filter(|t| allowlist.contains(&t.spec().name)).collect() }
+        self.entries.push((spec, tool));
+    }
+
+    /// Values that must never reach the model, events or traces verbatim.
+    pub fn redact_values(&mut self, secrets: impl IntoIterator<Item = String>) {
+        self.redact.extend(secrets.into_iter().filter(|s| s.len() >= 4));
     }
 
     pub fn specs(&self) -> Vec<ToolSpec> {
-        self.tools.iter().map(|t| t.spec()).collect()
+        self.entries.iter().map(|(s, _)| s.clone()).collect()
     }
 
     /// Calls `name` with a timeout and the output cap. `Ok` is the tool's output, `Err` a
     /// tool error for the model.
     pub async fn call(&self, name: &str, arguments: Value, ctx: &ToolContext, timeout: Duration) -> Result<String, String> {
-        let Some(tool) = self.tools.iter().find(|t| t.spec().name == name) else {
+        let Some((_, tool)) = self.entries.iter().find(|(s, _)| s.name == name) else {
             return Err(format!("there is no tool named `{name}` in this run; the available tools are: {}", self.names().join(", ")));
         };
         if !arguments.is_object() {
             return Err("the tool arguments must be a JSON object matching the tool's input schema".into());
         }
-        match tokio::time::timeout(timeout, tool.call(arguments, ctx)).await {
+        let out = match tokio::time::timeout(timeout, tool.call(arguments, ctx)).await {
             Err(_) => Err(format!("the tool `{name}` did not finish within {} s", timeout.as_secs())),
             Ok(Ok(out)) => Ok(cap(out)),
             Ok(Err(e)) => Err(cap(e)),
+        };
+        out.map(|s| self.redacted(s)).map_err(|s| self.redacted(s))
+    }
+
+    /// `text` with every secret of this run replaced by `[redacted]`.
+    pub fn redacted(&self, mut text: String) -> String {
+        for s in &self.redact {
+            if text.contains(s.as_str()) {
+                text = text.replace(s.as_str(), "[redacted]");
+            }
         }
+        text
     }
 
     fn names(&self) -> Vec<String> {
-        self.tools.iter().map(|t| t.spec().name).collect()
+        self.entries.iter().map(|(s, _)| s.name.clone()).collect()
     }
 }
 
@@ -121,7 +145,7 @@ mod tests {
 
     #[tokio::test]
     async fn current_time_and_catalog_rules() {
-        let ctx = ToolContext { clock: Arc::new(ManualClock::new(1_700_000_000_000)) };
+        let ctx = ToolContext { clock: Arc::new(ManualClock::new(1_700_000_000_000)), tool_timeout: Duration::from_secs(5) };
         let c = Catalog::builtin();
         let t = Duration::from_secs(5);
         assert_eq!(c.call("current_time", json!({}), &ctx, t).await.unwrap(), "2023-11-14T22:13:20Z");
@@ -129,7 +153,9 @@ mod tests {
         assert!(c.call("current_time", json!({"utc_offset": "Mars"}), &ctx, t).await.is_err());
         assert!(c.call("current_time", json!("not an object"), &ctx, t).await.is_err());
         assert!(c.call("nope", json!({}), &ctx, t).await.unwrap_err().contains("current_time"));
-        assert!(Catalog::builtin().filtered(&["other".into()]).specs().is_empty());
+        let mut r = Catalog::builtin();
+        r.redact_values(["s3cr3t-value".to_string()]);
+        assert_eq!(r.redacted("key=s3cr3t-value;".into()), "key=[redacted];");
         assert_eq!(
             cap("x".repeat(MAX_TOOL_OUTPUT + 10)).len(),
             MAX_TOOL_OUTPUT + "\n[output truncated: 65546 bytes, showing the first 65536]".len()

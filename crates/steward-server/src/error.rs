@@ -69,6 +69,11 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} {} not found", steward_core::ids::shorten(id)))
     }
 
+    /// A 404 with a specific message (e.g. a file of a workspace).
+    pub fn not_found_message(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
     pub fn no_route(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }

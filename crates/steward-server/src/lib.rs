@@ -36,7 +36,9 @@ use crate::config::{Database, ServerConfig};
 use crate::error::ApiError;
 use crate::mail::Mailer;
 use crate::metrics::Metrics;
-use crate::routes::{agents, api_keys, auth as login, compat, messages, providers, runs, sandboxes, sessions, system, vaults};
+use crate::routes::{
+    agents, api_keys, auth as login, compat, files, messages, providers, runs, sandboxes, sessions, sources, system, vaults,
+};
 use crate::tokens::SessionTokens;
 
 /// Everything a handler may use, passed explicitly.
@@ -153,6 +155,15 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(vaults::get, vaults::update, vaults::delete))
         .routes(routes!(providers::list, providers::create))
         .routes(routes!(providers::get, providers::update, providers::delete))
+        .routes(routes!(sources::list_sources, sources::create_source))
+        .routes(routes!(sources::get_source, sources::update_source, sources::delete_source))
+        .routes(routes!(sources::environment_templates))
+        .routes(routes!(sources::list_environments, sources::create_environment))
+        .routes(routes!(sources::get_environment, sources::update_environment, sources::delete_environment))
+        .routes(routes!(files::list, files::delete))
+        .routes(routes!(files::read, files::write))
+        .routes(routes!(files::rename))
+        .routes(routes!(files::tools))
         .routes(routes!(compat::create))
         .routes(routes!(compat::list))
         .routes(routes!(compat::get))

@@ -17,8 +17,14 @@ use steward_core::tenancy::{KeyKind, Role};
 const PUBLIC: &[&str] = &["/health", "/v1/auth/email/start", "/v1/auth/email/verify"];
 
 /// Routes that act on the caller's own account rather than on a sandbox.
-const ACCOUNT_LEVEL: &[(&str, &str)] =
-    &[("GET", "/v1/sandboxes"), ("POST", "/v1/sandboxes"), ("GET", "/v1/me"), ("GET", "/metrics"), ("GET", "/v1/openapi.json")];
+const ACCOUNT_LEVEL: &[(&str, &str)] = &[
+    ("GET", "/v1/sandboxes"),
+    ("POST", "/v1/sandboxes"),
+    ("GET", "/v1/me"),
+    ("GET", "/metrics"),
+    ("GET", "/v1/openapi.json"),
+    ("GET", "/v1/environments/templates"),
+];
 
 /// Operations that need `owner` (§9 destructive operations, and sharing).
 const OWNER_ONLY: &[(&str, &str)] = &[
@@ -30,6 +36,7 @@ const OWNER_ONLY: &[(&str, &str)] = &[
     ("DELETE", "/v1/agents/{id}"),
     ("POST", "/v1/agent/delete/{id}"),
     ("DELETE", "/v1/vaults/{id}"),
+    ("DELETE", "/v1/sources/{id}"),
 ];
 
 struct World {
@@ -42,6 +49,8 @@ struct World {
     other_agent_id: String,
     key_id: String,
     vault_id: String,
+    source_id: String,
+    environment_id: String,
     session_id: String,
     run_id: String,
 }
@@ -94,7 +103,16 @@ async fn world(s: &TestServer) -> World {
     let (st, session) =
         s.post("/v1/sessions", &owner.key, json!({"agent_id": agent_id, "input": [{"role": "user", "content": "hi"}]})).await;
     assert_eq!(st, StatusCode::CREATED, "{session}");
+    let (st, src) = s.post("/v1/sources", &owner.key, json!({"name": "files", "kind": "builtin", "toolset": "workspace"})).await;
+    assert_eq!(st, StatusCode::CREATED, "{src}");
+    let (st, env) = s.post("/v1/environments", &owner.key, json!({"name": "default-env"})).await;
+    assert_eq!(st, StatusCode::CREATED, "{env}");
+    let (st, v) =
+        s.call(Method::PUT, &format!("/v1/agents/{agent_id}/files/content?path=readme.md"), Some(&owner.key), Some(json!("hello"))).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
     World {
+        source_id: src["id"].as_str().unwrap().to_owned(),
+        environment_id: env["id"].as_str().unwrap().to_owned(),
         vault_id,
         key_id: key["id"].as_str().unwrap().to_owned(),
         session_id: session["id"].as_str().unwrap().to_owned(),
@@ -122,12 +140,23 @@ fn fill(template: &str, w: &World, agent: &str) -> String {
             "{id}" if template.starts_with("/v1/providers") => PROVIDER_ID.to_owned(),
             "{id}" if template.starts_with("/v1/sessions") => w.session_id.clone(),
             "{id}" if template.starts_with("/v1/runs") => w.run_id.clone(),
+            "{id}" if template.starts_with("/v1/sources") => w.source_id.clone(),
+            "{id}" if template.starts_with("/v1/environments") => w.environment_id.clone(),
             "{account_id}" => w.viewer.account_id.to_string(),
             "{version}" => "1".to_owned(),
             s if s.starts_with('{') => panic!("no fixture for path parameter {s} in {template}; add one to authz.rs"),
             s => s.to_owned(),
         };
         out.push_str(&value);
+    }
+    out
+}
+
+/// `fill`, plus the query a route needs (workspace routes address a file).
+fn fill_for(method: &str, template: &str, w: &World, agent: &str) -> String {
+    let mut out = fill(template, w, agent);
+    if template.ends_with("/files/content") || (template.ends_with("/files") && method == "DELETE") {
+        out.push_str("?path=readme.md");
     }
     out
 }
@@ -150,6 +179,12 @@ fn body(method: &str, template: &str, w: &World) -> Option<Value> {
         ("POST", "/v1/sessions/{id}/messages") => json!({"input": [{"role": "user", "content": "more"}], "on_busy": "enqueue"}),
         ("POST", "/v1/agents/{id}/balance") | ("POST", "/v1/agent/{id}/balance") => json!({"add": 100}),
         ("POST", "/v1/agents/{id}/messages") | ("POST", "/v1/agent/{id}/messages") => json!({"content": "hi", "wait": false}),
+        ("POST", "/v1/sources") => json!({"name": "new-source", "kind": "builtin", "toolset": "shell"}),
+        ("PATCH", "/v1/sources/{id}") => json!({"description": "changed"}),
+        ("POST", "/v1/environments") => json!({"name": "new-env"}),
+        ("PATCH", "/v1/environments/{id}") => json!({"description": "changed"}),
+        ("PUT", "/v1/agents/{id}/files/content") => json!("overwritten"),
+        ("POST", "/v1/agents/{id}/files/move") => json!({"from": "readme.md", "to": "moved.md"}),
         ("POST", "/v1/auth/email/start") | ("POST", "/v1/auth/email/verify") => return None,
         _ => {
             let _ = w;
@@ -179,7 +214,12 @@ async fn snapshot(s: &TestServer, w: &World) -> Value {
     let (_, sandbox) = s.get(&format!("/v1/sandboxes/{}", w.owner.sandbox_id), &w.owner.key).await;
     let (_, vaults) = s.get("/v1/vaults?limit=100", &w.owner.key).await;
     let (_, providers) = s.get("/v1/providers?limit=100", &w.owner.key).await;
-    json!({"agent": agent, "agents": agents, "keys": keys, "grants": grants, "sandbox": sandbox, "vaults": vaults, "providers": providers})
+    let (_, sources) = s.get("/v1/sources?limit=100", &w.owner.key).await;
+    let (_, environments) = s.get("/v1/environments?limit=100", &w.owner.key).await;
+    let (_, files) = s.get(&format!("/v1/agents/{}/files", w.agent_id), &w.owner.key).await;
+    let (_, readme) = s.get(&format!("/v1/agents/{}/files/content?path=readme.md", w.agent_id), &w.owner.key).await;
+    json!({"agent": agent, "agents": agents, "keys": keys, "grants": grants, "sandbox": sandbox, "vaults": vaults, "providers": providers,
+           "sources": sources, "environments": environments, "files": files, "readme": readme})
 }
 
 async fn run(backend: Backend) {
@@ -211,7 +251,7 @@ async fn run(backend: Backend) {
         } else {
             None
         };
-        let path = fill(template, &w, &w.agent_id);
+        let path = fill_for(method, template, &w, &w.agent_id);
         let route = format!("{method} {template}");
 
         // No credential at all.
@@ -264,7 +304,7 @@ async fn run(backend: Backend) {
         }
         if template.contains("{id}") && (template.starts_with("/v1/agents") || template.starts_with("/v1/agent/")) {
             // …and another agent of the same sandbox is not its business either.
-            let other = fill(template, &w, &w.other_agent_id);
+            let other = fill_for(method, template, &w, &w.other_agent_id);
             let (st, v) = s.call(m.clone(), &other, Some(&w.agent_key), b.clone()).await;
             assert_eq!(st, StatusCode::FORBIDDEN, "{method} {other} with another agent's key: {v}");
         }

@@ -108,7 +108,10 @@ async fn a_run_calls_a_tool_and_finishes_with_every_step_in_the_log() {
     assert_eq!(trace["run"]["usage"]["output_tokens"], 16);
     assert_eq!(trace["trace"]["model_calls"].as_array().unwrap().len(), 2);
     assert_eq!(trace["trace"]["tool_calls"][0]["name"], "current_time");
-    assert_eq!(trace["trace"]["tool_resolution"]["catalog"], json!(["current_time"]));
+    assert_eq!(
+        trace["trace"]["tool_resolution"]["catalog"],
+        json!([{"name": "current_time", "source": "platform", "tool": "current_time"}])
+    );
     let (_, runs) = s.get(&format!("/v1/runs?agent_id={agent}"), &u.key).await;
     assert_eq!(runs["data"][0]["id"], run_id);
     // The planted secret is nowhere in what the API shows.

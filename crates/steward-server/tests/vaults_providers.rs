@@ -468,10 +468,18 @@ async fn a_planted_secret_appears_in_no_response_file_or_log() {
     // Nothing on disk: the database, its WAL and shared memory, the mail log, the key file.
     s.store.close().await;
     let mut files = 0;
-    for f in std::fs::read_dir(&s.data_dir).unwrap() {
-        let path = f.unwrap().path();
-        assert_absent(&path.display().to_string(), &std::fs::read(&path).unwrap(), &secrets);
-        files += 1;
+    // Every file below the data dir, agent workspaces included.
+    let mut dirs = vec![s.data_dir.clone()];
+    while let Some(dir) = dirs.pop() {
+        for f in std::fs::read_dir(&dir).unwrap() {
+            let path = f.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            assert_absent(&path.display().to_string(), &std::fs::read(&path).unwrap(), &secrets);
+            files += 1;
+        }
     }
     assert!(files >= 2, "expected the database and the master key in {}", s.data_dir.display());
 

@@ -51,6 +51,10 @@ async fn lock_vaults<'a>(tx: &mut WriteTx, sandbox: &SandboxId, vaults: impl Int
     Ok(())
 }
 
+fn env_vaults(config: &EnvironmentConfig) -> Vec<VaultId> {
+    config.env.values().filter_map(|v| v.vault().cloned()).collect()
+}
+
 impl Store {
     /// Creates a source. `Conflict` if the name is taken or a referenced vault is not in the sandbox.
     pub async fn create_source(&self, sandbox: &SandboxId, config: SourceConfig) -> Result<Source, StoreError> {
@@ -139,7 +143,7 @@ impl Store {
         let now = self.now();
         let id = EnvironmentId::generate();
         let mut tx = self.write_tx().await?;
-        lock_vaults(&mut tx, sandbox, config.env.values().filter_map(|v| v.vault())).await?;
+        lock_vaults(&mut tx, sandbox, &env_vaults(&config)).await?;
         sqlx::query("INSERT INTO environments (id, sandbox_id, name, config, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)")
             .bind(id.as_str())
             .bind(sandbox.as_str())
@@ -172,7 +176,7 @@ impl Store {
     pub async fn update_environment(&self, current: &Environment, config: EnvironmentConfig) -> Result<Environment, StoreError> {
         let now = self.now().max(current.updated_at + 1);
         let mut tx = self.write_tx().await?;
-        lock_vaults(&mut tx, &current.sandbox_id, config.env.values().filter_map(|v| v.vault())).await?;
+        lock_vaults(&mut tx, &current.sandbox_id, &env_vaults(&config)).await?;
         let n = sqlx::query("UPDATE environments SET name = $1, config = $2, updated_at = $3 WHERE id = $4 AND updated_at = $5")
             .bind(&config.name)
             .bind(serde_json::to_string(&config).expect("an environment config serializes"))

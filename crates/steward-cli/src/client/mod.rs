@@ -14,6 +14,7 @@ mod http;
 mod keys;
 mod output;
 mod sandboxes;
+mod sources;
 
 use std::path::PathBuf;
 
@@ -63,6 +64,9 @@ pub enum Command {
     /// Agents of the current sandbox.
     #[command(subcommand)]
     Agent(agents::AgentCommand),
+    /// Tool sources of the current sandbox: list, get, add, delete.
+    #[command(subcommand)]
+    Source(sources::SourceCommand),
 }
 
 pub async fn run(opts: GlobalOpts, cmd: Command) -> anyhow::Result<()> {
@@ -76,6 +80,7 @@ pub async fn run(opts: GlobalOpts, cmd: Command) -> anyhow::Result<()> {
         Command::Apikey(cmd) => keys::run(&ctx, cmd).await,
         Command::Grant(cmd) => grants::run(&ctx, cmd).await,
         Command::Agent(cmd) => agents::run(&ctx, cmd).await,
+        Command::Source(cmd) => sources::run(&ctx, cmd).await,
     };
     result.map_err(|e| with_sandbox_hint(&ctx, e))
 }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use steward_core::agent::{
     Agent, AgentConfig, AgentPatch, AgentState, AgentVersion, DEFAULT_MAX_OUTPUT_TOKENS, DEFAULT_MAX_TURNS, ModelRef,
 };
-use steward_core::ids::AgentId;
+use steward_core::ids::{AgentId, EnvironmentId, SandboxId};
 use steward_store::StoreError;
 use utoipa::{IntoParams, ToSchema};
 
@@ -193,8 +193,33 @@ pub async fn create(
         metadata: body.metadata,
     }
     .validated()?;
+    check_references(&state, &sandbox, &config).await?;
     let agent = state.store.create_agent(&sandbox, config).await.map_err(name_conflict)?;
     Ok((StatusCode::CREATED, Json(view(agent))))
+}
+
+/// The sources and environment an agent names must exist in its sandbox; a foreign id looks
+/// exactly like a missing one.
+async fn check_references(state: &AppState, sandbox: &SandboxId, config: &AgentConfig) -> ApiResult<()> {
+    let found = state.store.sources_by_id(sandbox, &config.tool_sources).await?;
+    for (i, id) in config.tool_sources.iter().enumerate() {
+        if !found.iter().any(|s| s.id.as_str() == id) {
+            return Err(ApiError::invalid(
+                format!("tool_sources[{i}]"),
+                format!("source {id} does not exist in this sandbox; list them with GET /v1/sources or create one with POST /v1/sources"),
+            ));
+        }
+    }
+    if let Some(env) = &config.environment_id {
+        let ok = state.store.environment(&EnvironmentId::from_trusted(env.clone())).await?.is_some_and(|e| &e.sandbox_id == sandbox);
+        if !ok {
+            return Err(ApiError::invalid(
+                "environment_id",
+                format!("environment {env} does not exist in this sandbox; list them with GET /v1/environments"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn name_conflict(e: StoreError) -> ApiError {
@@ -372,6 +397,7 @@ pub async fn update(
         if next == agent.config {
             return Ok(Json(view(agent)));
         }
+        check_references(&state, &agent.sandbox_id, &next).await?;
         match state.store.update_agent(&agent.id, agent.version, next).await {
             Ok(updated) => return Ok(Json(view(updated))),
             Err(StoreError::Conflict(msg)) if msg.contains("changed meanwhile") => continue,

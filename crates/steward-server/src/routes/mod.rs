@@ -5,11 +5,13 @@ pub mod agents;
 pub mod api_keys;
 pub mod auth;
 pub mod compat;
+pub mod files;
 pub mod messages;
 pub mod providers;
 pub mod runs;
 pub mod sandboxes;
 pub mod sessions;
+pub mod sources;
 pub mod system;
 pub mod vaults;
 

@@ -94,6 +94,7 @@ impl TestServer {
             runtime: steward_runtime::RuntimeConfig {
                 heartbeat: std::time::Duration::from_millis(200),
                 poll: std::time::Duration::from_millis(100),
+                tools: steward_runtime::ToolsConfig { workspaces: data_dir.join("workspaces"), ..Default::default() },
                 ..Default::default()
             },
             llm_timeouts: steward_llm::Timeouts {

@@ -1,0 +1,331 @@
+//! Tool resolution (§6): at the start of every run, and for the dry run of
+//! `GET /v1/agents/{id}/tools`, turn an agent's `tool_sources` and `tools` allowlist into the
+//! catalog given to the model, and record the **tool resolution trace**.
+//!
+//! Rules:
+//! - Sources are resolved concurrently, each within its own timeout. A source that fails
+//!   (missing, cannot start, times out, a vault it names is gone) is reported in the trace and
+//!   contributes no tools; the run goes on.
+//! - The platform's own `current_time` comes first, as the pseudo-source `platform`.
+//! - Tool names are made safe for every provider (`[A-Za-z0-9_-]`, at most 64 characters).
+//! - The allowlist keeps a tool when it names the tool (`search`) or the tool qualified by its
+//!   source name (`github__search`); an empty allowlist keeps everything.
+//! - When two kept tools have the same name, both are exposed as `<source name>__<tool>`
+//!   (source names are unique per sandbox, so this is deterministic); the trace maps every
+//!   exposed name to its source and original name.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use steward_core::agent::AgentConfig;
+use steward_core::environment::EnvironmentConfig;
+use steward_core::ids::{AgentId, EnvironmentId, SandboxId, SourceId};
+use steward_core::source::{Source, SourceKind, ValueRef};
+use steward_llm::ToolSpec;
+use steward_store::StoreError;
+
+use crate::builtin::{AgentEnv, toolset};
+use crate::engine::Runtime;
+use crate::mcp::{McpPool, McpTarget};
+use crate::tools::{Catalog, Tool, ToolContext};
+use crate::workspace::Workspace;
+
+/// Longest tool name every provider accepts.
+const MAX_TOOL_NAME: usize = 64;
+
+/// The outcome of resolution.
+#[derive(Debug)]
+pub struct Resolution {
+    pub catalog: Catalog,
+    /// The tool resolution trace, as stored on the run.
+    pub trace: Value,
+}
+
+/// A tool offered by a source, before the allowlist and naming.
+struct Offered {
+    name: String,
+    tool: Arc<dyn Tool>,
+}
+
+struct SourceResult {
+    trace: serde_json::Map<String, Value>,
+    source_name: String,
+    offered: Vec<Offered>,
+}
+
+/// An MCP tool reached through the pool.
+#[derive(Debug)]
+struct McpTool {
+    pool: McpPool,
+    key: String,
+    target: McpTarget,
+    spec: ToolSpec,
+}
+
+#[async_trait::async_trait]
+impl Tool for McpTool {
+    fn spec(&self) -> ToolSpec {
+        self.spec.clone()
+    }
+    async fn call(&self, arguments: Value, ctx: &ToolContext) -> Result<String, String> {
+        let Value::Object(args) = arguments else {
+            return Err("the tool arguments must be a JSON object".into());
+        };
+        self.pool.call_tool(&self.key, &self.target, &self.spec.name, args, ctx.tool_timeout).await
+    }
+}
+
+/// `name` made acceptable to every provider.
+pub fn safe_tool_name(name: &str) -> String {
+    let mut s: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect();
+    if s.is_empty() {
+        s.push('_');
+    }
+    s.truncate(MAX_TOOL_NAME);
+    s
+}
+
+impl Runtime {
+    /// The agent's workspace directory (created if missing).
+    pub fn workspace(&self, sandbox: &SandboxId, agent: &AgentId) -> Result<Workspace, String> {
+        let dir = self.inner.config.tools.workspaces.join(sandbox.as_str()).join(agent.as_str());
+        Workspace::open(&dir).map_err(|e| format!("cannot open the agent's workspace: {e}"))
+    }
+
+    /// Drops the pooled connection of a deleted source.
+    pub async fn forget_source(&self, id: &SourceId) {
+        self.inner.mcp.forget(id.as_str()).await;
+    }
+
+    /// Resolves the tools of `config` (an agent version of `agent` in `sandbox`).
+    pub async fn resolve_tools(&self, sandbox: &SandboxId, agent: &AgentId, config: &AgentConfig) -> Result<Resolution, StoreError> {
+        let store = &self.inner.store;
+        let sources = store.sources_by_id(sandbox, &config.tool_sources).await?;
+        let mut secrets: Vec<String> = Vec::new();
+
+        // The environment's policy, needed by the built-in toolsets.
+        let env_policy: Result<EnvironmentConfig, String> = match &config.environment_id {
+            None => Ok(EnvironmentConfig::default_policy()),
+            Some(id) => match store.environment(&EnvironmentId::from_trusted(id.clone())).await? {
+                Some(e) if &e.sandbox_id == sandbox => Ok(e.config),
+                _ => Err(format!("the agent's environment {id} no longer exists")),
+            },
+        };
+
+        let mut futures = Vec::new();
+        for id in &config.tool_sources {
+            let Some(source) = sources.iter().find(|s| s.id.as_str() == id).cloned() else {
+                let mut t = serde_json::Map::new();
+                t.insert("source_id".into(), json!(id));
+                t.insert("connected".into(), json!(false));
+                t.insert("error".into(), json!(format!("source {id} does not exist (deleted?); remove it from the agent's tool_sources")));
+                futures.push(futures::future::Either::Left(std::future::ready((
+                    SourceResult { trace: t, source_name: id.clone(), offered: vec![] },
+                    vec![],
+                ))));
+                continue;
+            };
+            let this = self.clone();
+            let env_policy = env_policy.clone();
+            let sandbox = sandbox.clone();
+            let agent = agent.clone();
+            futures.push(futures::future::Either::Right(async move { this.resolve_source(&sandbox, &agent, source, env_policy).await }));
+        }
+        let mut results = vec![platform_source()];
+        for (r, s) in futures::future::join_all(futures).await {
+            results.push(r);
+            secrets.extend(s);
+        }
+
+        // Allowlist, then naming.
+        let allow = &config.tools;
+        let mut matched: Vec<bool> = vec![false; allow.len()];
+        let mut kept: Vec<(usize, Offered)> = Vec::new();
+        for (i, r) in results.iter_mut().enumerate() {
+            let mut kept_names = Vec::new();
+            for o in r.offered.drain(..) {
+                let safe = safe_tool_name(&o.name);
+                let qualified = format!("{}__{}", r.source_name, safe);
+                let hits: Vec<usize> =
+                    allow.iter().enumerate().filter(|(_, a)| **a == o.name || **a == safe || **a == qualified).map(|(j, _)| j).collect();
+                for &j in &hits {
+                    matched[j] = true;
+                }
+                if allow.is_empty() || !hits.is_empty() {
+                    kept_names.push(json!(o.name));
+                    kept.push((i, o));
+                }
+            }
+            r.trace.insert("kept".into(), Value::Array(kept_names));
+        }
+        let mut counts: HashMap<String, usize> = HashMap::new();
+        for (_, o) in &kept {
+            *counts.entry(safe_tool_name(&o.name)).or_default() += 1;
+        }
+        let mut catalog = Catalog::default();
+        let mut used: BTreeMap<String, ()> = BTreeMap::new();
+        let mut entries = Vec::new();
+        for (i, o) in kept {
+            let safe = safe_tool_name(&o.name);
+            let mut exposed = if counts[&safe] > 1 { safe_tool_name(&format!("{}__{}", results[i].source_name, safe)) } else { safe };
+            let mut n = 2;
+            while used.contains_key(&exposed) {
+                let suffix = format!("_{n}");
+                let mut base = exposed.clone();
+                base.truncate(MAX_TOOL_NAME - suffix.len());
+                exposed = format!("{base}{suffix}");
+                n += 1;
+            }
+            used.insert(exposed.clone(), ());
+            entries.push(json!({"name": exposed, "source": results[i].source_name, "tool": o.name}));
+            catalog.push(Some(exposed), o.tool);
+        }
+        catalog.redact_values(secrets);
+        let unmatched: Vec<&String> = allow.iter().zip(&matched).filter(|(_, m)| !**m).map(|(a, _)| a).collect();
+        let sources_trace: Vec<Value> = results.into_iter().map(|r| Value::Object(r.trace)).collect();
+        let trace = json!({"sources": sources_trace, "unmatched_allowlist": unmatched, "catalog": entries});
+        // Errors may quote configuration; never a secret.
+        let trace: Value = serde_json::from_str(&catalog.redacted(trace.to_string())).expect("redaction keeps JSON valid");
+        Ok(Resolution { catalog, trace })
+    }
+
+    /// One source: its trace entry, the tools it offers, and the secrets injected into it.
+    async fn resolve_source(
+        &self,
+        sandbox: &SandboxId,
+        agent: &AgentId,
+        source: Source,
+        env_policy: Result<EnvironmentConfig, String>,
+    ) -> (SourceResult, Vec<String>) {
+        let started = Instant::now();
+        let c = &source.config;
+        let mut t = serde_json::Map::new();
+        t.insert("source_id".into(), json!(source.id));
+        t.insert("name".into(), json!(c.name));
+        t.insert("kind".into(), json!(c.kind.as_str()));
+        let mut secrets = Vec::new();
+        let timeout = Duration::from_secs(c.timeout_seconds());
+        let outcome: Result<(Vec<Offered>, Vec<Value>), String> = async {
+            match c.kind {
+                SourceKind::Builtin => {
+                    let toolset_kind = c.toolset.expect("a builtin source has a toolset");
+                    let policy = env_policy?;
+                    let (env, s) = self.values(sandbox, &policy.env).await?;
+                    secrets.extend(s);
+                    let workspace = self.workspace(sandbox, agent)?;
+                    let agent_env = Arc::new(AgentEnv {
+                        agent_key: agent.to_string(),
+                        workspace,
+                        env,
+                        network: policy.network,
+                        limits: policy.limits,
+                        sandbox: self.inner.config.tools.sandbox.clone(),
+                    });
+                    let tools = toolset(toolset_kind, agent_env).into_iter().map(|tool| Offered { name: tool.spec().name, tool }).collect();
+                    Ok((tools, vec![]))
+                }
+                SourceKind::McpStdio | SourceKind::McpHttp => {
+                    let target = if c.kind == SourceKind::McpStdio {
+                        if !self.inner.config.tools.allow_stdio_sources {
+                            return Err("this server does not allow `mcp_stdio` sources (turned off by the operator)".to_string());
+                        }
+                        let (env, s) = self.values(sandbox, &c.env).await?;
+                        secrets.extend(s);
+                        let cwd = self.workspace(sandbox, agent)?.root().to_path_buf();
+                        McpTarget::Stdio { command: c.command.clone().unwrap_or_default(), args: c.args.clone(), env, cwd: Some(cwd) }
+                    } else {
+                        let (headers, s) = self.values(sandbox, &c.headers).await?;
+                        secrets.extend(s);
+                        McpTarget::Http { url: c.url.clone().unwrap_or_default(), headers }
+                    };
+                    // One pooled connection per source; the workspace cwd makes stdio servers
+                    // per agent, so the key includes the agent for them.
+                    let key = match c.kind {
+                        SourceKind::McpStdio => format!("{}/{}", source.id, agent),
+                        _ => source.id.to_string(),
+                    };
+                    let listing = tokio::time::timeout(timeout, self.inner.mcp.list_tools(&key, &target))
+                        .await
+                        .map_err(|_| format!("did not list its tools within {} s", timeout.as_secs()))?
+                        .map_err(|e| e.to_string())?;
+                    let rejected = listing.rejected.iter().map(|(n, why)| json!({"name": n, "reason": why})).collect();
+                    let tools = listing
+                        .tools
+                        .iter()
+                        .map(|m| Offered {
+                            name: m.name.clone(),
+                            tool: Arc::new(McpTool {
+                                pool: self.inner.mcp.clone(),
+                                key: key.clone(),
+                                target: target.clone(),
+                                spec: ToolSpec {
+                                    name: m.name.clone(),
+                                    description: m.description.clone(),
+                                    input_schema: m.input_schema.clone(),
+                                },
+                            }) as Arc<dyn Tool>,
+                        })
+                        .collect();
+                    Ok((tools, rejected))
+                }
+            }
+        }
+        .await;
+        t.insert("duration_ms".into(), json!(started.elapsed().as_millis() as u64));
+        let offered = match outcome {
+            Ok((tools, rejected)) => {
+                t.insert("connected".into(), json!(true));
+                t.insert("offered".into(), json!(tools.iter().map(|o| o.name.clone()).collect::<Vec<_>>()));
+                if !rejected.is_empty() {
+                    t.insert("rejected".into(), Value::Array(rejected));
+                }
+                tools
+            }
+            Err(e) => {
+                t.insert("connected".into(), json!(false));
+                t.insert("error".into(), json!(e));
+                t.insert("offered".into(), json!([]));
+                vec![]
+            }
+        };
+        (SourceResult { trace: t, source_name: source.config.name.clone(), offered }, secrets)
+    }
+
+    /// Plain values and decrypted vault values of an `env`/`headers` map, and the secrets.
+    async fn values(
+        &self,
+        sandbox: &SandboxId,
+        map: &BTreeMap<String, ValueRef>,
+    ) -> Result<(BTreeMap<String, String>, Vec<String>), String> {
+        let mut out = BTreeMap::new();
+        let mut secrets = Vec::new();
+        for (k, v) in map {
+            match v {
+                ValueRef::Plain(s) => {
+                    out.insert(k.clone(), s.clone());
+                }
+                ValueRef::Vault { vault_id, prefix } => {
+                    let secret = self.inner.providers.secret(sandbox, vault_id).await.map_err(|e| format!("`{k}`: {e}"))?;
+                    secrets.push(secret.expose().to_owned());
+                    out.insert(k.clone(), format!("{}{}", prefix.as_deref().unwrap_or(""), secret.expose()));
+                }
+            }
+        }
+        Ok((out, secrets))
+    }
+}
+
+fn platform_source() -> SourceResult {
+    let builtin = Catalog::builtin();
+    let names: Vec<String> = builtin.specs().into_iter().map(|s| s.name).collect();
+    let mut t = serde_json::Map::new();
+    t.insert("source_id".into(), Value::Null);
+    t.insert("name".into(), json!("platform"));
+    t.insert("kind".into(), json!("platform"));
+    t.insert("connected".into(), json!(true));
+    t.insert("offered".into(), json!(names));
+    let offered = vec![Offered { name: "current_time".into(), tool: Arc::new(crate::tools::CurrentTime) as Arc<dyn Tool> }];
+    SourceResult { trace: t, source_name: "platform".into(), offered }
+}
