@@ -333,3 +333,46 @@ fn agents_can_be_created_and_updated_from_files() {
     let bad = cli.run(&["agent", "update", "from-file", "--file", "patch.json"]).fails();
     assert!(bad.stderr.contains("max_turns") && bad.stderr.contains("(HTTP 400)"), "{}", bad.stderr);
 }
+
+#[test]
+fn tool_sources_are_added_listed_attached_and_deleted() {
+    let (server, key, proj) = bootstrap();
+    let cli = server.client(Some(&key), proj.path());
+
+    let shell = cli.run(&["source", "add", "--name", "sh", "--toolset", "shell", "--json"]).ok().json();
+    let shell_id = shell["id"].as_str().unwrap().to_owned();
+    let mcp = cli
+        .run(&[
+            "source",
+            "add",
+            "--name",
+            "everything",
+            "--command",
+            "npx",
+            "--arg",
+            "-y",
+            "--arg",
+            "@modelcontextprotocol/server-everything",
+            "--env",
+            "TZ=UTC",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(mcp["args"], serde_json::json!(["-y", "@modelcontextprotocol/server-everything"]));
+    assert_eq!(mcp["env"], serde_json::json!({"TZ": "UTC"}));
+    let bad = cli.run(&["source", "add", "--name", "x", "--url", "ftp://nope"]).fails();
+    assert!(bad.stderr.contains("url") && bad.stderr.contains("http"), "{}", bad.stderr);
+    let none = cli.run(&["source", "add", "--name", "x"]).fails();
+    assert!(none.stderr.contains("--toolset, --command or --url"), "{}", none.stderr);
+
+    let listed = cli.run(&["source", "list"]).ok();
+    assert!(listed.stdout.contains("sh") && listed.stdout.contains("npx"), "{}", listed.stdout);
+    cli.run(&["agent", "create", "--name", "bot", "--model", "anthropic/claude-haiku-4-5", "--tool-source", &shell_id]).ok();
+
+    let refused = cli.run(&["source", "delete", &shell_id]).fails();
+    assert!(refused.stderr.contains("lose its tools") && refused.stderr.contains("--yes"), "{}", refused.stderr);
+    cli.run(&["source", "delete", &shell_id, "--yes"]).ok();
+    let listed = cli.run(&["source", "list", "--json"]).ok().json();
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1, "{listed}");
+}

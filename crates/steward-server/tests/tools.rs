@@ -297,6 +297,8 @@ async fn runs_call_real_mcp_servers_and_the_trace_reports_failures_and_collision
                 assert!(names.contains(&"one__echo".to_string()) && names.contains(&"two__echo".to_string()), "{names:?}");
                 Reply::Tool { id: "t1".into(), name: "one__echo".into(), input: json!({"message": "hello over stdio"}) }
             }
+            // The server's own tool that prints its environment, which holds a vault secret.
+            1 => Reply::Tool { id: "t2".into(), name: "one__get-env".into(), input: json!({}) },
             _ => Reply::Text("done".into()),
         }
     })
@@ -304,7 +306,13 @@ async fn runs_call_real_mcp_servers_and_the_trace_reports_failures_and_collision
     let s = TestServer::start().await;
     let u = s.user("ada@example.com").await;
     provider(&s, &u, &fake).await;
-    let one = source(&s, &u.key, json!({"name": "one", "kind": "mcp_stdio", "command": everything, "args": ["stdio"]})).await;
+    let (_, vault) = s.post("/v1/vaults", &u.key, json!({"name": "token", "secret": "stdio-secret-token-5678"})).await;
+    let one = source(
+        &s,
+        &u.key,
+        json!({"name": "one", "kind": "mcp_stdio", "command": everything, "args": ["stdio"], "env": {"MY_TOKEN": {"vault_id": vault["id"]}}}),
+    )
+    .await;
     let two = source(&s, &u.key, json!({"name": "two", "kind": "mcp_stdio", "command": everything, "args": ["stdio"]})).await;
     let broken =
         source(&s, &u.key, json!({"name": "broken", "kind": "mcp_stdio", "command": "/nonexistent/mcp-server", "timeout_seconds": 5}))
@@ -325,6 +333,87 @@ async fn runs_call_real_mcp_servers_and_the_trace_reports_failures_and_collision
     assert_eq!(events.last().unwrap()["type"], "agent_finish", "{events:?}");
     let results = tool_results(&events);
     assert!(results[0]["result"].as_str().unwrap().contains("hello over stdio"), "{results:?}");
+    // The child got the secret, and the platform redacted it from what the model and the log see.
+    let env = results[1]["result"].as_str().unwrap();
+    assert!(env.contains("MY_TOKEN") && env.contains("[redacted]"), "{env}");
+    assert!(!serde_json::to_string(&events).unwrap().contains("stdio-secret-token-5678"));
+    assert!(!fake.requests().iter().any(|r| r.to_string().contains("stdio-secret-token-5678")));
     let r = &trace["trace"]["tool_resolution"];
     assert_eq!(r["sources"].as_array().unwrap().len(), 4, "{r}");
+}
+
+/// Kills the HTTP MCP server when the test ends, however it ends.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_run_uses_an_mcp_server_over_streamable_http_with_a_vault_header_and_a_pypi_server_over_stdio() {
+    let Some(bin) = npm_bin() else { return };
+    let python = std::env::var("STEWARD_TEST_PYTHON").expect("scripts/test sets STEWARD_TEST_PYTHON");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let _server = Child(
+        std::process::Command::new(format!("{bin}/mcp-server-everything"))
+            .arg("streamableHttp")
+            .env("PORT", port.to_string())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    for i in 0.. {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        assert!(i < 300, "the HTTP MCP server did not listen on {port} within 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let fake = FakeModel::start(|req, i| match i {
+        0 => {
+            let names: Vec<&str> = req["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+            assert_eq!(names, ["echo", "get_current_time"], "{req}");
+            Reply::Tool { id: "t1".into(), name: "echo".into(), input: json!({"message": "over http"}) }
+        }
+        1 => Reply::Tool { id: "t2".into(), name: "get_current_time".into(), input: json!({"timezone": "Asia/Tokyo"}) },
+        _ => Reply::Text("done".into()),
+    })
+    .await;
+    let s = TestServer::start().await;
+    let u = s.user("ada@example.com").await;
+    provider(&s, &u, &fake).await;
+    let (_, vault) = s.post("/v1/vaults", &u.key, json!({"name": "mcp-token", "secret": "mcp-secret-token-1234"})).await;
+    let http = source(
+        &s,
+        &u.key,
+        json!({"name": "everything", "kind": "mcp_http", "url": format!("http://127.0.0.1:{port}/mcp"),
+               "headers": {"Authorization": {"vault_id": vault["id"], "prefix": "Bearer "}}}),
+    )
+    .await;
+    let time = source(
+        &s,
+        &u.key,
+        json!({"name": "time", "kind": "mcp_stdio", "command": python, "args": ["-m", "mcp_server_time", "--local-timezone", "UTC"]}),
+    )
+    .await;
+    let agent = agent_with(&s, &u.key, "clock", json!({"tool_sources": [http, time], "tools": ["echo", "get_current_time"]})).await;
+    let (events, trace) = run_to_end(&s, &u.key, &agent, "echo and time").await;
+    assert_eq!(events.last().unwrap()["type"], "agent_finish", "{events:?}");
+    let results = tool_results(&events);
+    assert_eq!(results[0]["result"], "Echo: over http", "{results:?}");
+    let now: Value = serde_json::from_str(results[1]["result"].as_str().unwrap()).unwrap();
+    assert!(now["datetime"].as_str().unwrap().ends_with("+09:00"), "{now}");
+    let srcs = trace["trace"]["tool_resolution"]["sources"].as_array().unwrap();
+    assert_eq!(srcs[1]["connected"], true, "{srcs:?}");
+    assert_eq!(srcs[1]["kept"], json!(["echo"]));
+    assert_eq!(srcs[2]["kept"], json!(["get_current_time"]));
+    assert!(srcs[1]["offered"].as_array().unwrap().len() > 5, "{srcs:?}");
+    // The vault secret never shows in the events or the trace.
+    assert!(!serde_json::to_string(&events).unwrap().contains("mcp-secret-token-1234"));
+    assert!(!trace.to_string().contains("mcp-secret-token-1234"));
 }
