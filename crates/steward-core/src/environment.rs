@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::ValidationError;
 use crate::agent::{check_len, check_slug};
 use crate::ids::{EnvironmentId, SandboxId};
-use crate::source::{ValueRef, check_env_name, check_map, check_text, describe_serde};
+use crate::source::{ValueRef, check_env_name, check_map, check_text, from_value};
 
 const MAX_PACKAGES: usize = 100;
 const MAX_HOSTS: usize = 100;
@@ -86,7 +86,7 @@ impl EnvironmentConfig {
     }
 
     pub fn from_json(value: serde_json::Value) -> Result<Self, ValidationError> {
-        let config: EnvironmentConfig = serde_json::from_value(value).map_err(|e| ValidationError::new("body", describe_serde(&e)))?;
+        let config: EnvironmentConfig = from_value(value)?;
         config.validate()?;
         Ok(config)
     }
@@ -231,7 +231,7 @@ mod tests {
         assert_eq!(e(json!({"name": "x", "network": {"allowlist": ["http://x"]}})), "network.allowlist[0]");
         assert_eq!(e(json!({"name": "x", "limits": {"memory_mb": 1}})), "limits.memory_mb");
         assert_eq!(e(json!({"name": "x", "limits": {"cpu_seconds": 0}})), "limits.cpu_seconds");
-        assert_eq!(e(json!({"name": "x", "network": "sometimes"})), "body");
+        assert_eq!(e(json!({"name": "x", "network": "sometimes"})), "network");
         assert_eq!(e(json!({"name": "x", "env": {"A-B": "v"}})), "env.A-B");
         let p = c.patched(json!({"network": null, "limits": {"timeout_seconds": 5}}).as_object().unwrap()).unwrap();
         assert_eq!(p.network, Network::None);

@@ -129,7 +129,7 @@ pub struct SourceConfig {
 impl SourceConfig {
     /// Parses and validates a configuration from JSON (the create body minus platform fields).
     pub fn from_json(value: serde_json::Value) -> Result<Self, ValidationError> {
-        let config: SourceConfig = serde_json::from_value(value).map_err(|e| ValidationError::new("body", describe_serde(&e)))?;
+        let config: SourceConfig = from_value(value)?;
         config.validate()?;
         Ok(config)
     }
@@ -244,6 +244,15 @@ impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} ({})", self.config.name, self.id)
     }
+}
+
+/// Deserializes `value`, naming the offending field (`network`, `env.TOKEN`) in the error.
+pub(crate) fn from_value<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, ValidationError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let param = if path.is_empty() || path == "." { "body".to_string() } else { path };
+        ValidationError::new(param, describe_serde(e.inner()))
+    })
 }
 
 /// Turns a serde error into a message a user can act on.
@@ -382,7 +391,7 @@ mod tests {
         assert_eq!(err(json!({"name": "x", "kind": "mcp_stdio", "command": "a", "env": {"1X": "v"}})).param, "env.1X");
         assert_eq!(err(json!({"name": "x", "kind": "mcp_http", "url": "https://h/", "headers": {"Host": "v"}})).param, "headers.Host");
         assert_eq!(err(json!({"name": "x", "kind": "builtin", "toolset": "shell", "timeout_seconds": 0})).param, "timeout_seconds");
-        assert_eq!(err(json!({"name": "x", "kind": "teleport"})).param, "body");
+        assert_eq!(err(json!({"name": "x", "kind": "teleport"})).param, "kind");
         assert_eq!(
             err(json!({"name": "x", "kind": "mcp_stdio", "command": "a", "env": {"K": {"vault_id": "agt_01hzzzzzzzzzzzzzzzzzzzzzzz"}}}))
                 .param,

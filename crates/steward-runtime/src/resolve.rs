@@ -94,6 +94,36 @@ impl Runtime {
         Workspace::open(&dir).map_err(|e| format!("cannot open the agent's workspace: {e}"))
     }
 
+    /// Problems with the tool set-up of this host, for the operator (logged at start): the
+    /// shell sandbox cannot be built, or (as root) the workspaces are out of reach of the
+    /// unprivileged users commands run as.
+    pub async fn tool_warnings(&self) -> Vec<String> {
+        let tools = self.inner.config.tools.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            if let Err(e) = crate::sandbox::check(&tools.sandbox) {
+                out.push(format!("the `shell` tool will not work: {e}"));
+            }
+            if let Err(e) = std::fs::create_dir_all(&tools.workspaces) {
+                out.push(format!("cannot create the workspaces directory {}: {e}", tools.workspaces.display()));
+            } else if crate::workspace::effective_uid() == 0 {
+                use std::os::unix::fs::MetadataExt;
+                let blocked = tools.workspaces.ancestors().find(|d| std::fs::metadata(d).is_ok_and(|m| m.mode() & 0o001 == 0));
+                if let Some(dir) = blocked {
+                    out.push(format!(
+                        "the `shell` tool will not work: running as root, commands run as unprivileged users that cannot reach {}                          because {} is not searchable by others; pass --workspaces-dir with a directory under e.g. /var/lib/steward,                          or `chmod o+x {}`",
+                        tools.workspaces.display(),
+                        dir.display(),
+                        dir.display()
+                    ));
+                }
+            }
+            out
+        })
+        .await
+        .unwrap_or_default()
+    }
+
     /// Drops the pooled connection of a deleted source.
     pub async fn forget_source(&self, id: &SourceId) {
         self.inner.mcp.forget(id.as_str()).await;

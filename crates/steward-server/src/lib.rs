@@ -226,6 +226,9 @@ pub async fn serve(state: AppState, listener: tokio::net::TcpListener) -> anyhow
     let store = state.store.clone();
     let runtime = state.runtime.clone();
     runtime.start().await?;
+    for warning in runtime.tool_warnings().await {
+        tracing::warn!("{warning}");
+    }
     // Small SSE frames and JSON answers must leave at once, not wait for Nagle's algorithm.
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
         if let Err(e) = tcp.set_nodelay(true) {

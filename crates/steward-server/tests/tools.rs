@@ -95,7 +95,7 @@ async fn sources_and_environments_crud_roles_and_bad_input() {
     for (body, param) in [
         (json!({"name": "a", "kind": "mcp_stdio"}), "command"),
         (json!({"name": "a", "kind": "mcp_http", "url": "file:///etc/passwd"}), "url"),
-        (json!({"name": "a", "kind": "builtin", "toolset": "teleport"}), "body"),
+        (json!({"name": "a", "kind": "builtin", "toolset": "teleport"}), "toolset"),
         (json!({"name": "A B", "kind": "builtin", "toolset": "shell"}), "name"),
         (json!({"name": "files", "kind": "builtin", "toolset": "shell"}), "name"),
         (
