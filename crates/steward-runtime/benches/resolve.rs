@@ -24,6 +24,8 @@ async fn main() {
         println!("resolve bench: set STEWARD_TEST_NPM_BIN (scripts/test installs the npm MCP servers) to run it");
         return;
     };
+    // As `steward`'s main does: one TLS provider for every client of the process.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(SystemClock);
     let store = Store::open_sqlite(&dir.path().join("steward.db"), clock.clone()).await.unwrap();

@@ -144,6 +144,8 @@ impl Runtime {
             },
         };
 
+        // One workspace (a directory created on first use) for every source that needs it.
+        let workspace: Result<Workspace, String> = if sources.is_empty() { Err("unused".into()) } else { self.workspace(sandbox, agent) };
         let mut futures = Vec::new();
         for id in &config.tool_sources {
             let Some(source) = sources.iter().find(|s| s.id.as_str() == id).cloned() else {
@@ -161,7 +163,10 @@ impl Runtime {
             let env_policy = env_policy.clone();
             let sandbox = sandbox.clone();
             let agent = agent.clone();
-            futures.push(futures::future::Either::Right(async move { this.resolve_source(&sandbox, &agent, source, env_policy).await }));
+            let workspace = workspace.clone();
+            futures.push(futures::future::Either::Right(async move {
+                this.resolve_source(&sandbox, &agent, source, env_policy, workspace).await
+            }));
         }
         let mut results = vec![platform_source()];
         for (r, s) in futures::future::join_all(futures).await {
@@ -212,12 +217,15 @@ impl Runtime {
             entries.push(json!({"name": exposed, "source": results[i].source_name, "tool": o.name}));
             catalog.push(Some(exposed), o.tool);
         }
+        let has_secrets = !secrets.is_empty();
         catalog.redact_values(secrets);
         let unmatched: Vec<&String> = allow.iter().zip(&matched).filter(|(_, m)| !**m).map(|(a, _)| a).collect();
         let sources_trace: Vec<Value> = results.into_iter().map(|r| Value::Object(r.trace)).collect();
-        let trace = json!({"sources": sources_trace, "unmatched_allowlist": unmatched, "catalog": entries});
-        // Errors may quote configuration; never a secret.
-        let trace: Value = serde_json::from_str(&catalog.redacted(trace.to_string())).expect("redaction keeps JSON valid");
+        let mut trace = json!({"sources": sources_trace, "unmatched_allowlist": unmatched, "catalog": entries});
+        if has_secrets {
+            // Errors may quote configuration; never a secret.
+            trace = serde_json::from_str(&catalog.redacted(trace.to_string())).expect("redaction keeps JSON valid");
+        }
         Ok(Resolution { catalog, trace })
     }
 
@@ -228,6 +236,7 @@ impl Runtime {
         agent: &AgentId,
         source: Source,
         env_policy: Result<EnvironmentConfig, String>,
+        workspace: Result<Workspace, String>,
     ) -> (SourceResult, Vec<String>) {
         let started = Instant::now();
         let c = &source.config;
@@ -244,7 +253,7 @@ impl Runtime {
                     let policy = env_policy?;
                     let (env, s) = self.values(sandbox, &policy.env).await?;
                     secrets.extend(s);
-                    let workspace = self.workspace(sandbox, agent)?;
+                    let workspace = workspace?;
                     let agent_env = Arc::new(AgentEnv {
                         agent_key: agent.to_string(),
                         workspace,
@@ -263,7 +272,7 @@ impl Runtime {
                         }
                         let (env, s) = self.values(sandbox, &c.env).await?;
                         secrets.extend(s);
-                        let cwd = self.workspace(sandbox, agent)?.root().to_path_buf();
+                        let cwd = workspace?.root().to_path_buf();
                         McpTarget::Stdio { command: c.command.clone().unwrap_or_default(), args: c.args.clone(), env, cwd: Some(cwd) }
                     } else {
                         let (headers, s) = self.values(sandbox, &c.headers).await?;

@@ -82,17 +82,18 @@ impl Store {
         row.as_ref().map(source_from).transpose()
     }
 
-    /// The sources of `sandbox` among `ids` (missing or foreign ids are simply absent).
+    /// The sources of `sandbox` among `ids` (missing or foreign ids are simply absent), in one query.
     pub async fn sources_by_id(&self, sandbox: &SandboxId, ids: &[String]) -> Result<Vec<Source>, StoreError> {
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(s) = self.source(&SourceId::from_trusted(id.clone())).await?
-                && &s.sandbox_id == sandbox
-            {
-                out.push(s);
-            }
+        if ids.is_empty() {
+            return Ok(vec![]);
         }
-        Ok(out)
+        let placeholders: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!("SELECT * FROM sources WHERE sandbox_id = $1 AND id IN ({})", placeholders.join(", "));
+        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(sandbox.as_str());
+        for id in ids {
+            q = q.bind(id.as_str());
+        }
+        q.fetch_all(&self.pool).await?.iter().map(source_from).collect()
     }
 
     /// Sources of a sandbox, newest first.
