@@ -129,6 +129,8 @@ id_type!(/// A tool source (§6).
     SourceId, "src_");
 id_type!(/// An environment (§7).
     EnvironmentId, "env_");
+id_type!(/// A webhook trigger (§11).
+    TriggerId, "trg_");
 
 #[cfg(test)]
 mod tests {

@@ -15,6 +15,7 @@ pub mod provider;
 pub mod session;
 pub mod source;
 pub mod tenancy;
+pub mod trigger;
 pub mod vault;
 
 pub use error::ValidationError;

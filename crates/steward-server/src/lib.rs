@@ -37,7 +37,7 @@ use crate::error::ApiError;
 use crate::mail::Mailer;
 use crate::metrics::Metrics;
 use crate::routes::{
-    agents, api_keys, auth as login, compat, files, messages, providers, runs, sandboxes, sessions, sources, system, vaults,
+    agents, api_keys, auth as login, compat, files, messages, providers, runs, sandboxes, sessions, sources, system, triggers, vaults,
 };
 use crate::tokens::SessionTokens;
 
@@ -164,6 +164,11 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(files::read, files::write))
         .routes(routes!(files::rename))
         .routes(routes!(files::tools))
+        .routes(routes!(triggers::list, triggers::create))
+        .routes(routes!(triggers::get, triggers::update, triggers::delete))
+        .routes(routes!(triggers::pause))
+        .routes(routes!(triggers::resume))
+        .routes(routes!(triggers::deliver))
         .routes(routes!(compat::create))
         .routes(routes!(compat::list))
         .routes(routes!(compat::get))

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use steward_core::tenancy::{KeyKind, Role};
 
 /// Routes anyone may call without a key.
-const PUBLIC: &[&str] = &["/health", "/v1/auth/email/start", "/v1/auth/email/verify"];
+const PUBLIC: &[&str] = &["/health", "/v1/auth/email/start", "/v1/auth/email/verify", "/v1/webhooks/triggers/{trigger_id}"];
 
 /// Routes that act on the caller's own account rather than on a sandbox.
 const ACCOUNT_LEVEL: &[(&str, &str)] = &[
@@ -37,6 +37,7 @@ const OWNER_ONLY: &[(&str, &str)] = &[
     ("POST", "/v1/agent/delete/{id}"),
     ("DELETE", "/v1/vaults/{id}"),
     ("DELETE", "/v1/sources/{id}"),
+    ("DELETE", "/v1/agents/{id}/triggers/{trigger_id}"),
 ];
 
 struct World {
@@ -51,6 +52,7 @@ struct World {
     vault_id: String,
     source_id: String,
     environment_id: String,
+    trigger_id: String,
     session_id: String,
     run_id: String,
 }
@@ -110,7 +112,10 @@ async fn world(s: &TestServer) -> World {
     let (st, v) =
         s.call(Method::PUT, &format!("/v1/agents/{agent_id}/files/content?path=readme.md"), Some(&owner.key), Some(json!("hello"))).await;
     assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, trg) = s.post(&format!("/v1/agents/{agent_id}/triggers"), &owner.key, json!({"name": "hook"})).await;
+    assert_eq!(st, StatusCode::CREATED, "{trg}");
     World {
+        trigger_id: trg["id"].as_str().unwrap().to_owned(),
         source_id: src["id"].as_str().unwrap().to_owned(),
         environment_id: env["id"].as_str().unwrap().to_owned(),
         vault_id,
@@ -143,6 +148,7 @@ fn fill(template: &str, w: &World, agent: &str) -> String {
             "{id}" if template.starts_with("/v1/sources") => w.source_id.clone(),
             "{id}" if template.starts_with("/v1/environments") => w.environment_id.clone(),
             "{account_id}" => w.viewer.account_id.to_string(),
+            "{trigger_id}" => w.trigger_id.clone(),
             "{version}" => "1".to_owned(),
             s if s.starts_with('{') => panic!("no fixture for path parameter {s} in {template}; add one to authz.rs"),
             s => s.to_owned(),
@@ -185,6 +191,9 @@ fn body(method: &str, template: &str, w: &World) -> Option<Value> {
         ("PATCH", "/v1/environments/{id}") => json!({"description": "changed"}),
         ("PUT", "/v1/agents/{id}/files/content") => json!("overwritten"),
         ("POST", "/v1/agents/{id}/files/move") => json!({"from": "readme.md", "to": "moved.md"}),
+        ("POST", "/v1/agents/{id}/triggers") => json!({"name": "new-trigger"}),
+        ("PATCH", "/v1/agents/{id}/triggers/{trigger_id}") => json!({"description": "changed"}),
+        ("POST", "/v1/agents/{id}/triggers/{trigger_id}/pause") => json!({}),
         ("POST", "/v1/auth/email/start") | ("POST", "/v1/auth/email/verify") => return None,
         _ => {
             let _ = w;
@@ -218,8 +227,9 @@ async fn snapshot(s: &TestServer, w: &World) -> Value {
     let (_, environments) = s.get("/v1/environments?limit=100", &w.owner.key).await;
     let (_, files) = s.get(&format!("/v1/agents/{}/files", w.agent_id), &w.owner.key).await;
     let (_, readme) = s.get(&format!("/v1/agents/{}/files/content?path=readme.md", w.agent_id), &w.owner.key).await;
+    let (_, triggers) = s.get(&format!("/v1/agents/{}/triggers", w.agent_id), &w.owner.key).await;
     json!({"agent": agent, "agents": agents, "keys": keys, "grants": grants, "sandbox": sandbox, "vaults": vaults, "providers": providers,
-           "sources": sources, "environments": environments, "files": files, "readme": readme})
+           "sources": sources, "environments": environments, "files": files, "readme": readme, "triggers": triggers})
 }
 
 async fn run(backend: Backend) {

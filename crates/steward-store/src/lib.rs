@@ -17,6 +17,7 @@ mod providers;
 mod sandboxes;
 mod sessions;
 mod tools;
+mod triggers;
 mod vaults;
 
 use std::path::Path;
@@ -36,6 +37,7 @@ pub use keys::NewApiKey;
 pub use page::{Listing, PageRequest};
 pub use sandboxes::SandboxWithRole;
 pub use sessions::{ConversationSummary, NewSession, RunFilter, RunOutcome, SessionFilter};
+pub use triggers::Delivery;
 pub use vaults::{NewVault, VaultUpdate};
 
 /// Which database a [`Store`] talks to.

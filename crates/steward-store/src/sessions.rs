@@ -133,7 +133,20 @@ async fn insert_run(tx: &mut crate::WriteTx, session: &Session, input: &Value, n
 impl Store {
     /// Creates a session and, with `input`, its first (queued) run.
     pub async fn create_session(&self, new: NewSession, input: Option<&Value>) -> Result<(Session, Option<Run>), StoreError> {
-        let now = self.now();
+        let mut tx = self.write_tx().await?;
+        let (session, run) = Self::create_session_in(&mut tx, new, input, self.now()).await?;
+        tx.commit().await?;
+        let session = self.session(&session.id).await?.ok_or(StoreError::NotFound("session"))?;
+        Ok((session, run))
+    }
+
+    /// Inserts a session (and its first run) inside `tx`.
+    pub(crate) async fn create_session_in(
+        tx: &mut crate::WriteTx,
+        new: NewSession,
+        input: Option<&Value>,
+        now: i64,
+    ) -> Result<(Session, Option<Run>), StoreError> {
         let session = Session {
             id: SessionId::generate(),
             sandbox_id: new.sandbox_id,
@@ -149,7 +162,6 @@ impl Store {
             updated_at: now,
             deleted_at: None,
         };
-        let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO sessions (id, sandbox_id, agent_id, agent_version, status, end_user, counterparty, metadata, created_at, updated_at)
              VALUES ($1, $2, $3, $4, 'idle', $5, $6, $7, $8, $8)",
@@ -162,14 +174,12 @@ impl Store {
         .bind(session.counterparty.clone())
         .bind(serde_json::to_string(&session.metadata).expect("a string map serialises"))
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         let run = match input {
-            Some(input) => Some(insert_run(&mut tx, &session, input, now).await?),
+            Some(input) => Some(insert_run(tx, &session, input, now).await?),
             None => None,
         };
-        tx.commit().await?;
-        let session = self.session(&session.id).await?.ok_or(StoreError::NotFound("session"))?;
         Ok((session, run))
     }
 

@@ -11,6 +11,8 @@
 mod common;
 #[path = "conformance/tools.rs"]
 mod tools;
+#[path = "conformance/triggers.rs"]
+mod triggers;
 #[path = "conformance/vaults_providers.rs"]
 mod vaults_providers;
 
@@ -27,6 +29,7 @@ use steward_core::tenancy::{Account, Email, KeyKind, Role};
 use steward_store::{IdempotencyBegin, Listing, LoginCodeCheck, NewApiKey, PageRequest, Store, StoreError, StoredResponse};
 use tokio::task::JoinSet;
 use tools::*;
+use triggers::*;
 use vaults_providers::*;
 
 conformance!(
@@ -84,6 +87,8 @@ conformance!(
     source_round_trips_and_names_are_unique,
     update_source_is_compare_and_set,
     environment_delete_is_refused_while_an_agent_uses_it,
+    a_delivery_id_starts_one_run_even_when_sent_concurrently,
+    trigger_state_errors_and_names,
     destroy_sandbox_removes_its_vaults_and_providers,
 );
 

@@ -13,6 +13,7 @@ pub mod sandboxes;
 pub mod sessions;
 pub mod sources;
 pub mod system;
+pub mod triggers;
 pub mod vaults;
 
 use base64::Engine;

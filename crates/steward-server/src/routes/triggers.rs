@@ -1,0 +1,410 @@
+//! Webhook triggers (§11): `…/agents/{id}/triggers` to manage them, and the public inbound URL
+//! `POST /v1/webhooks/triggers/{trigger_id}` that starts runs.
+//!
+//! **Verifying a delivery.** The sender signs `"<timestamp>.<raw body>"` with HMAC-SHA256 under
+//! the trigger's secret and sends `Steward-Timestamp: <unix seconds>` and
+//! `Steward-Signature: v1=<lower-case hex>`. The timestamp must be within 5 minutes of the
+//! server's clock (replays of old deliveries are refused) and the signature is compared in
+//! constant time. A trigger with `allow_token` also accepts the secret itself in
+//! `Steward-Trigger-Token`, for senders that cannot sign. `Steward-Delivery` (or `Webhook-Id`)
+//! names the delivery: a retry with the same id starts no second run.
+//!
+//! **Answering.** Authentication comes first (a stranger learns nothing about the trigger's
+//! state), then the pause, the agent's state, the body and the template; a refused delivery is
+//! recorded as the trigger's `last_error`. An accepted delivery is stored with its session and
+//! run in one transaction, then answered `202` at once; the run goes on asynchronously.
+//!
+//! Roles: list/get `viewer`; create/update/pause/resume `editor`; delete `owner` (§9:
+//! `steward trigger disconnect`).
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use hmac::{KeyInit, Mac};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use sha2::Sha256;
+use steward_core::agent::Agent;
+use steward_core::ids::TriggerId;
+use steward_core::trigger::{Trigger, TriggerConfig, TriggerState};
+use steward_store::{Delivery, NewSession, StoreError};
+use utoipa::ToSchema;
+
+use crate::AppState;
+use crate::auth::{Caller, Need};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::ApiJson;
+use crate::routes::agents::load;
+use crate::routes::sessions::{check_accepts_work, check_provider};
+use crate::routes::{Deleted, NoReplay, ts};
+
+/// How far a delivery's timestamp may be from the server's clock.
+pub const REPLAY_WINDOW_SECS: i64 = 300;
+
+/// A trigger (never its secret).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TriggerView {
+    /// `trg_…`
+    pub id: String,
+    pub agent_id: String,
+    pub sandbox_id: String,
+    pub name: String,
+    pub description: String,
+    pub input_template: String,
+    pub allow_token: bool,
+    /// `active` or `paused`.
+    pub state: String,
+    /// When a paused trigger resumes by itself.
+    pub resume_at: Option<String>,
+    /// The public inbound path: POST here, signed.
+    pub url: String,
+    pub last_fired_at: Option<String>,
+    pub fire_count: i64,
+    /// Why the last refused delivery was refused.
+    pub last_error: Option<String>,
+    pub last_error_at: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+fn view(t: Trigger, now: i64) -> TriggerView {
+    let paused = t.paused_at(now);
+    TriggerView {
+        url: format!("/v1/webhooks/triggers/{}", t.id),
+        id: t.id.to_string(),
+        agent_id: t.agent_id.to_string(),
+        sandbox_id: t.sandbox_id.to_string(),
+        name: t.config.name,
+        description: t.config.description,
+        input_template: t.config.input_template,
+        allow_token: t.config.allow_token,
+        state: if paused { "paused" } else { "active" }.into(),
+        resume_at: t.resume_at.filter(|_| paused).map(ts),
+        last_fired_at: t.last_fired_at.map(ts),
+        fire_count: t.fire_count,
+        last_error: t.last_error,
+        last_error_at: t.last_error_at.map(ts),
+        created_at: ts(t.created_at),
+        updated_at: ts(t.updated_at),
+    }
+}
+
+/// A new trigger with its secret, shown only once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedTrigger {
+    #[serde(flatten)]
+    pub trigger: TriggerView,
+    /// The signing secret (`whsec_…`). Shown only in this response.
+    pub secret: String,
+}
+
+/// Body of `POST /v1/agents/{id}/triggers`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateTrigger {
+    /// A slug unique among the agent's triggers.
+    pub name: String,
+    pub description: Option<String>,
+    /// minijinja over `payload`, `headers`, `received_at`; default: the payload as JSON.
+    pub input_template: Option<String>,
+    /// Also accept the secret in `Steward-Trigger-Token` (default false).
+    pub allow_token: Option<bool>,
+}
+
+fn check_template(config: &TriggerConfig) -> ApiResult<()> {
+    steward_runtime::template::check(&config.input_template).map_err(|m| ApiError::invalid("input_template", m))
+}
+
+async fn load_trigger(state: &AppState, caller: &Caller, agent_raw: &str, raw: &str, need: Need) -> ApiResult<(Agent, Trigger)> {
+    let agent = load(state, caller, agent_raw, need).await?;
+    let id = TriggerId::parse(raw, "trigger_id")?;
+    let trigger = state.store.trigger(&id).await?.filter(|t| t.agent_id == agent.id).ok_or_else(|| ApiError::not_found("trigger", raw))?;
+    Ok((agent, trigger))
+}
+
+/// An agent's webhook triggers, by name.
+#[utoipa::path(get, path = "/v1/agents/{id}/triggers", tag = "triggers", params(("id" = String, Path)),
+    responses((status = 200, body = Vec<TriggerView>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn list(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let agent = load(&state, &caller, &id, Need::Read).await?;
+    let now = state.clock.now_ms();
+    let items: Vec<TriggerView> = state.store.triggers_of(&agent.id).await?.into_iter().map(|t| view(t, now)).collect();
+    Ok(Json(json!({"data": items})))
+}
+
+/// Creates a webhook trigger; the response holds its signing secret, shown only once.
+#[utoipa::path(post, path = "/v1/agents/{id}/triggers", tag = "triggers", params(("id" = String, Path)), request_body = CreateTrigger,
+    responses((status = 201, body = CreatedTrigger), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Map<String, Value>>,
+) -> ApiResult<Response> {
+    let agent = load(&state, &caller, &id, Need::Write).await?;
+    let config = TriggerConfig::from_json(Value::Object(body))?;
+    check_template(&config)?;
+    let trigger_id = TriggerId::generate();
+    let mut raw = [0u8; 32];
+    rand::fill(&mut raw);
+    let secret = format!("whsec_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw));
+    let sealed = state.vault.encrypt(agent.sandbox_id.as_str(), trigger_id.as_str(), &secret);
+    let trigger = state.store.create_trigger(&trigger_id, &agent.sandbox_id, &agent.id, config, &sealed).await.map_err(|e| match e {
+        StoreError::Conflict(m) => ApiError::conflict(m).with_param("name"),
+        other => other.into(),
+    })?;
+    let no_replay = NoReplay(format!(
+        "this Idempotency-Key already created trigger {}; its secret is shown only once. Delete it and create a new one if the secret was lost",
+        trigger.id
+    ));
+    let now = state.clock.now_ms();
+    let mut res = (StatusCode::CREATED, Json(CreatedTrigger { trigger: view(trigger, now), secret })).into_response();
+    res.extensions_mut().insert(no_replay);
+    Ok(res)
+}
+
+/// One trigger.
+#[utoipa::path(get, path = "/v1/agents/{id}/triggers/{trigger_id}", tag = "triggers", params(("id" = String, Path), ("trigger_id" = String, Path)),
+    responses((status = 200, body = TriggerView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get(State(state): State<AppState>, caller: Caller, Path((id, tid)): Path<(String, String)>) -> ApiResult<Json<TriggerView>> {
+    let (_, t) = load_trigger(&state, &caller, &id, &tid, Need::Read).await?;
+    Ok(Json(view(t, state.clock.now_ms())))
+}
+
+/// Partial update of name, description, template or `allow_token`.
+#[utoipa::path(patch, path = "/v1/agents/{id}/triggers/{trigger_id}", tag = "triggers", params(("id" = String, Path), ("trigger_id" = String, Path)), request_body = CreateTrigger,
+    responses((status = 200, body = TriggerView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, tid)): Path<(String, String)>,
+    ApiJson(body): ApiJson<Map<String, Value>>,
+) -> ApiResult<Json<TriggerView>> {
+    let (_, current) = load_trigger(&state, &caller, &id, &tid, Need::Write).await?;
+    if body.is_empty() {
+        return Err(ApiError::bad_request("nothing to update: send `name`, `description`, `input_template` or `allow_token`"));
+    }
+    let next = current.config.patched(&body)?;
+    check_template(&next)?;
+    if next == current.config {
+        return Ok(Json(view(current, state.clock.now_ms())));
+    }
+    let updated = state.store.update_trigger(&current, next).await.map_err(|e| match e {
+        StoreError::Conflict(m) => ApiError::conflict(m),
+        other => other.into(),
+    })?;
+    Ok(Json(view(updated, state.clock.now_ms())))
+}
+
+/// Deletes a trigger (owner only, §9 `steward trigger disconnect`); its URL stops working.
+#[utoipa::path(delete, path = "/v1/agents/{id}/triggers/{trigger_id}", tag = "triggers", params(("id" = String, Path), ("trigger_id" = String, Path)),
+    responses((status = 200, body = Deleted), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete(State(state): State<AppState>, caller: Caller, Path((id, tid)): Path<(String, String)>) -> ApiResult<Json<Deleted>> {
+    let (_, t) = load_trigger(&state, &caller, &id, &tid, Need::Owner).await?;
+    state.store.delete_trigger(&t.id).await?;
+    Ok(Json(Deleted { id: t.id.to_string(), deleted: true }))
+}
+
+/// Body of `…/pause`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Pause {
+    /// RFC 3339; the trigger resumes by itself then. Must be in the future.
+    pub resume_at: Option<String>,
+}
+
+/// Pauses a trigger (deliveries get 409 and start nothing), optionally until `resume_at`.
+#[utoipa::path(post, path = "/v1/agents/{id}/triggers/{trigger_id}/pause", tag = "triggers", params(("id" = String, Path), ("trigger_id" = String, Path)), request_body = Pause,
+    responses((status = 200, body = TriggerView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn pause(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, tid)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<Json<TriggerView>> {
+    let (_, t) = load_trigger(&state, &caller, &id, &tid, Need::Write).await?;
+    let now = state.clock.now_ms();
+    // The body is optional: none (or `{}`) pauses until resumed.
+    let body: Pause = if body.iter().all(u8::is_ascii_whitespace) {
+        Pause::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("the body must be {{\"resume_at\": \"<RFC 3339>\"}} or empty: {e}")))?
+    };
+    let resume_at = match body.resume_at {
+        None => None,
+        Some(raw) => {
+            let at = chrono::DateTime::parse_from_rfc3339(&raw)
+                .map_err(|_| {
+                    ApiError::invalid(
+                        "resume_at",
+                        format!("`{}` is not an RFC 3339 time like 2026-11-24T09:00:00+01:00", steward_core::ids::shorten(&raw)),
+                    )
+                })?
+                .timestamp_millis();
+            if at <= now {
+                return Err(ApiError::invalid("resume_at", "is in the past; give a future time, or resume the trigger now with …/resume"));
+            }
+            Some(at)
+        }
+    };
+    let t = state.store.set_trigger_state(&t.id, TriggerState::Paused, resume_at).await?;
+    Ok(Json(view(t, now)))
+}
+
+/// Resumes a paused trigger.
+#[utoipa::path(post, path = "/v1/agents/{id}/triggers/{trigger_id}/resume", tag = "triggers", params(("id" = String, Path), ("trigger_id" = String, Path)),
+    responses((status = 200, body = TriggerView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn resume(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, tid)): Path<(String, String)>,
+) -> ApiResult<Json<TriggerView>> {
+    let (_, t) = load_trigger(&state, &caller, &id, &tid, Need::Write).await?;
+    let t = state.store.set_trigger_state(&t.id, TriggerState::Active, None).await?;
+    Ok(Json(view(t, state.clock.now_ms())))
+}
+
+/// The answer to an accepted delivery.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryView {
+    pub delivery_id: String,
+    pub session_id: String,
+    pub run_id: String,
+    /// True when this delivery id was accepted before; no new run was started.
+    pub duplicate: bool,
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Checks the delivery's signature (or token). The error is for the sender and the trigger's log.
+fn verify(secret: &str, trigger: &Trigger, headers: &HeaderMap, body: &[u8], now_ms: i64) -> Result<(), String> {
+    if let Some(sig) = header(headers, "steward-signature") {
+        let ts = header(headers, "steward-timestamp").ok_or("`Steward-Signature` needs `Steward-Timestamp` (unix seconds) too")?;
+        let ts: i64 = ts.trim().parse().map_err(|_| "`Steward-Timestamp` must be unix seconds, e.g. 1764000000".to_string())?;
+        if (now_ms / 1000 - ts).abs() > REPLAY_WINDOW_SECS {
+            return Err(format!(
+                "the delivery's timestamp is more than {} minutes from the server's clock (stale or replayed); sign with the current time",
+                REPLAY_WINDOW_SECS / 60
+            ));
+        }
+        let hex = sig.trim().strip_prefix("v1=").ok_or("`Steward-Signature` must look like `v1=<hex HMAC-SHA256>`")?;
+        let given = decode_hex(hex).ok_or("`Steward-Signature` is not hex")?;
+        let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+        mac.update(ts.to_string().as_bytes());
+        mac.update(b".");
+        mac.update(body);
+        return mac
+            .verify_slice(&given)
+            .map_err(|_| "the signature does not match: sign `<timestamp>.<raw body>` with HMAC-SHA256 under the trigger's secret".into());
+    }
+    if let Some(token) = header(headers, "steward-trigger-token") {
+        if !trigger.config.allow_token {
+            return Err("this trigger does not accept tokens; sign the delivery (`Steward-Timestamp` + `Steward-Signature`)".into());
+        }
+        if steward_core::keys::hashes_equal(token.trim(), secret) {
+            return Ok(());
+        }
+        return Err("the token does not match the trigger's secret".into());
+    }
+    Err("unsigned delivery: send `Steward-Timestamp` and `Steward-Signature: v1=<hex HMAC-SHA256 of \"<timestamp>.<body>\">`".into())
+}
+
+fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) || s.len() > 128 {
+        return None;
+    }
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+}
+
+/// Receives a delivery (public: authenticated by the signature, not a key).
+#[utoipa::path(post, path = "/v1/webhooks/triggers/{trigger_id}", tag = "triggers", security(()), params(("trigger_id" = String, Path)),
+    request_body(content = Object, description = "any JSON payload, at most 1 MiB"),
+    responses((status = 202, body = DeliveryView), (status = 200, body = DeliveryView, description = "a duplicate delivery"), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn deliver(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<DeliveryView>)> {
+    let not_found = || ApiError::not_found("trigger", &raw);
+    let id = TriggerId::parse(&raw, "trigger_id").map_err(|_| not_found())?;
+    let trigger = state.store.trigger(&id).await?.ok_or_else(not_found)?;
+    let sealed = state.store.trigger_secret(&id).await?.ok_or_else(not_found)?;
+    let secret = state.vault.decrypt(trigger.sandbox_id.as_str(), id.as_str(), &sealed).map_err(ApiError::internal)?;
+    let now = state.clock.now_ms();
+    let refuse = |err: ApiError| {
+        let store = state.store.clone();
+        let id = id.clone();
+        async move {
+            if let Err(e) = store.record_trigger_error(&id, &err.message).await {
+                tracing::warn!(error = %e, "cannot record a trigger error");
+            }
+            err
+        }
+    };
+    if let Err(m) = verify(secret.expose(), &trigger, &headers, &body, now) {
+        return Err(refuse(ApiError::unauthenticated(m)).await);
+    }
+    if trigger.paused_at(now) {
+        let until = trigger.resume_at.map(|t| format!(" until {}", ts(t))).unwrap_or_default();
+        return Err(ApiError::conflict(format!(
+            "trigger {id} is paused{until}; the delivery was not run. Resume it to take deliveries again"
+        )));
+    }
+    let agent = state.store.agent(&trigger.agent_id).await?.ok_or_else(not_found)?;
+    if let Err(e) = check_accepts_work(&agent) {
+        return Err(refuse(e).await);
+    }
+    if let Err(e) = check_provider(&state, &agent).await {
+        return Err(refuse(e).await);
+    }
+    let payload: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return Err(refuse(ApiError::bad_request(format!("the body is not JSON: {e}"))).await),
+    };
+    let delivery_id = match header(&headers, "steward-delivery").or_else(|| header(&headers, "webhook-id")) {
+        Some(d) if !d.is_empty() && d.len() <= 200 && d.chars().all(|c| c.is_ascii_graphic()) => d.to_owned(),
+        Some(_) => return Err(refuse(ApiError::invalid("Steward-Delivery", "must be 1–200 visible ASCII characters")).await),
+        None => format!("auto_{}", steward_core::ids::fresh("")),
+    };
+    let hidden = ["steward-signature", "steward-trigger-token", "authorization", "cookie"];
+    let header_map: BTreeMap<String, String> = headers
+        .iter()
+        .filter(|(k, _)| !hidden.contains(&k.as_str()))
+        .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_owned(), v.to_owned())))
+        .collect();
+    let rendered = match steward_runtime::template::render(&trigger.config.input_template, &payload, &header_map, &ts(now)) {
+        Ok(r) => r,
+        Err(m) => return Err(refuse(ApiError::unprocessable(m)).await),
+    };
+    let input = json!([{"role": "user", "content": rendered, "trigger": {"id": id, "delivery_id": delivery_id, "payload": payload}}]);
+    let new = NewSession {
+        sandbox_id: agent.sandbox_id.clone(),
+        agent_id: agent.id.clone(),
+        agent_version: agent.version,
+        end_user: None,
+        counterparty: Some(format!("trigger:{}", trigger.config.name)),
+        metadata: BTreeMap::from([("trigger_id".to_owned(), id.to_string()), ("delivery_id".to_owned(), delivery_id.clone())]),
+    };
+    let raw_payload = String::from_utf8_lossy(&body).into_owned();
+    match state.store.accept_delivery(&trigger, &delivery_id, &raw_payload, new, &input).await? {
+        Delivery::Started { session, run } => {
+            state.runtime.kick(&session.id);
+            Ok((
+                StatusCode::ACCEPTED,
+                Json(DeliveryView { delivery_id, session_id: session.id.to_string(), run_id: run.id.to_string(), duplicate: false }),
+            ))
+        }
+        Delivery::Duplicate { session_id, run_id } => {
+            Ok((StatusCode::OK, Json(DeliveryView { delivery_id, session_id: session_id.to_string(), run_id, duplicate: true })))
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! Webhook triggers (§11) and their deliveries. A delivery is accepted in one transaction with
+//! the session and run it starts, keyed by `(trigger_id, delivery_id)`: a sender's retry of the
+//! same delivery finds the first one and starts nothing.
+
+use sqlx::any::AnyRow;
+use sqlx::{AssertSqlSafe, Row};
+use steward_core::ids::{AgentId, SandboxId, SessionId, TriggerId};
+use steward_core::session::{Run, Session};
+use steward_core::trigger::{Trigger, TriggerConfig, TriggerState};
+
+use crate::{NewSession, Store, StoreError};
+
+const COLS: &str =
+    "id, sandbox_id, agent_id, config, state, resume_at, last_fired_at, fire_count, last_error, last_error_at, created_at, updated_at";
+
+fn trigger_from(row: &AnyRow) -> Result<Trigger, StoreError> {
+    let config: String = row.try_get("config")?;
+    let state: String = row.try_get("state")?;
+    Ok(Trigger {
+        id: TriggerId::from_trusted(row.try_get("id")?),
+        sandbox_id: SandboxId::from_trusted(row.try_get("sandbox_id")?),
+        agent_id: AgentId::from_trusted(row.try_get("agent_id")?),
+        config: serde_json::from_str(&config).map_err(|e| StoreError::Corrupt(format!("trigger config: {e}")))?,
+        state: TriggerState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("trigger state `{state}`")))?,
+        resume_at: row.try_get("resume_at")?,
+        last_fired_at: row.try_get("last_fired_at")?,
+        fire_count: row.try_get("fire_count")?,
+        last_error: row.try_get("last_error")?,
+        last_error_at: row.try_get("last_error_at")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+/// What accepting a delivery did.
+#[derive(Debug, Clone)]
+pub enum Delivery {
+    /// A new delivery: the session and run it started.
+    Started { session: Box<Session>, run: Box<Run> },
+    /// The same delivery id was accepted before; nothing new was started.
+    Duplicate { session_id: SessionId, run_id: String },
+}
+
+impl Store {
+    /// Creates a trigger with its encrypted secret. `Conflict` if the agent has one of that name.
+    pub async fn create_trigger(
+        &self,
+        id: &TriggerId,
+        sandbox: &SandboxId,
+        agent: &AgentId,
+        config: TriggerConfig,
+        secret_ciphertext: &str,
+    ) -> Result<Trigger, StoreError> {
+        let now = self.now();
+        let res = self
+            .write(
+                sqlx::query(
+                    "INSERT INTO triggers (id, sandbox_id, agent_id, name, config, secret, state, created_at, updated_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $7)",
+                )
+                .bind(id.as_str())
+                .bind(sandbox.as_str())
+                .bind(agent.as_str())
+                .bind(&config.name)
+                .bind(serde_json::to_string(&config).expect("a trigger config serializes"))
+                .bind(secret_ciphertext)
+                .bind(now),
+            )
+            .await;
+        match res {
+            Err(e) if e.is_unique() => {
+                return Err(StoreError::Conflict(format!("this agent already has a trigger named `{}`; pick another name", config.name)));
+            }
+            other => other?,
+        };
+        Ok(Trigger {
+            id: id.clone(),
+            sandbox_id: sandbox.clone(),
+            agent_id: agent.clone(),
+            config,
+            state: TriggerState::Active,
+            resume_at: None,
+            last_fired_at: None,
+            fire_count: 0,
+            last_error: None,
+            last_error_at: None,
+            created_at: now,
+            updated_at: now,
+        })
+    }
+
+    pub async fn trigger(&self, id: &TriggerId) -> Result<Option<Trigger>, StoreError> {
+        let row = sqlx::query(AssertSqlSafe(format!("SELECT {COLS} FROM triggers WHERE id = $1")))
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(trigger_from).transpose()
+    }
+
+    /// The encrypted signing secret of a trigger.
+    pub async fn trigger_secret(&self, id: &TriggerId) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT secret FROM triggers WHERE id = $1").bind(id.as_str()).fetch_optional(&self.pool).await?;
+        Ok(row.map(|r| r.try_get("secret")).transpose()?)
+    }
+
+    /// An agent's triggers, by name.
+    pub async fn triggers_of(&self, agent: &AgentId) -> Result<Vec<Trigger>, StoreError> {
+        let rows = sqlx::query(AssertSqlSafe(format!("SELECT {COLS} FROM triggers WHERE agent_id = $1 ORDER BY name")))
+            .bind(agent.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(trigger_from).collect()
+    }
+
+    /// Replaces the configuration if nobody changed the trigger since `current` was read.
+    pub async fn update_trigger(&self, current: &Trigger, config: TriggerConfig) -> Result<Trigger, StoreError> {
+        let now = self.now().max(current.updated_at + 1);
+        let n = self
+            .write(
+                sqlx::query("UPDATE triggers SET name = $1, config = $2, updated_at = $3 WHERE id = $4 AND updated_at = $5")
+                    .bind(&config.name)
+                    .bind(serde_json::to_string(&config).expect("a trigger config serializes"))
+                    .bind(now)
+                    .bind(current.id.as_str())
+                    .bind(current.updated_at),
+            )
+            .await
+            .map_err(|e| {
+                if e.is_unique() { StoreError::Conflict(format!("this agent already has a trigger named `{}`", config.name)) } else { e }
+            })?;
+        if n.rows_affected() == 0 {
+            return Err(StoreError::Conflict(format!(
+                "trigger `{}` changed meanwhile or was deleted; read it again and retry",
+                current.id
+            )));
+        }
+        Ok(Trigger { config, updated_at: now, ..current.clone() })
+    }
+
+    /// Pauses (optionally until `resume_at`) or resumes a trigger.
+    pub async fn set_trigger_state(&self, id: &TriggerId, state: TriggerState, resume_at: Option<i64>) -> Result<Trigger, StoreError> {
+        let now = self.now();
+        let n = self
+            .write(
+                sqlx::query("UPDATE triggers SET state = $1, resume_at = $2, updated_at = $3 WHERE id = $4")
+                    .bind(state.as_str())
+                    .bind(resume_at)
+                    .bind(now)
+                    .bind(id.as_str()),
+            )
+            .await?;
+        if n.rows_affected() == 0 {
+            return Err(StoreError::NotFound("trigger"));
+        }
+        self.trigger(id).await?.ok_or(StoreError::NotFound("trigger"))
+    }
+
+    pub async fn delete_trigger(&self, id: &TriggerId) -> Result<(), StoreError> {
+        let n = self.write(sqlx::query("DELETE FROM triggers WHERE id = $1").bind(id.as_str())).await?;
+        if n.rows_affected() == 0 {
+            return Err(StoreError::NotFound("trigger"));
+        }
+        Ok(())
+    }
+
+    /// Records why the last delivery was refused (bad signature, paused, template error…).
+    pub async fn record_trigger_error(&self, id: &TriggerId, error: &str) -> Result<(), StoreError> {
+        let now = self.now();
+        self.write(
+            sqlx::query("UPDATE triggers SET last_error = $1, last_error_at = $2 WHERE id = $3").bind(error).bind(now).bind(id.as_str()),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Accepts delivery `delivery_id` of `trigger`: in one transaction, records it, creates the
+    /// session with its first run, and counts the fire. A delivery id seen before starts nothing.
+    pub async fn accept_delivery(
+        &self,
+        trigger: &Trigger,
+        delivery_id: &str,
+        payload: &str,
+        new: NewSession,
+        input: &serde_json::Value,
+    ) -> Result<Delivery, StoreError> {
+        let now = self.now();
+        let mut tx = self.write_tx().await?;
+        let seen = sqlx::query("SELECT session_id, run_id FROM trigger_deliveries WHERE trigger_id = $1 AND delivery_id = $2")
+            .bind(trigger.id.as_str())
+            .bind(delivery_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(row) = seen {
+            return Ok(Delivery::Duplicate {
+                session_id: SessionId::from_trusted(row.try_get("session_id")?),
+                run_id: row.try_get("run_id")?,
+            });
+        }
+        let (session, run) = Self::create_session_in(&mut tx, new, Some(input), now).await?;
+        let run = run.expect("a session created with input has a run");
+        let inserted = sqlx::query(
+            "INSERT INTO trigger_deliveries (trigger_id, delivery_id, session_id, run_id, payload, received_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(trigger.id.as_str())
+        .bind(delivery_id)
+        .bind(session.id.as_str())
+        .bind(run.id.as_str())
+        .bind(payload)
+        .bind(now)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            // A concurrent twin (PostgreSQL) won the race: ours rolls back, theirs stands.
+            Err(e) if StoreError::is_unique_violation(&e) => {
+                drop(tx);
+                let row = sqlx::query("SELECT session_id, run_id FROM trigger_deliveries WHERE trigger_id = $1 AND delivery_id = $2")
+                    .bind(trigger.id.as_str())
+                    .bind(delivery_id)
+                    .fetch_one(&self.pool)
+                    .await?;
+                return Ok(Delivery::Duplicate {
+                    session_id: SessionId::from_trusted(row.try_get("session_id")?),
+                    run_id: row.try_get("run_id")?,
+                });
+            }
+            other => other?,
+        };
+        sqlx::query("UPDATE triggers SET last_fired_at = $1, fire_count = fire_count + 1 WHERE id = $2")
+            .bind(now)
+            .bind(trigger.id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let session = self.session(&session.id).await?.ok_or(StoreError::NotFound("session"))?;
+        Ok(Delivery::Started { session: Box::new(session), run: Box::new(run) })
+    }
+
+    /// The raw payload of a delivery (kept with the run).
+    pub async fn delivery_payload(&self, trigger: &TriggerId, delivery_id: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT payload FROM trigger_deliveries WHERE trigger_id = $1 AND delivery_id = $2")
+            .bind(trigger.as_str())
+            .bind(delivery_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get("payload")).transpose()?)
+    }
+}

@@ -1,0 +1,72 @@
+//! Conformance tests for webhook triggers (registered in `conformance!` in the parent file, so
+//! each runs on SQLite and PostgreSQL).
+
+use serde_json::json;
+use steward_core::ids::TriggerId;
+use steward_core::trigger::{TriggerConfig, TriggerState};
+use steward_store::{Delivery, NewSession};
+
+use super::*;
+
+async fn agent_with_trigger(store: &Store) -> (SandboxId, AgentId, steward_core::trigger::Trigger) {
+    let owner = account(store, "ada@example.com").await;
+    let sbx = store.create_sandbox(&owner.id, "s").await.unwrap().id;
+    let agent = store.create_agent(&sbx, config("triage")).await.unwrap();
+    let t = store
+        .create_trigger(&TriggerId::generate(), &sbx, &agent.id, TriggerConfig::from_json(json!({"name": "gh"})).unwrap(), "sealed")
+        .await
+        .unwrap();
+    (sbx, agent.id, t)
+}
+
+fn new_session(sbx: &SandboxId, agent: &AgentId) -> NewSession {
+    NewSession {
+        sandbox_id: sbx.clone(),
+        agent_id: agent.clone(),
+        agent_version: 1,
+        end_user: None,
+        counterparty: None,
+        metadata: Default::default(),
+    }
+}
+
+pub(crate) async fn a_delivery_id_starts_one_run_even_when_sent_concurrently(store: Store, _clock: ManualClock) {
+    let (sbx, agent, t) = agent_with_trigger(&store).await;
+    let input = json!([{"role": "user", "content": "hi"}]);
+    let mut set = JoinSet::new();
+    for _ in 0..4 {
+        let (store, t, input, new) = (store.clone(), t.clone(), input.clone(), new_session(&sbx, &agent));
+        set.spawn(async move { store.accept_delivery(&t, "d-1", "{}", new, &input).await.unwrap() });
+    }
+    let mut started = 0;
+    let mut runs = BTreeSet::new();
+    while let Some(r) = set.join_next().await {
+        match r.unwrap() {
+            Delivery::Started { run, .. } => {
+                started += 1;
+                runs.insert(run.id.to_string());
+            }
+            Delivery::Duplicate { run_id, .. } => {
+                runs.insert(run_id);
+            }
+        }
+    }
+    assert_eq!(started, 1, "exactly one delivery started a run");
+    assert_eq!(runs.len(), 1, "every duplicate points at that run: {runs:?}");
+    let t = store.trigger(&t.id).await.unwrap().unwrap();
+    assert_eq!(t.fire_count, 1);
+    assert_eq!(store.delivery_payload(&t.id, "d-1").await.unwrap().as_deref(), Some("{}"));
+}
+
+pub(crate) async fn trigger_state_errors_and_names(store: Store, _clock: ManualClock) {
+    let (sbx, agent, t) = agent_with_trigger(&store).await;
+    let dup = store.create_trigger(&TriggerId::generate(), &sbx, &agent, t.config.clone(), "sealed").await.unwrap_err();
+    assert!(matches!(dup, StoreError::Conflict(ref m) if m.contains("gh")), "{dup:?}");
+    let paused = store.set_trigger_state(&t.id, TriggerState::Paused, Some(START_MS + 1000)).await.unwrap();
+    assert!(paused.paused_at(START_MS) && !paused.paused_at(START_MS + 1000));
+    store.record_trigger_error(&t.id, "bad signature").await.unwrap();
+    assert_eq!(store.trigger(&t.id).await.unwrap().unwrap().last_error.as_deref(), Some("bad signature"));
+    assert_eq!(store.trigger_secret(&t.id).await.unwrap().as_deref(), Some("sealed"));
+    store.delete_trigger(&t.id).await.unwrap();
+    assert!(store.trigger(&t.id).await.unwrap().is_none());
+}
