@@ -376,3 +376,39 @@ fn tool_sources_are_added_listed_attached_and_deleted() {
     let listed = cli.run(&["source", "list", "--json"]).ok().json();
     assert_eq!(listed["data"].as_array().unwrap().len(), 1, "{listed}");
 }
+
+#[test]
+fn triggers_and_schedules_are_managed_from_the_cli() {
+    let (server, key, proj) = bootstrap();
+    let cli = server.client(Some(&key), proj.path());
+    cli.run(&["agent", "create", "--name", "bot", "--model", "anthropic/claude-haiku-4-5"]).ok();
+
+    let created = cli.run(&["trigger", "create", "bot", "--name", "github"]).ok();
+    assert!(created.stdout.contains("whsec_") && created.stdout.contains("/v1/webhooks/triggers/trg_"), "{}", created.stdout);
+    assert!(created.stderr.contains("only this once"), "{}", created.stderr);
+    let listed = cli.run(&["trigger", "list", "bot", "--json"]).ok().json();
+    let tid = listed["data"][0]["id"].as_str().unwrap().to_owned();
+    assert!(!listed.to_string().contains("whsec_"), "a listing never shows the secret");
+    let paused = cli.run(&["trigger", "pause", "bot", &tid, "--json"]).ok().json();
+    assert_eq!(paused["state"], "paused");
+    cli.run(&["trigger", "resume", "bot", &tid]).ok();
+    let refused = cli.run(&["trigger", "disconnect", "bot", &tid]).fails();
+    assert!(refused.stderr.contains("stops working") && refused.stderr.contains("--yes"), "{}", refused.stderr);
+    cli.run(&["trigger", "disconnect", "bot", &tid, "--yes"]).ok();
+    assert_eq!(cli.run(&["trigger", "list", "bot", "--json"]).ok().json()["data"], serde_json::json!([]));
+
+    let bad = cli.run(&["schedule", "create", "bot", "--name", "r", "--cron", "* 25 * * *"]).fails();
+    assert!(bad.stderr.contains("hour"), "{}", bad.stderr);
+    let s = cli
+        .run(&["schedule", "create", "bot", "--name", "report", "--cron", "0 9 * * MON-FRI", "--timezone", "Europe/Berlin", "--json"])
+        .ok()
+        .json();
+    let sid = s["id"].as_str().unwrap().to_owned();
+    assert!(s["next_fire_at"].is_string(), "{s}");
+    let listed = cli.run(&["schedule", "list", "bot"]).ok();
+    assert!(listed.stdout.contains("MON-FRI") && listed.stdout.contains("Europe/Berlin"), "{}", listed.stdout);
+    let paused = cli.run(&["schedule", "pause", "bot", &sid, "--json"]).ok().json();
+    assert_eq!(paused["state"], "paused");
+    let history = cli.run(&["schedule", "history", "bot", &sid]).ok();
+    assert!(history.stdout.contains("no executions yet"), "{}", history.stdout);
+}

@@ -372,3 +372,59 @@ async fn a_client_on_replica_b_follows_a_run_executing_on_replica_a() {
     drop((a, b));
     let _ = std::fs::remove_dir_all(&home);
 }
+
+/// Three `steward serve` replicas on one PostgreSQL database run one every-second schedule for
+/// a few seconds: every due time fires exactly once (one execution, one session), none twice.
+#[tokio::test]
+async fn three_replicas_fire_each_due_time_exactly_once() {
+    let Some(url) = pg_schema_url().await else { return };
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let (model_url, _model) = slow_model(1, Duration::from_millis(1)).await;
+    let home = temp_dir();
+    let master = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let replica = |dir: &str| {
+        let mut c = steward(&home);
+        c.args(["serve", "--database-url", &url, "--data-dir"]).arg(home.join(dir)).env("STEWARD_MASTER_KEY", master);
+        start(c).unwrap()
+    };
+    let replicas = [replica("a"), replica("b"), replica("c")];
+    let out =
+        steward(&home).args(["admin", "create-account", "--email", "ops@example.com", "--database-url", &url, "--json"]).output().unwrap();
+    let key = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["api_key"].as_str().unwrap().to_owned();
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let a = &replicas[0].url;
+    let agent = provision(&http, a, &key, &model_url).await;
+    let schedule: serde_json::Value = http
+        .post(format!("{a}/v1/agents/{agent}/schedules"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({"name": "every-second", "cron": "* * * * * *"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sid = schedule["id"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let res = http.post(format!("{a}/v1/agents/{agent}/schedules/{sid}/pause")).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let ex: serde_json::Value =
+        http.get(format!("{a}/v1/agents/{agent}/schedules/{sid}/executions")).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
+    let ex = ex["data"].as_array().unwrap();
+    assert!(ex.len() >= 3, "expected several fires in 5 s: {ex:?}");
+    let times: std::collections::BTreeSet<&str> = ex.iter().map(|e| e["scheduled_at"].as_str().unwrap()).collect();
+    assert_eq!(times.len(), ex.len(), "a due time fired twice: {ex:?}");
+    assert!(ex.iter().all(|e| e["outcome"] == "started"), "{ex:?}");
+    // One session per execution, and no other.
+    let sessions: serde_json::Value =
+        http.get(format!("{a}/v1/sessions?agent_id={agent}&limit=100")).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
+    let sessions = sessions["data"].as_array().unwrap();
+    assert_eq!(sessions.len(), ex.len(), "sessions {} vs executions {}", sessions.len(), ex.len());
+    // Consecutive seconds: nothing skipped between the first and the last fire.
+    let first = chrono::DateTime::parse_from_rfc3339(times.first().unwrap()).unwrap().timestamp();
+    let last = chrono::DateTime::parse_from_rfc3339(times.last().unwrap()).unwrap().timestamp();
+    assert_eq!((last - first + 1) as usize, ex.len(), "{times:?}");
+    drop(replicas);
+    let _ = std::fs::remove_dir_all(&home);
+}

@@ -18,6 +18,7 @@ const KINDS: &[(&str, &str)] = &[
     ("evt_", "event"),
     ("src_", "source"),
     ("trg_", "trigger"),
+    ("sch_", "schedule"),
     ("key_", "API key"),
     ("env_", "environment"),
     ("skl_", "skill"),
@@ -131,6 +132,8 @@ id_type!(/// An environment (§7).
     EnvironmentId, "env_");
 id_type!(/// A webhook trigger (§11).
     TriggerId, "trg_");
+id_type!(/// A cron schedule (§11).
+    ScheduleId, "sch_");
 
 #[cfg(test)]
 mod tests {

@@ -12,6 +12,7 @@ pub mod error;
 pub mod ids;
 pub mod keys;
 pub mod provider;
+pub mod schedule;
 pub mod session;
 pub mod source;
 pub mod tenancy;

@@ -34,6 +34,8 @@ pub struct RuntimeConfig {
     pub poll: Duration,
     /// Limit on one tool call.
     pub tool_timeout: Duration,
+    /// How often the scheduler looks for due schedules (and the longest a due time waits).
+    pub schedule_poll: Duration,
     /// Tool sources, workspaces and the shell sandbox.
     pub tools: ToolsConfig,
 }
@@ -75,6 +77,7 @@ impl Default for RuntimeConfig {
             stale_after: Duration::from_secs(30),
             poll: Duration::from_secs(1),
             tool_timeout: Duration::from_secs(60),
+            schedule_poll: Duration::from_millis(250),
             tools: ToolsConfig::default(),
         }
     }
@@ -152,6 +155,8 @@ impl Runtime {
         let mut heartbeat = tokio::time::interval(c.heartbeat);
         let mut poll = tokio::time::interval(c.poll);
         let mut reap = tokio::time::interval(c.stale_after / 3);
+        let mut schedules = tokio::time::interval(c.schedule_poll);
+        schedules.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = self.inner.shutdown.cancelled() => return,
@@ -163,6 +168,11 @@ impl Runtime {
                 }
                 _ = poll.tick() => {
                     self.poll_once().await;
+                }
+                _ = schedules.tick() => {
+                    if let Err(e) = self.schedule_tick().await {
+                        tracing::warn!(error = %e, "cannot fire due schedules");
+                    }
                 }
                 _ = reap.tick() => {
                     // Runs of any process whose heartbeat went stale.

@@ -15,6 +15,7 @@ pub mod mcp;
 pub mod providers;
 pub mod resolve;
 pub mod sandbox;
+pub mod scheduler;
 pub mod template;
 pub mod tools;
 pub mod vault;

@@ -27,11 +27,14 @@ pub fn check(template: &str) -> Result<(), String> {
 
 /// Renders `template` for one delivery.
 pub fn render(template: &str, payload: &Value, headers: &BTreeMap<String, String>, received_at: &str) -> Result<String, String> {
+    render_with(template, minijinja::context! { payload => payload, headers => headers, received_at => received_at })
+}
+
+/// Renders `template` with any context (schedules pass `scheduled_at`, `fired_at`, `schedule`).
+pub fn render_with(template: &str, ctx: minijinja::Value) -> Result<String, String> {
     let env = environment();
     let t = env.template_from_str(template).map_err(|e| format!("the template does not parse: {e}"))?;
-    let out = t
-        .render(minijinja::context! { payload => payload, headers => headers, received_at => received_at })
-        .map_err(|e| format!("the template failed on this payload: {e}"))?;
+    let out = t.render(ctx).map_err(|e| format!("the template failed: {e}"))?;
     if out.len() > MAX_RENDERED {
         return Err(format!("the rendered input is {} bytes; the limit is {MAX_RENDERED}", out.len()));
     }

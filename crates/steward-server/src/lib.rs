@@ -37,7 +37,8 @@ use crate::error::ApiError;
 use crate::mail::Mailer;
 use crate::metrics::Metrics;
 use crate::routes::{
-    agents, api_keys, auth as login, compat, files, messages, providers, runs, sandboxes, sessions, sources, system, triggers, vaults,
+    agents, api_keys, auth as login, compat, files, messages, providers, runs, sandboxes, schedules, sessions, sources, system, triggers,
+    vaults,
 };
 use crate::tokens::SessionTokens;
 
@@ -169,6 +170,12 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(triggers::pause))
         .routes(routes!(triggers::resume))
         .routes(routes!(triggers::deliver))
+        .routes(routes!(schedules::list, schedules::create))
+        .routes(routes!(schedules::get, schedules::update, schedules::delete))
+        .routes(routes!(schedules::pause))
+        .routes(routes!(schedules::resume))
+        .routes(routes!(schedules::toggle))
+        .routes(routes!(schedules::executions))
         .routes(routes!(compat::create))
         .routes(routes!(compat::list))
         .routes(routes!(compat::get))

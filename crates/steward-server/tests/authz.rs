@@ -53,6 +53,7 @@ struct World {
     source_id: String,
     environment_id: String,
     trigger_id: String,
+    schedule_id: String,
     session_id: String,
     run_id: String,
 }
@@ -114,7 +115,10 @@ async fn world(s: &TestServer) -> World {
     assert_eq!(st, StatusCode::OK, "{v}");
     let (st, trg) = s.post(&format!("/v1/agents/{agent_id}/triggers"), &owner.key, json!({"name": "hook"})).await;
     assert_eq!(st, StatusCode::CREATED, "{trg}");
+    let (st, sch) = s.post(&format!("/v1/agents/{agent_id}/schedules"), &owner.key, json!({"name": "nightly", "cron": "0 3 * * *"})).await;
+    assert_eq!(st, StatusCode::CREATED, "{sch}");
     World {
+        schedule_id: sch["id"].as_str().unwrap().to_owned(),
         trigger_id: trg["id"].as_str().unwrap().to_owned(),
         source_id: src["id"].as_str().unwrap().to_owned(),
         environment_id: env["id"].as_str().unwrap().to_owned(),
@@ -149,6 +153,7 @@ fn fill(template: &str, w: &World, agent: &str) -> String {
             "{id}" if template.starts_with("/v1/environments") => w.environment_id.clone(),
             "{account_id}" => w.viewer.account_id.to_string(),
             "{trigger_id}" => w.trigger_id.clone(),
+            "{schedule_id}" => w.schedule_id.clone(),
             "{version}" => "1".to_owned(),
             s if s.starts_with('{') => panic!("no fixture for path parameter {s} in {template}; add one to authz.rs"),
             s => s.to_owned(),
@@ -194,6 +199,9 @@ fn body(method: &str, template: &str, w: &World) -> Option<Value> {
         ("POST", "/v1/agents/{id}/triggers") => json!({"name": "new-trigger"}),
         ("PATCH", "/v1/agents/{id}/triggers/{trigger_id}") => json!({"description": "changed"}),
         ("POST", "/v1/agents/{id}/triggers/{trigger_id}/pause") => json!({}),
+        ("POST", "/v1/agents/{id}/schedules") => json!({"name": "new-schedule", "cron": "0 4 * * *"}),
+        ("PATCH", "/v1/agents/{id}/schedules/{schedule_id}") => json!({"description": "changed"}),
+        ("POST", "/v1/agents/{id}/schedules/{schedule_id}/pause") => json!({}),
         ("POST", "/v1/auth/email/start") | ("POST", "/v1/auth/email/verify") => return None,
         _ => {
             let _ = w;
@@ -228,8 +236,9 @@ async fn snapshot(s: &TestServer, w: &World) -> Value {
     let (_, files) = s.get(&format!("/v1/agents/{}/files", w.agent_id), &w.owner.key).await;
     let (_, readme) = s.get(&format!("/v1/agents/{}/files/content?path=readme.md", w.agent_id), &w.owner.key).await;
     let (_, triggers) = s.get(&format!("/v1/agents/{}/triggers", w.agent_id), &w.owner.key).await;
+    let (_, schedules) = s.get(&format!("/v1/agents/{}/schedules", w.agent_id), &w.owner.key).await;
     json!({"agent": agent, "agents": agents, "keys": keys, "grants": grants, "sandbox": sandbox, "vaults": vaults, "providers": providers,
-           "sources": sources, "environments": environments, "files": files, "readme": readme, "triggers": triggers})
+           "sources": sources, "environments": environments, "files": files, "readme": readme, "triggers": triggers, "schedules": schedules})
 }
 
 async fn run(backend: Backend) {

@@ -89,6 +89,7 @@ conformance!(
     environment_delete_is_refused_while_an_agent_uses_it,
     a_delivery_id_starts_one_run_even_when_sent_concurrently,
     trigger_state_errors_and_names,
+    a_due_time_fires_once_when_replicas_race,
     destroy_sandbox_removes_its_vaults_and_providers,
 );
 

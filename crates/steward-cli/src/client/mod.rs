@@ -15,6 +15,7 @@ mod keys;
 mod output;
 mod sandboxes;
 mod sources;
+mod triggers;
 
 use std::path::PathBuf;
 
@@ -67,6 +68,12 @@ pub enum Command {
     /// Tool sources of the current sandbox: list, get, add, delete.
     #[command(subcommand)]
     Source(sources::SourceCommand),
+    /// Webhook triggers of an agent: create, list, pause, resume, disconnect.
+    #[command(subcommand)]
+    Trigger(triggers::TriggerCommand),
+    /// Cron schedules of an agent: create, list, pause, resume, history.
+    #[command(subcommand)]
+    Schedule(triggers::ScheduleCommand),
 }
 
 pub async fn run(opts: GlobalOpts, cmd: Command) -> anyhow::Result<()> {
@@ -81,6 +88,8 @@ pub async fn run(opts: GlobalOpts, cmd: Command) -> anyhow::Result<()> {
         Command::Grant(cmd) => grants::run(&ctx, cmd).await,
         Command::Agent(cmd) => agents::run(&ctx, cmd).await,
         Command::Source(cmd) => sources::run(&ctx, cmd).await,
+        Command::Trigger(cmd) => triggers::run_trigger(&ctx, cmd).await,
+        Command::Schedule(cmd) => triggers::run_schedule(&ctx, cmd).await,
     };
     result.map_err(|e| with_sandbox_hint(&ctx, e))
 }

@@ -10,6 +10,7 @@ pub mod messages;
 pub mod providers;
 pub mod runs;
 pub mod sandboxes;
+pub mod schedules;
 pub mod sessions;
 pub mod sources;
 pub mod system;

@@ -70,3 +70,28 @@ pub(crate) async fn trigger_state_errors_and_names(store: Store, _clock: ManualC
     store.delete_trigger(&t.id).await.unwrap();
     assert!(store.trigger(&t.id).await.unwrap().is_none());
 }
+
+pub(crate) async fn a_due_time_fires_once_when_replicas_race(store: Store, _clock: ManualClock) {
+    let (sbx, agent, _) = agent_with_trigger(&store).await;
+    let config = steward_core::schedule::ScheduleConfig::from_json(json!({"name": "tick", "cron": "*/5 * * * *"})).unwrap();
+    let due = config.next_fire_after(START_MS).unwrap();
+    let s = store.create_schedule(&sbx, &agent, config.clone(), Some(due)).await.unwrap();
+    assert_eq!(store.due_schedules(due - 1, 10).await.unwrap(), vec![]);
+    assert_eq!(store.due_schedules(due, 10).await.unwrap().len(), 1);
+    let next = config.next_fire_after(due);
+    let mut set = JoinSet::new();
+    for _ in 0..3 {
+        let (store, s, new) = (store.clone(), s.clone(), new_session(&sbx, &agent));
+        let input = json!([{"role": "user", "content": "tick"}]);
+        set.spawn(async move { store.fire_schedule(&s, due, next, steward_store::Fire::Start { new, input }).await.unwrap() });
+    }
+    let mut fired = 0;
+    while let Some(r) = set.join_next().await {
+        fired += usize::from(r.unwrap().is_some());
+    }
+    assert_eq!(fired, 1, "exactly one replica fires a due time");
+    let ex = store.executions(&s.id, 10).await.unwrap();
+    assert_eq!((ex.len(), ex[0].outcome.as_str(), ex[0].scheduled_at), (1, "started", due));
+    let s = store.schedule(&s.id).await.unwrap().unwrap();
+    assert_eq!((s.next_fire_at, s.fire_count), (next, 1));
+}
