@@ -19,6 +19,8 @@ const KINDS: &[(&str, &str)] = &[
     ("src_", "source"),
     ("trg_", "trigger"),
     ("sch_", "schedule"),
+    ("sub_", "subscription"),
+    ("dlv_", "delivery"),
     ("key_", "API key"),
     ("env_", "environment"),
     ("skl_", "skill"),
@@ -134,6 +136,10 @@ id_type!(/// A webhook trigger (§11).
     TriggerId, "trg_");
 id_type!(/// A cron schedule (§11).
     ScheduleId, "sch_");
+id_type!(/// An outbound webhook subscription (§12).
+    SubscriptionId, "sub_");
+id_type!(/// One outbound notification to one subscription (§12).
+    DeliveryId, "dlv_");
 
 #[cfg(test)]
 mod tests {

@@ -353,6 +353,19 @@ async fn finish(ctx: &mut Ctx<'_>, result: Result<String, Halt>) {
                 if let Err(e) = ctx.rt.emit(&ctx.run.session_id, &ctx.run.id, kind, data.clone()).await {
                     tracing::error!(error = %e, run = %ctx.run.id, "cannot record the terminal event");
                 }
+                let event = match outcome.status {
+                    RunStatus::Completed => Some("run.completed"),
+                    RunStatus::Failed => Some("run.failed"),
+                    _ => None,
+                };
+                if let Some(event) = event {
+                    let payload = json!({
+                        "run_id": ctx.run.id, "session_id": ctx.run.session_id, "agent_id": ctx.run.agent_id,
+                        "status": outcome.status.as_str(), "stop_reason": outcome.stop_reason, "usage": usage,
+                        "error": outcome.error_type.as_ref().map(|t| json!({"type": t, "message": outcome.error_message})),
+                    });
+                    ctx.rt.notify(&ctx.run.sandbox_id, &ctx.run.agent_id, event, payload).await;
+                }
                 break;
             }
             // Someone else (a cancel from another replica, the reaper) ended it first.
@@ -367,9 +380,14 @@ async fn finish(ctx: &mut Ctx<'_>, result: Result<String, Halt>) {
         let reason = Some("token balance exhausted; add tokens with POST /v1/agents/{id}/balance and resume the agent");
         if let Ok(Some(a)) = store.agent(&ctx.run.agent_id).await
             && a.state.can_become(AgentState::Error)
-            && let Err(e) = store.set_agent_state(&a.id, a.state, AgentState::Error, reason).await
         {
-            tracing::warn!(error = %e, "cannot put the agent in error after its budget ran out");
+            match store.set_agent_state(&a.id, a.state, AgentState::Error, reason).await {
+                Err(e) => tracing::warn!(error = %e, "cannot put the agent in error after its budget ran out"),
+                Ok(_) => {
+                    let payload = json!({"agent_id": a.id, "state": "error", "reason": reason, "run_id": ctx.run.id});
+                    ctx.rt.notify(&ctx.run.sandbox_id, &a.id, "agent.error", payload).await;
+                }
+            }
         }
     }
     let _ = Role::User;

@@ -36,6 +36,9 @@ pub struct RuntimeConfig {
     pub tool_timeout: Duration,
     /// How often the scheduler looks for due schedules (and the longest a due time waits).
     pub schedule_poll: Duration,
+    /// Outbound webhooks: how often to look for due deliveries, and the limit on one attempt.
+    pub notify_poll: Duration,
+    pub notify_timeout: Duration,
     /// Tool sources, workspaces and the shell sandbox.
     pub tools: ToolsConfig,
 }
@@ -78,6 +81,8 @@ impl Default for RuntimeConfig {
             poll: Duration::from_secs(1),
             tool_timeout: Duration::from_secs(60),
             schedule_poll: Duration::from_millis(250),
+            notify_poll: Duration::from_millis(500),
+            notify_timeout: Duration::from_secs(10),
             tools: ToolsConfig::default(),
         }
     }
@@ -99,7 +104,8 @@ pub(crate) struct Inner {
     pub mcp: McpPool,
     active: Mutex<HashMap<RunId, CancellationToken>>,
     workers: Mutex<HashSet<SessionId>>,
-    tracker: TaskTracker,
+    pub(crate) tracker: TaskTracker,
+    pub(crate) notify_http: std::sync::OnceLock<reqwest::Client>,
     shutdown: CancellationToken,
 }
 
@@ -116,6 +122,7 @@ impl Runtime {
                 active: Mutex::new(HashMap::new()),
                 workers: Mutex::new(HashSet::new()),
                 tracker: TaskTracker::new(),
+                notify_http: std::sync::OnceLock::new(),
                 shutdown: CancellationToken::new(),
             }),
         }
@@ -156,6 +163,8 @@ impl Runtime {
         let mut poll = tokio::time::interval(c.poll);
         let mut reap = tokio::time::interval(c.stale_after / 3);
         let mut schedules = tokio::time::interval(c.schedule_poll);
+        let mut notifications = tokio::time::interval(c.notify_poll);
+        notifications.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         schedules.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -168,6 +177,9 @@ impl Runtime {
                 }
                 _ = poll.tick() => {
                     self.poll_once().await;
+                }
+                _ = notifications.tick() => {
+                    self.deliver_notifications().await;
                 }
                 _ = schedules.tick() => {
                     if let Err(e) = self.schedule_tick().await {
@@ -230,6 +242,9 @@ impl Runtime {
                     json!({"message": message, "type": "interrupted", "run_id": run.id}),
                 )
                 .await?;
+                let payload = json!({"run_id": run.id, "session_id": run.session_id, "agent_id": run.agent_id, "status": "failed",
+                                     "stop_reason": stop_reason::INTERRUPTED, "error": {"type": "interrupted", "message": message}});
+                self.notify(&run.sandbox_id, &run.agent_id, "run.failed", payload).await;
                 self.kick(&run.session_id);
             }
         }

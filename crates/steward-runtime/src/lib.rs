@@ -12,6 +12,7 @@ pub mod bus;
 pub mod conversation;
 pub mod engine;
 pub mod mcp;
+pub mod notify;
 pub mod providers;
 pub mod resolve;
 pub mod sandbox;

@@ -37,6 +37,11 @@ impl Providers {
         Self { store, http: steward_llm::http_client(&timeouts), vault, timeouts, retry }
     }
 
+    /// The cipher of vault secrets (also seals other server-held secrets, keyed by their id).
+    pub fn cipher(&self) -> &VaultCipher {
+        &self.vault
+    }
+
     /// The decrypted secret of vault `vault_id` of `sandbox`, or a readable reason.
     pub(crate) async fn secret(&self, sandbox: &SandboxId, vault_id: &steward_core::ids::VaultId) -> Result<crate::vault::Secret, String> {
         let sealed = self

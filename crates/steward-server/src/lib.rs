@@ -37,8 +37,8 @@ use crate::error::ApiError;
 use crate::mail::Mailer;
 use crate::metrics::Metrics;
 use crate::routes::{
-    agents, api_keys, auth as login, compat, files, messages, providers, runs, sandboxes, schedules, sessions, sources, system, triggers,
-    vaults,
+    agents, api_keys, auth as login, compat, files, messages, providers, runs, sandboxes, schedules, sessions, sources, subscriptions,
+    system, triggers, vaults,
 };
 use crate::tokens::SessionTokens;
 
@@ -176,6 +176,9 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(schedules::resume))
         .routes(routes!(schedules::toggle))
         .routes(routes!(schedules::executions))
+        .routes(routes!(subscriptions::list, subscriptions::create))
+        .routes(routes!(subscriptions::get, subscriptions::delete))
+        .routes(routes!(subscriptions::deliveries))
         .routes(routes!(compat::create))
         .routes(routes!(compat::list))
         .routes(routes!(compat::get))

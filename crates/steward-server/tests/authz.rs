@@ -54,6 +54,7 @@ struct World {
     environment_id: String,
     trigger_id: String,
     schedule_id: String,
+    subscription_id: String,
     session_id: String,
     run_id: String,
 }
@@ -117,7 +118,10 @@ async fn world(s: &TestServer) -> World {
     assert_eq!(st, StatusCode::CREATED, "{trg}");
     let (st, sch) = s.post(&format!("/v1/agents/{agent_id}/schedules"), &owner.key, json!({"name": "nightly", "cron": "0 3 * * *"})).await;
     assert_eq!(st, StatusCode::CREATED, "{sch}");
+    let (st, sub) = s.post("/v1/subscriptions", &owner.key, json!({"url": "http://127.0.0.1:9/hook", "events": ["run.completed"]})).await;
+    assert_eq!(st, StatusCode::CREATED, "{sub}");
     World {
+        subscription_id: sub["id"].as_str().unwrap().to_owned(),
         schedule_id: sch["id"].as_str().unwrap().to_owned(),
         trigger_id: trg["id"].as_str().unwrap().to_owned(),
         source_id: src["id"].as_str().unwrap().to_owned(),
@@ -151,6 +155,7 @@ fn fill(template: &str, w: &World, agent: &str) -> String {
             "{id}" if template.starts_with("/v1/runs") => w.run_id.clone(),
             "{id}" if template.starts_with("/v1/sources") => w.source_id.clone(),
             "{id}" if template.starts_with("/v1/environments") => w.environment_id.clone(),
+            "{id}" if template.starts_with("/v1/subscriptions") => w.subscription_id.clone(),
             "{account_id}" => w.viewer.account_id.to_string(),
             "{trigger_id}" => w.trigger_id.clone(),
             "{schedule_id}" => w.schedule_id.clone(),
@@ -199,6 +204,7 @@ fn body(method: &str, template: &str, w: &World) -> Option<Value> {
         ("POST", "/v1/agents/{id}/triggers") => json!({"name": "new-trigger"}),
         ("PATCH", "/v1/agents/{id}/triggers/{trigger_id}") => json!({"description": "changed"}),
         ("POST", "/v1/agents/{id}/triggers/{trigger_id}/pause") => json!({}),
+        ("POST", "/v1/subscriptions") => json!({"url": "http://127.0.0.1:9/other", "events": ["run.failed"]}),
         ("POST", "/v1/agents/{id}/schedules") => json!({"name": "new-schedule", "cron": "0 4 * * *"}),
         ("PATCH", "/v1/agents/{id}/schedules/{schedule_id}") => json!({"description": "changed"}),
         ("POST", "/v1/agents/{id}/schedules/{schedule_id}/pause") => json!({}),
@@ -237,8 +243,9 @@ async fn snapshot(s: &TestServer, w: &World) -> Value {
     let (_, readme) = s.get(&format!("/v1/agents/{}/files/content?path=readme.md", w.agent_id), &w.owner.key).await;
     let (_, triggers) = s.get(&format!("/v1/agents/{}/triggers", w.agent_id), &w.owner.key).await;
     let (_, schedules) = s.get(&format!("/v1/agents/{}/schedules", w.agent_id), &w.owner.key).await;
+    let (_, subscriptions) = s.get("/v1/subscriptions", &w.owner.key).await;
     json!({"agent": agent, "agents": agents, "keys": keys, "grants": grants, "sandbox": sandbox, "vaults": vaults, "providers": providers,
-           "sources": sources, "environments": environments, "files": files, "readme": readme, "triggers": triggers, "schedules": schedules})
+           "sources": sources, "environments": environments, "files": files, "readme": readme, "triggers": triggers, "schedules": schedules, "subscriptions": subscriptions})
 }
 
 async fn run(backend: Backend) {

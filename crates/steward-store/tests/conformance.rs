@@ -90,6 +90,7 @@ conformance!(
     a_delivery_id_starts_one_run_even_when_sent_concurrently,
     trigger_state_errors_and_names,
     a_due_time_fires_once_when_replicas_race,
+    deliveries_are_claimed_by_one_replica_and_retried,
     destroy_sandbox_removes_its_vaults_and_providers,
 );
 

@@ -13,6 +13,7 @@ pub mod sandboxes;
 pub mod schedules;
 pub mod sessions;
 pub mod sources;
+pub mod subscriptions;
 pub mod system;
 pub mod triggers;
 pub mod vaults;

@@ -95,3 +95,44 @@ pub(crate) async fn a_due_time_fires_once_when_replicas_race(store: Store, _cloc
     let s = store.schedule(&s.id).await.unwrap().unwrap();
     assert_eq!((s.next_fire_at, s.fire_count), (next, 1));
 }
+
+pub(crate) async fn deliveries_are_claimed_by_one_replica_and_retried(store: Store, clock: ManualClock) {
+    let (sbx, agent, _) = agent_with_trigger(&store).await;
+    let sub = steward_store::Subscription {
+        id: steward_core::ids::SubscriptionId::generate(),
+        sandbox_id: sbx.clone(),
+        agent_id: None,
+        url: "http://127.0.0.1:9/hook".into(),
+        events: vec!["run.completed".into()],
+        created_at: START_MS,
+    };
+    store.create_subscription(&sub, "sealed").await.unwrap();
+    assert_eq!(store.enqueue_notification(&sbx, &agent, "run.failed", "{}").await.unwrap(), 0, "not subscribed");
+    for _ in 0..10 {
+        assert_eq!(store.enqueue_notification(&sbx, &agent, "run.completed", "{}").await.unwrap(), 1);
+    }
+    // Three replicas claim at once: every delivery goes to exactly one of them.
+    let mut set = JoinSet::new();
+    for r in 0..3 {
+        let store = store.clone();
+        set.spawn(async move { store.claim_deliveries(&format!("replica-{r}"), START_MS + 60_000, 32).await.unwrap() });
+    }
+    let mut ids = Vec::new();
+    while let Some(r) = set.join_next().await {
+        ids.extend(r.unwrap().into_iter().map(|d| d.id.to_string()));
+    }
+    let unique: BTreeSet<_> = ids.iter().cloned().collect();
+    assert_eq!((ids.len(), unique.len()), (10, 10), "{ids:?}");
+    // Leased: nobody else gets them until the lease ends or an attempt is recorded.
+    assert!(store.claim_deliveries("late", START_MS + 60_000, 32).await.unwrap().is_empty());
+    let first = steward_core::ids::DeliveryId::from_trusted(ids[0].clone());
+    store.record_attempt(&first, 1, Some(500), 12, Some("HTTP 500"), Some("oops"), false, Some(START_MS + 1_000)).await.unwrap();
+    assert!(store.claim_deliveries("early", START_MS + 60_000, 32).await.unwrap().is_empty(), "not before its backoff");
+    clock.advance_ms(1_000);
+    let again = store.claim_deliveries("retry", START_MS + 61_000, 32).await.unwrap();
+    assert_eq!((again.len(), again[0].attempts), (1, 1));
+    store.record_attempt(&first, 2, Some(200), 8, None, Some("ok"), true, None).await.unwrap();
+    let attempts = store.attempts(&sub.id, 10).await.unwrap();
+    assert_eq!(attempts.iter().map(|a| a.status_code).collect::<Vec<_>>(), vec![Some(200), Some(500)]);
+    assert!(attempts.iter().all(|a| a.status == "delivered"));
+}
