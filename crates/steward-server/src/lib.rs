@@ -193,6 +193,16 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(compat::balance))
         .routes(routes!(compat::send_message, compat::read_messages))
         .routes(routes!(compat::conversations))
+        .routes(routes!(compat::list_schedules, compat::create_schedule))
+        .routes(routes!(compat::get_schedule, compat::update_schedule, compat::delete_schedule))
+        .routes(routes!(compat::pause_schedule))
+        .routes(routes!(compat::resume_schedule))
+        .routes(routes!(compat::toggle_schedule))
+        .routes(routes!(compat::schedule_executions))
+        .routes(routes!(compat::list_triggers, compat::create_trigger))
+        .routes(routes!(compat::get_trigger, compat::update_trigger, compat::delete_trigger))
+        .routes(routes!(compat::pause_trigger))
+        .routes(routes!(compat::resume_trigger))
 }
 
 /// The OpenAPI document of every route.

@@ -38,6 +38,7 @@ const OWNER_ONLY: &[(&str, &str)] = &[
     ("DELETE", "/v1/vaults/{id}"),
     ("DELETE", "/v1/sources/{id}"),
     ("DELETE", "/v1/agents/{id}/triggers/{trigger_id}"),
+    ("DELETE", "/v1/agent/{id}/triggers/{trigger_id}"),
 ];
 
 struct World {
@@ -201,13 +202,19 @@ fn body(method: &str, template: &str, w: &World) -> Option<Value> {
         ("PATCH", "/v1/environments/{id}") => json!({"description": "changed"}),
         ("PUT", "/v1/agents/{id}/files/content") => json!("overwritten"),
         ("POST", "/v1/agents/{id}/files/move") => json!({"from": "readme.md", "to": "moved.md"}),
-        ("POST", "/v1/agents/{id}/triggers") => json!({"name": "new-trigger"}),
-        ("PATCH", "/v1/agents/{id}/triggers/{trigger_id}") => json!({"description": "changed"}),
-        ("POST", "/v1/agents/{id}/triggers/{trigger_id}/pause") => json!({}),
+        ("POST", "/v1/agents/{id}/triggers") | ("POST", "/v1/agent/{id}/triggers") => json!({"name": "new-trigger"}),
+        ("PATCH", "/v1/agents/{id}/triggers/{trigger_id}") | ("PATCH", "/v1/agent/{id}/triggers/{trigger_id}") => {
+            json!({"description": "changed"})
+        }
+        ("POST", "/v1/agents/{id}/triggers/{trigger_id}/pause") | ("POST", "/v1/agent/{id}/triggers/{trigger_id}/pause") => json!({}),
         ("POST", "/v1/subscriptions") => json!({"url": "http://127.0.0.1:9/other", "events": ["run.failed"]}),
-        ("POST", "/v1/agents/{id}/schedules") => json!({"name": "new-schedule", "cron": "0 4 * * *"}),
-        ("PATCH", "/v1/agents/{id}/schedules/{schedule_id}") => json!({"description": "changed"}),
-        ("POST", "/v1/agents/{id}/schedules/{schedule_id}/pause") => json!({}),
+        ("POST", "/v1/agents/{id}/schedules") | ("POST", "/v1/agent/{id}/schedules") => {
+            json!({"name": "new-schedule", "cron": "0 4 * * *"})
+        }
+        ("PATCH", "/v1/agents/{id}/schedules/{schedule_id}") | ("PATCH", "/v1/agent/{id}/schedules/{schedule_id}") => {
+            json!({"description": "changed"})
+        }
+        ("POST", "/v1/agents/{id}/schedules/{schedule_id}/pause") | ("POST", "/v1/agent/{id}/schedules/{schedule_id}/pause") => json!({}),
         ("POST", "/v1/auth/email/start") | ("POST", "/v1/auth/email/verify") => return None,
         _ => {
             let _ = w;

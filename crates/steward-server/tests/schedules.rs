@@ -143,3 +143,22 @@ async fn bad_schedules_are_refused_naming_the_field() {
     let (_, v) = s.get(&format!("/v1/agents/{agent}/schedules"), &u.key).await;
     assert_eq!(v["data"].as_array().unwrap().len(), 1, "nothing half-created: {v}");
 }
+
+#[tokio::test]
+async fn the_per_agent_compat_paths_reach_the_same_schedules_and_triggers() {
+    let fake = FakeModel::start(|_, _| Reply::Text("ok".into())).await;
+    let s = TestServer::start().await;
+    let (u, agent) = setup(&s, &fake).await;
+    let (st, sch) = s.post(&format!("/v1/agent/{agent}/schedules"), &u.key, json!({"name": "nightly", "cron": "0 3 * * *"})).await;
+    assert_eq!(st, StatusCode::CREATED, "{sch}");
+    let sid = sch["id"].as_str().unwrap();
+    let (_, same) = s.get(&format!("/v1/agents/{agent}/schedules/{sid}"), &u.key).await;
+    assert_eq!(same["cron"], "0 3 * * *");
+    let (st, v) = s.call(Method::POST, &format!("/v1/agent/{agent}/schedules/{sid}/toggle"), Some(&u.key), None).await;
+    assert_eq!((st, v["state"].as_str()), (StatusCode::OK, Some("paused")), "{v}");
+    let (st, t) = s.post(&format!("/v1/agent/{agent}/triggers"), &u.key, json!({"name": "hook"})).await;
+    assert_eq!(st, StatusCode::CREATED, "{t}");
+    assert!(t["secret"].as_str().unwrap().starts_with("whsec_"));
+    let (_, listed) = s.get(&format!("/v1/agents/{agent}/triggers"), &u.key).await;
+    assert_eq!(listed["data"][0]["id"], t["id"]);
+}

@@ -3,8 +3,11 @@
 //! OpenAPI document (generated per handler) lists the path.
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::{Map, Value};
 
 use crate::AppState;
 use crate::auth::Caller;
@@ -13,6 +16,7 @@ use crate::extract::{ApiJson, ApiQuery};
 use crate::routes::Deleted;
 use crate::routes::Page;
 use crate::routes::agents::{self, AgentView, CreateAgent, ListAgents, Ready, SetBalance, SetStatus, Summary, UpdateAgent};
+use crate::routes::{schedules, triggers};
 
 /// Same as `POST /v1/agents`.
 #[utoipa::path(post, path = "/v1/agent/create", tag = "compat", request_body = CreateAgent,
@@ -128,4 +132,137 @@ pub async fn conversations(
     q: ApiQuery<crate::routes::sessions::EndUserQuery>,
 ) -> ApiResult<Json<crate::routes::messages::ConversationsView>> {
     crate::routes::messages::conversations(s, c, h, p, q).await
+}
+
+// §11 schedules and triggers under the per-agent style.
+/// Same as `GET /v1/agents/{id}/schedules`.
+#[utoipa::path(get, path = "/v1/agent/{id}/schedules", tag = "compat", params(("id" = String, Path)),
+    responses((status = 200, description = "as the non-compat path"), (status = 404, body = ErrorBody)))]
+pub async fn list_schedules(s: State<AppState>, c: Caller, p: Path<String>) -> ApiResult<Json<Value>> {
+    schedules::list(s, c, p).await
+}
+
+/// Same as `POST /v1/agents/{id}/schedules`.
+#[utoipa::path(post, path = "/v1/agent/{id}/schedules", tag = "compat", params(("id" = String, Path)), request_body = schedules::CreateSchedule,
+    responses((status = 201, body = schedules::ScheduleView), (status = 400, body = ErrorBody)))]
+pub async fn create_schedule(
+    s: State<AppState>,
+    c: Caller,
+    p: Path<String>,
+    b: ApiJson<Map<String, Value>>,
+) -> ApiResult<(StatusCode, Json<schedules::ScheduleView>)> {
+    schedules::create(s, c, p, b).await
+}
+
+/// Same as `GET /v1/agents/{id}/schedules/{schedule_id}`.
+#[utoipa::path(get, path = "/v1/agent/{id}/schedules/{schedule_id}", tag = "compat", params(("id" = String, Path), ("schedule_id" = String, Path)),
+    responses((status = 200, body = schedules::ScheduleView), (status = 404, body = ErrorBody)))]
+pub async fn get_schedule(s: State<AppState>, c: Caller, p: Path<(String, String)>) -> ApiResult<Json<schedules::ScheduleView>> {
+    schedules::get(s, c, p).await
+}
+
+/// Same as `PATCH /v1/agents/{id}/schedules/{schedule_id}`.
+#[utoipa::path(patch, path = "/v1/agent/{id}/schedules/{schedule_id}", tag = "compat", params(("id" = String, Path), ("schedule_id" = String, Path)), request_body = schedules::CreateSchedule,
+    responses((status = 200, body = schedules::ScheduleView), (status = 400, body = ErrorBody)))]
+pub async fn update_schedule(
+    s: State<AppState>,
+    c: Caller,
+    p: Path<(String, String)>,
+    b: ApiJson<Map<String, Value>>,
+) -> ApiResult<Json<schedules::ScheduleView>> {
+    schedules::update(s, c, p, b).await
+}
+
+/// Same as `DELETE /v1/agents/{id}/schedules/{schedule_id}`.
+#[utoipa::path(delete, path = "/v1/agent/{id}/schedules/{schedule_id}", tag = "compat", params(("id" = String, Path), ("schedule_id" = String, Path)),
+    responses((status = 200, body = Deleted), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete_schedule(s: State<AppState>, c: Caller, p: Path<(String, String)>) -> ApiResult<Json<Deleted>> {
+    schedules::delete(s, c, p).await
+}
+
+/// Same as `POST /v1/agents/{id}/schedules/{schedule_id}/pause`.
+#[utoipa::path(post, path = "/v1/agent/{id}/schedules/{schedule_id}/pause", tag = "compat", params(("id" = String, Path), ("schedule_id" = String, Path)), request_body = schedules::PauseSchedule,
+    responses((status = 200, body = schedules::ScheduleView), (status = 400, body = ErrorBody)))]
+pub async fn pause_schedule(
+    s: State<AppState>,
+    c: Caller,
+    p: Path<(String, String)>,
+    b: Bytes,
+) -> ApiResult<Json<schedules::ScheduleView>> {
+    schedules::pause(s, c, p, b).await
+}
+
+/// Same as `POST /v1/agents/{id}/schedules/{schedule_id}/resume`.
+#[utoipa::path(post, path = "/v1/agent/{id}/schedules/{schedule_id}/resume", tag = "compat", params(("id" = String, Path), ("schedule_id" = String, Path)),
+    responses((status = 200, body = schedules::ScheduleView), (status = 404, body = ErrorBody)))]
+pub async fn resume_schedule(s: State<AppState>, c: Caller, p: Path<(String, String)>) -> ApiResult<Json<schedules::ScheduleView>> {
+    schedules::resume(s, c, p).await
+}
+
+/// Same as `POST /v1/agents/{id}/schedules/{schedule_id}/toggle`.
+#[utoipa::path(post, path = "/v1/agent/{id}/schedules/{schedule_id}/toggle", tag = "compat", params(("id" = String, Path), ("schedule_id" = String, Path)),
+    responses((status = 200, body = schedules::ScheduleView), (status = 404, body = ErrorBody)))]
+pub async fn toggle_schedule(s: State<AppState>, c: Caller, p: Path<(String, String)>) -> ApiResult<Json<schedules::ScheduleView>> {
+    schedules::toggle(s, c, p).await
+}
+
+/// Same as `GET /v1/agents/{id}/schedules/{schedule_id}/executions`.
+#[utoipa::path(get, path = "/v1/agent/{id}/schedules/{schedule_id}/executions", tag = "compat", params(("id" = String, Path), ("schedule_id" = String, Path)),
+    responses((status = 200, description = "as the non-compat path"), (status = 404, body = ErrorBody)))]
+pub async fn schedule_executions(s: State<AppState>, c: Caller, p: Path<(String, String)>) -> ApiResult<Json<Value>> {
+    schedules::executions(s, c, p).await
+}
+
+/// Same as `GET /v1/agents/{id}/triggers`.
+#[utoipa::path(get, path = "/v1/agent/{id}/triggers", tag = "compat", params(("id" = String, Path)),
+    responses((status = 200, description = "as the non-compat path"), (status = 404, body = ErrorBody)))]
+pub async fn list_triggers(s: State<AppState>, c: Caller, p: Path<String>) -> ApiResult<Json<Value>> {
+    triggers::list(s, c, p).await
+}
+
+/// Same as `POST /v1/agents/{id}/triggers`.
+#[utoipa::path(post, path = "/v1/agent/{id}/triggers", tag = "compat", params(("id" = String, Path)), request_body = triggers::CreateTrigger,
+    responses((status = 201, body = triggers::CreatedTrigger), (status = 400, body = ErrorBody)))]
+pub async fn create_trigger(s: State<AppState>, c: Caller, p: Path<String>, b: ApiJson<Map<String, Value>>) -> ApiResult<Response> {
+    triggers::create(s, c, p, b).await
+}
+
+/// Same as `GET /v1/agents/{id}/triggers/{trigger_id}`.
+#[utoipa::path(get, path = "/v1/agent/{id}/triggers/{trigger_id}", tag = "compat", params(("id" = String, Path), ("trigger_id" = String, Path)),
+    responses((status = 200, body = triggers::TriggerView), (status = 404, body = ErrorBody)))]
+pub async fn get_trigger(s: State<AppState>, c: Caller, p: Path<(String, String)>) -> ApiResult<Json<triggers::TriggerView>> {
+    triggers::get(s, c, p).await
+}
+
+/// Same as `PATCH /v1/agents/{id}/triggers/{trigger_id}`.
+#[utoipa::path(patch, path = "/v1/agent/{id}/triggers/{trigger_id}", tag = "compat", params(("id" = String, Path), ("trigger_id" = String, Path)), request_body = triggers::CreateTrigger,
+    responses((status = 200, body = triggers::TriggerView), (status = 400, body = ErrorBody)))]
+pub async fn update_trigger(
+    s: State<AppState>,
+    c: Caller,
+    p: Path<(String, String)>,
+    b: ApiJson<Map<String, Value>>,
+) -> ApiResult<Json<triggers::TriggerView>> {
+    triggers::update(s, c, p, b).await
+}
+
+/// Same as `DELETE /v1/agents/{id}/triggers/{trigger_id}`.
+#[utoipa::path(delete, path = "/v1/agent/{id}/triggers/{trigger_id}", tag = "compat", params(("id" = String, Path), ("trigger_id" = String, Path)),
+    responses((status = 200, body = Deleted), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete_trigger(s: State<AppState>, c: Caller, p: Path<(String, String)>) -> ApiResult<Json<Deleted>> {
+    triggers::delete(s, c, p).await
+}
+
+/// Same as `POST /v1/agents/{id}/triggers/{trigger_id}/pause`.
+#[utoipa::path(post, path = "/v1/agent/{id}/triggers/{trigger_id}/pause", tag = "compat", params(("id" = String, Path), ("trigger_id" = String, Path)), request_body = triggers::Pause,
+    responses((status = 200, body = triggers::TriggerView), (status = 400, body = ErrorBody)))]
+pub async fn pause_trigger(s: State<AppState>, c: Caller, p: Path<(String, String)>, b: Bytes) -> ApiResult<Json<triggers::TriggerView>> {
+    triggers::pause(s, c, p, b).await
+}
+
+/// Same as `POST /v1/agents/{id}/triggers/{trigger_id}/resume`.
+#[utoipa::path(post, path = "/v1/agent/{id}/triggers/{trigger_id}/resume", tag = "compat", params(("id" = String, Path), ("trigger_id" = String, Path)),
+    responses((status = 200, body = triggers::TriggerView), (status = 404, body = ErrorBody)))]
+pub async fn resume_trigger(s: State<AppState>, c: Caller, p: Path<(String, String)>) -> ApiResult<Json<triggers::TriggerView>> {
+    triggers::resume(s, c, p).await
 }
