@@ -162,10 +162,12 @@ impl Runtime {
         let mut heartbeat = tokio::time::interval(c.heartbeat);
         let mut poll = tokio::time::interval(c.poll);
         let mut reap = tokio::time::interval(c.stale_after / 3);
-        let mut schedules = tokio::time::interval(c.schedule_poll);
+        // The scheduler sleeps until the earliest due time (at most `schedule_poll`, which also
+        // covers schedules created on other replicas), so lateness is a query, not a poll.
+        let schedules = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(schedules);
         let mut notifications = tokio::time::interval(c.notify_poll);
         notifications.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        schedules.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = self.inner.shutdown.cancelled() => return,
@@ -181,10 +183,18 @@ impl Runtime {
                 _ = notifications.tick() => {
                     self.deliver_notifications().await;
                 }
-                _ = schedules.tick() => {
+                _ = &mut schedules => {
                     if let Err(e) = self.schedule_tick().await {
                         tracing::warn!(error = %e, "cannot fire due schedules");
                     }
+                    let poll_ms = c.schedule_poll.as_millis() as i64;
+                    let wait_ms = match self.inner.store.next_due().await {
+                        // Still due after a tick: more than one batch, or a failing row; don't spin.
+                        Ok(Some(due)) if due <= self.inner.clock.now_ms() => 10.min(poll_ms),
+                        Ok(Some(due)) => (due - self.inner.clock.now_ms()).min(poll_ms),
+                        _ => poll_ms,
+                    };
+                    schedules.as_mut().reset(tokio::time::Instant::now() + Duration::from_millis(wait_ms as u64));
                 }
                 _ = reap.tick() => {
                     // Runs of any process whose heartbeat went stale.
