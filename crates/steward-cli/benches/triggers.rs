@@ -5,7 +5,8 @@
 //! 1. **Webhooks.** 64 senders POST signed deliveries (a unique `Steward-Delivery` each) to one
 //!    trigger for `BENCH_SECS` (default 20) seconds; reports `202`s per second overall and over
 //!    the first 2 s, p50/p99 latency and the answers that were not `202`. The queued runs really
-//!    execute against the instant fake model, on the same cores as the server and the senders.
+//!    execute against the instant fake model, on the same cores as the server and the senders;
+//!    after the senders stop, it reports how long the remaining runs took to finish.
 //! 2. **Schedules.** 20 every-second schedules fire for `BENCH_FIRE_SECS` (default 10) seconds
 //!    and their lateness (`fired_at - scheduled_at`) and missing or doubled due seconds are
 //!    reported; then `BENCH_SCHEDULES` (default 100,000) yearly schedules are created 64 at a
@@ -320,6 +321,34 @@ async fn webhooks(b: &Bench, secs: u64) {
     let elapsed = started.elapsed().as_secs_f64();
     let runs = (b.model.calls.load(Ordering::Relaxed) - calls_before) / 2;
     report_webhooks(&all, elapsed, runs);
+    let started_runs = all.iter().filter(|s| s.status == 202).count() as u64 + 1;
+    drain(&b.model.calls, started_runs).await;
+}
+
+/// Waits for every accepted run to finish (two model calls each), or reports where it stalled.
+async fn drain(calls: &AtomicU64, runs: u64) {
+    let started = Instant::now();
+    let (mut last, mut moved) = (calls.load(Ordering::Relaxed), Instant::now());
+    loop {
+        let now = calls.load(Ordering::Relaxed);
+        if now >= 2 * runs {
+            println!("  all {runs} runs finished {:.1} s after the senders stopped", started.elapsed().as_secs_f64());
+            return;
+        }
+        if now != last {
+            (last, moved) = (now, Instant::now());
+        }
+        if moved.elapsed() > Duration::from_secs(10) || started.elapsed() > Duration::from_secs(120) {
+            println!(
+                "  STALLED: {} of {runs} runs finished ({now} model calls) {:.1} s after the senders stopped; none progressed in the last {:.1} s",
+                now / 2,
+                started.elapsed().as_secs_f64(),
+                moved.elapsed().as_secs_f64()
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 fn report_webhooks(all: &[Sample], elapsed: f64, runs: u64) {

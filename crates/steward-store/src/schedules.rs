@@ -238,8 +238,9 @@ impl Store {
         next: Option<i64>,
         fire: Fire,
     ) -> Result<Option<Execution>, StoreError> {
-        let now = self.now();
         let mut tx = self.write_tx().await?;
+        // Read after the writer slot is ours, so `fired_at` is when it really fired.
+        let now = self.now();
         let moved = sqlx::query("UPDATE schedules SET next_fire_at = $1 WHERE id = $2 AND next_fire_at = $3")
             .bind(next)
             .bind(schedule.id.as_str())
