@@ -181,7 +181,7 @@ pub async fn delete_schedule(s: State<AppState>, c: Caller, p: Path<(String, Str
 }
 
 /// Same as `POST /v1/agents/{id}/schedules/{schedule_id}/pause`.
-#[utoipa::path(post, path = "/v1/agent/{id}/schedules/{schedule_id}/pause", tag = "compat", params(("id" = String, Path), ("schedule_id" = String, Path)), request_body = schedules::PauseSchedule,
+#[utoipa::path(post, path = "/v1/agent/{id}/schedules/{schedule_id}/pause", tag = "compat", params(("id" = String, Path), ("schedule_id" = String, Path)), request_body = crate::routes::PauseBody,
     responses((status = 200, body = schedules::ScheduleView), (status = 400, body = ErrorBody)))]
 pub async fn pause_schedule(
     s: State<AppState>,
@@ -254,7 +254,7 @@ pub async fn delete_trigger(s: State<AppState>, c: Caller, p: Path<(String, Stri
 }
 
 /// Same as `POST /v1/agents/{id}/triggers/{trigger_id}/pause`.
-#[utoipa::path(post, path = "/v1/agent/{id}/triggers/{trigger_id}/pause", tag = "compat", params(("id" = String, Path), ("trigger_id" = String, Path)), request_body = triggers::Pause,
+#[utoipa::path(post, path = "/v1/agent/{id}/triggers/{trigger_id}/pause", tag = "compat", params(("id" = String, Path), ("trigger_id" = String, Path)), request_body = crate::routes::PauseBody,
     responses((status = 200, body = triggers::TriggerView), (status = 400, body = ErrorBody)))]
 pub async fn pause_trigger(s: State<AppState>, c: Caller, p: Path<(String, String)>, b: Bytes) -> ApiResult<Json<triggers::TriggerView>> {
     triggers::pause(s, c, p, b).await

@@ -20,7 +20,7 @@ pub mod vaults;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use steward_store::{Listing, PageRequest};
 use utoipa::ToSchema;
 
@@ -82,6 +82,45 @@ pub fn ts(ms: i64) -> String {
 pub struct Deleted {
     pub id: String,
     pub deleted: bool,
+}
+
+/// Body of the `…/pause` routes of triggers and schedules; the body itself is optional.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PauseBody {
+    /// RFC 3339, in the future: the pause ends by itself then.
+    pub resume_at: Option<String>,
+}
+
+/// Parses an optional pause body: `None` pauses until resumed, else the future `resume_at` in
+/// epoch ms. `what` (`trigger`, `schedule`) names the thing in the hint.
+pub fn pause_until(body: &[u8], now: i64, what: &str) -> Result<Option<i64>, ApiError> {
+    let body: PauseBody = if body.iter().all(u8::is_ascii_whitespace) {
+        PauseBody::default()
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("the body must be {{\"resume_at\": \"<RFC 3339>\"}} or empty: {e}")))?
+    };
+    let Some(raw) = body.resume_at else { return Ok(None) };
+    let at = chrono::DateTime::parse_from_rfc3339(&raw)
+        .map_err(|_| {
+            ApiError::invalid(
+                "resume_at",
+                format!("`{}` is not an RFC 3339 time like 2026-11-24T09:00:00+01:00", steward_core::ids::shorten(&raw)),
+            )
+        })?
+        .timestamp_millis();
+    if at <= now {
+        return Err(ApiError::invalid("resume_at", format!("is in the past; give a future time, or resume the {what} now with …/resume")));
+    }
+    Ok(Some(at))
+}
+
+/// A fresh webhook signing secret: `whsec_` and 256 random bits, base64url.
+pub fn signing_secret() -> String {
+    let mut raw = [0u8; 32];
+    rand::fill(&mut raw);
+    format!("whsec_{}", B64.encode(raw))
 }
 
 /// Marks a response whose body holds a secret shown only once, so the idempotency layer

@@ -23,7 +23,7 @@ use crate::auth::{Caller, Need};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiJson;
 use crate::routes::agents::load;
-use crate::routes::{Deleted, ts};
+use crate::routes::{Deleted, PauseBody, pause_until, ts};
 
 /// A schedule.
 #[derive(Debug, Serialize, ToSchema)]
@@ -177,14 +177,6 @@ pub async fn delete(State(state): State<AppState>, caller: Caller, Path((id, sid
     Ok(Json(Deleted { id: s.id.to_string(), deleted: true }))
 }
 
-/// Body of `…/pause`.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PauseSchedule {
-    /// RFC 3339, in the future: the schedule resumes by itself then.
-    pub resume_at: Option<String>,
-}
-
 async fn set_paused(state: &AppState, s: &Schedule, resume_at: Option<i64>) -> ApiResult<Schedule> {
     // Paused with a resume time: the first due time after it; paused for good: none.
     let next = resume_at.and_then(|at| s.config.next_fire_after(at - 1));
@@ -197,7 +189,7 @@ async fn set_active(state: &AppState, s: &Schedule) -> ApiResult<Schedule> {
 }
 
 /// Pauses a schedule, optionally until `resume_at` (body optional).
-#[utoipa::path(post, path = "/v1/agents/{id}/schedules/{schedule_id}/pause", tag = "schedules", params(("id" = String, Path), ("schedule_id" = String, Path)), request_body = PauseSchedule,
+#[utoipa::path(post, path = "/v1/agents/{id}/schedules/{schedule_id}/pause", tag = "schedules", params(("id" = String, Path), ("schedule_id" = String, Path)), request_body = PauseBody,
     responses((status = 200, body = ScheduleView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn pause(
     State(state): State<AppState>,
@@ -207,29 +199,7 @@ pub async fn pause(
 ) -> ApiResult<Json<ScheduleView>> {
     let (_, s) = load_schedule(&state, &caller, &id, &sid, Need::Write).await?;
     let now = state.clock.now_ms();
-    let body: PauseSchedule = if body.iter().all(u8::is_ascii_whitespace) {
-        PauseSchedule::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request(format!("the body must be {{\"resume_at\": \"<RFC 3339>\"}} or empty: {e}")))?
-    };
-    let resume_at = match body.resume_at {
-        None => None,
-        Some(raw) => {
-            let at = chrono::DateTime::parse_from_rfc3339(&raw)
-                .map_err(|_| {
-                    ApiError::invalid(
-                        "resume_at",
-                        format!("`{}` is not an RFC 3339 time like 2026-11-24T09:00:00+01:00", steward_core::ids::shorten(&raw)),
-                    )
-                })?
-                .timestamp_millis();
-            if at <= now {
-                return Err(ApiError::invalid("resume_at", "is in the past; give a future time, or resume the schedule now with …/resume"));
-            }
-            Some(at)
-        }
-    };
+    let resume_at = pause_until(&body, now, "schedule")?;
     Ok(Json(view(set_paused(&state, &s, resume_at).await?, now)))
 }
 

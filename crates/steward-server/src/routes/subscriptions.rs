@@ -7,7 +7,6 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use steward_core::ids::{AgentId, SubscriptionId};
@@ -18,7 +17,7 @@ use crate::AppState;
 use crate::auth::{Caller, Need};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery};
-use crate::routes::{Deleted, NoReplay, ts};
+use crate::routes::{Deleted, NoReplay, signing_secret, ts};
 
 /// The events a subscription can ask for.
 pub const EVENTS: &[&str] = &["run.completed", "run.failed", "agent.error"];
@@ -151,9 +150,7 @@ pub async fn create(State(state): State<AppState>, caller: Caller, ApiJson(body)
         events,
         created_at: state.clock.now_ms(),
     };
-    let mut raw = [0u8; 32];
-    rand::fill(&mut raw);
-    let secret = format!("whsec_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw));
+    let secret = signing_secret();
     let sealed = state.vault.encrypt(sub.sandbox_id.as_str(), sub.id.as_str(), &secret);
     state.store.create_subscription(&sub, &sealed).await?;
     let no_replay = NoReplay(format!("this Idempotency-Key already created subscription {}; its secret is shown only once", sub.id));

@@ -24,7 +24,6 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
 use hmac::{KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -41,7 +40,7 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiJson;
 use crate::routes::agents::load;
 use crate::routes::sessions::{check_accepts_work, check_provider};
-use crate::routes::{Deleted, NoReplay, ts};
+use crate::routes::{Deleted, NoReplay, PauseBody, pause_until, signing_secret, ts};
 
 /// How far a delivery's timestamp may be from the server's clock.
 pub const REPLAY_WINDOW_SECS: i64 = 300;
@@ -149,9 +148,7 @@ pub async fn create(
     let config = TriggerConfig::from_json(Value::Object(body))?;
     check_template(&config)?;
     let trigger_id = TriggerId::generate();
-    let mut raw = [0u8; 32];
-    rand::fill(&mut raw);
-    let secret = format!("whsec_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw));
+    let secret = signing_secret();
     let sealed = state.vault.encrypt(agent.sandbox_id.as_str(), trigger_id.as_str(), &secret);
     let trigger = state.store.create_trigger(&trigger_id, &agent.sandbox_id, &agent.id, config, &sealed).await.map_err(|e| match e {
         StoreError::Conflict(m) => ApiError::conflict(m).with_param("name"),
@@ -209,16 +206,8 @@ pub async fn delete(State(state): State<AppState>, caller: Caller, Path((id, tid
     Ok(Json(Deleted { id: t.id.to_string(), deleted: true }))
 }
 
-/// Body of `…/pause`.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Pause {
-    /// RFC 3339; the trigger resumes by itself then. Must be in the future.
-    pub resume_at: Option<String>,
-}
-
 /// Pauses a trigger (deliveries get 409 and start nothing), optionally until `resume_at`.
-#[utoipa::path(post, path = "/v1/agents/{id}/triggers/{trigger_id}/pause", tag = "triggers", params(("id" = String, Path), ("trigger_id" = String, Path)), request_body = Pause,
+#[utoipa::path(post, path = "/v1/agents/{id}/triggers/{trigger_id}/pause", tag = "triggers", params(("id" = String, Path), ("trigger_id" = String, Path)), request_body = PauseBody,
     responses((status = 200, body = TriggerView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn pause(
     State(state): State<AppState>,
@@ -229,29 +218,7 @@ pub async fn pause(
     let (_, t) = load_trigger(&state, &caller, &id, &tid, Need::Write).await?;
     let now = state.clock.now_ms();
     // The body is optional: none (or `{}`) pauses until resumed.
-    let body: Pause = if body.iter().all(u8::is_ascii_whitespace) {
-        Pause::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request(format!("the body must be {{\"resume_at\": \"<RFC 3339>\"}} or empty: {e}")))?
-    };
-    let resume_at = match body.resume_at {
-        None => None,
-        Some(raw) => {
-            let at = chrono::DateTime::parse_from_rfc3339(&raw)
-                .map_err(|_| {
-                    ApiError::invalid(
-                        "resume_at",
-                        format!("`{}` is not an RFC 3339 time like 2026-11-24T09:00:00+01:00", steward_core::ids::shorten(&raw)),
-                    )
-                })?
-                .timestamp_millis();
-            if at <= now {
-                return Err(ApiError::invalid("resume_at", "is in the past; give a future time, or resume the trigger now with …/resume"));
-            }
-            Some(at)
-        }
-    };
+    let resume_at = pause_until(&body, now, "trigger")?;
     let t = state.store.set_trigger_state(&t.id, TriggerState::Paused, resume_at).await?;
     Ok(Json(view(t, now)))
 }
