@@ -14,7 +14,7 @@
 //!   (source names are unique per sandbox, so this is deterministic); the trace maps every
 //!   exposed name to its source and original name.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -200,20 +200,20 @@ impl Runtime {
             *counts.entry(safe_tool_name(&o.name)).or_default() += 1;
         }
         let mut catalog = Catalog::default();
-        let mut used: BTreeMap<String, ()> = BTreeMap::new();
+        let mut used: BTreeSet<String> = BTreeSet::new();
         let mut entries = Vec::new();
         for (i, o) in kept {
             let safe = safe_tool_name(&o.name);
             let mut exposed = if counts[&safe] > 1 { safe_tool_name(&format!("{}__{}", results[i].source_name, safe)) } else { safe };
             let mut n = 2;
-            while used.contains_key(&exposed) {
+            while used.contains(&exposed) {
                 let suffix = format!("_{n}");
                 let mut base = exposed.clone();
                 base.truncate(MAX_TOOL_NAME - suffix.len());
                 exposed = format!("{base}{suffix}");
                 n += 1;
             }
-            used.insert(exposed.clone(), ());
+            used.insert(exposed.clone());
             entries.push(json!({"name": exposed, "source": results[i].source_name, "tool": o.name}));
             catalog.push(Some(exposed), o.tool);
         }
