@@ -10,6 +10,7 @@ pub mod clock;
 pub mod environment;
 pub mod error;
 pub mod ids;
+pub mod integration;
 pub mod keys;
 pub mod provider;
 pub mod schedule;
