@@ -13,6 +13,7 @@ pub mod conversation;
 pub mod engine;
 pub mod mcp;
 pub mod notify;
+pub mod oauth;
 pub mod providers;
 pub mod resolve;
 pub mod sandbox;
