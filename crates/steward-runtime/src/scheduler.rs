@@ -8,9 +8,9 @@
 //! schedule moves to its next time after now; with `fire_once` it fires once (for the oldest
 //! missed time) and then moves on — never once per missed occurrence.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
-use steward_core::agent::AgentState;
+use steward_core::agent::{Agent, AgentState};
 use steward_core::ids::SessionId;
 use steward_core::schedule::MissedPolicy;
 use steward_store::{Fire, NewSession, Schedule, StoreError};
@@ -26,36 +26,50 @@ fn rfc3339(ms: i64) -> String {
 
 impl Runtime {
     /// Handles every due schedule once; returns the number of due times this replica fired,
-    /// skipped or recorded as errors.
+    /// skipped or recorded as errors. Everything due at this tick is fired in one transaction.
     pub async fn schedule_tick(&self) -> Result<usize, StoreError> {
         let store = &self.inner.store;
         let now = self.inner.clock.now_ms();
-        let mut handled = 0;
-        for s in store.due_schedules(now, 200).await? {
+        let due = store.due_schedules(now, 200).await?;
+        let mut agents = HashMap::new();
+        let mut fires = Vec::with_capacity(due.len());
+        for s in &due {
             let Some(scheduled_at) = s.next_fire_at else { continue };
             let missed = now - scheduled_at > MISSED_AFTER_MS;
             let next = if missed { s.config.next_fire_after(now) } else { s.config.next_fire_after(scheduled_at) };
-            let fire = if missed && s.config.missed == MissedPolicy::Skip { Fire::Skip } else { self.plan(&s, scheduled_at, now).await? };
-            if let Some(execution) = store.fire_schedule(&s, scheduled_at, next, fire).await? {
-                handled += 1;
-                if let Some(session) = execution.session_id {
-                    self.kick(&SessionId::from_trusted(session));
+            let fire = if missed && s.config.missed == MissedPolicy::Skip {
+                Fire::Skip
+            } else {
+                if !agents.contains_key(&s.agent_id) {
+                    agents.insert(s.agent_id.clone(), store.agent(&s.agent_id).await?);
                 }
+                Self::plan(agents[&s.agent_id].as_ref(), s, scheduled_at, now)
+            };
+            fires.push((s, scheduled_at, next, fire));
+        }
+        if fires.is_empty() {
+            return Ok(0);
+        }
+        let mut handled = 0;
+        for execution in store.fire_schedules(fires).await?.into_iter().flatten() {
+            handled += 1;
+            if let Some(session) = execution.session_id {
+                self.kick(&SessionId::from_trusted(session));
             }
         }
         Ok(handled)
     }
 
     /// What firing `s` at `scheduled_at` means: a run, or the reason it cannot start.
-    async fn plan(&self, s: &Schedule, scheduled_at: i64, now: i64) -> Result<Fire, StoreError> {
-        let Some(agent) = self.inner.store.agent(&s.agent_id).await? else {
-            return Ok(Fire::Error("the agent no longer exists".into()));
+    fn plan(agent: Option<&Agent>, s: &Schedule, scheduled_at: i64, now: i64) -> Fire {
+        let Some(agent) = agent else {
+            return Fire::Error("the agent no longer exists".into());
         };
         if agent.archived_at.is_some() {
-            return Ok(Fire::Error("the agent is archived".into()));
+            return Fire::Error("the agent is archived".into());
         }
         if agent.state != AgentState::Active {
-            return Ok(Fire::Error(format!("the agent is {}; resume it to let the schedule start runs", agent.state.as_str())));
+            return Fire::Error(format!("the agent is {}; resume it to let the schedule start runs", agent.state.as_str()));
         }
         let ctx = minijinja::context! {
             scheduled_at => rfc3339(scheduled_at),
@@ -64,7 +78,7 @@ impl Runtime {
         };
         let text = match crate::template::render_with(&s.config.input_template, ctx) {
             Ok(t) => t,
-            Err(e) => return Ok(Fire::Error(e)),
+            Err(e) => return Fire::Error(e),
         };
         let input = serde_json::json!([{"role": "user", "content": text, "schedule": {"id": s.id, "scheduled_at": rfc3339(scheduled_at)}}]);
         let new = NewSession {
@@ -75,6 +89,6 @@ impl Runtime {
             counterparty: Some(format!("schedule:{}", s.config.name)),
             metadata: BTreeMap::from([("schedule_id".to_owned(), s.id.to_string()), ("scheduled_at".to_owned(), rfc3339(scheduled_at))]),
         };
-        Ok(Fire::Start { new, input })
+        Fire::Start { new, input }
     }
 }

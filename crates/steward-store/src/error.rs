@@ -22,6 +22,9 @@ pub enum StoreError {
     /// A stored value could not be decoded (a bug or a hand-edited database).
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// A shared (group-committed) transaction failed; every member gets this copy of the error.
+    #[error("database error: {0}")]
+    Batch(String),
     /// Any other database error.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),

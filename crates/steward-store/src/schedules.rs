@@ -238,25 +238,49 @@ impl Store {
         next: Option<i64>,
         fire: Fire,
     ) -> Result<Option<Execution>, StoreError> {
+        let mut out = self.fire_schedules(vec![(schedule, scheduled_at, next, fire)]).await?;
+        Ok(out.pop().flatten())
+    }
+
+    /// [`Self::fire_schedule`] for many due times in one transaction (the scheduler fires
+    /// everything due at one tick together). Each entry is compare-and-set on its own: the
+    /// answer has one element per entry, `None` where another replica fired it first.
+    pub async fn fire_schedules(&self, fires: Vec<(&Schedule, i64, Option<i64>, Fire)>) -> Result<Vec<Option<Execution>>, StoreError> {
         let mut tx = self.write_tx().await?;
         // Read after the writer slot is ours, so `fired_at` is when it really fired.
         let now = self.now();
+        let mut out = Vec::with_capacity(fires.len());
+        for (schedule, scheduled_at, next, fire) in fires {
+            out.push(Self::fire_in(&mut tx, schedule, scheduled_at, next, fire, now).await?);
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn fire_in(
+        tx: &mut crate::WriteTx,
+        schedule: &Schedule,
+        scheduled_at: i64,
+        next: Option<i64>,
+        fire: Fire,
+        now: i64,
+    ) -> Result<Option<Execution>, StoreError> {
         let moved = sqlx::query("UPDATE schedules SET next_fire_at = $1 WHERE id = $2 AND next_fire_at = $3")
             .bind(next)
             .bind(schedule.id.as_str())
             .bind(scheduled_at)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         if moved.rows_affected() == 0 {
             return Ok(None);
         }
         let (outcome, session_id, run_id, error): (&str, Option<SessionId>, Option<String>, Option<String>) = match fire {
             Fire::Start { new, input } => {
-                let (session, run) = Self::create_session_in(&mut tx, new, Some(&input), now).await?;
+                let (session, run) = Self::create_session_in(tx, new, Some(&input), now).await?;
                 sqlx::query("UPDATE schedules SET last_fired_at = $1, fire_count = fire_count + 1 WHERE id = $2")
                     .bind(now)
                     .bind(schedule.id.as_str())
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await?;
                 ("started", Some(session.id), run.map(|r| r.id.to_string()), None)
             }
@@ -266,7 +290,7 @@ impl Store {
                     .bind(&e)
                     .bind(now)
                     .bind(schedule.id.as_str())
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await?;
                 ("error", None, None, Some(e))
             }
@@ -281,9 +305,8 @@ impl Store {
         .bind(session_id.as_ref().map(|s| s.as_str().to_owned()))
         .bind(run_id.clone())
         .bind(error.clone())
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-        tx.commit().await?;
         Ok(Some(Execution {
             schedule_id: schedule.id.clone(),
             scheduled_at,

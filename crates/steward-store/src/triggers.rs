@@ -4,7 +4,7 @@
 
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
-use steward_core::ids::{AgentId, SandboxId, SessionId, TriggerId};
+use steward_core::ids::{AgentId, RunId, SandboxId, SessionId, TriggerId};
 use steward_core::session::{Run, Session};
 use steward_core::trigger::{Trigger, TriggerConfig, TriggerState};
 
@@ -30,6 +30,19 @@ fn trigger_from(row: &AnyRow) -> Result<Trigger, StoreError> {
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
+}
+
+/// Most deliveries committed in one transaction.
+pub const MAX_BATCH: usize = 256;
+
+/// A delivery waiting for the batch writer.
+pub(crate) struct PendingDelivery {
+    trigger_id: TriggerId,
+    delivery_id: String,
+    payload: String,
+    new: NewSession,
+    input: String,
+    reply: tokio::sync::oneshot::Sender<Result<Delivery, StoreError>>,
 }
 
 /// What accepting a delivery did.
@@ -89,6 +102,15 @@ impl Store {
         })
     }
 
+    /// A trigger with its sealed secret, in one read (the inbound delivery path).
+    pub async fn trigger_with_secret(&self, id: &TriggerId) -> Result<Option<(Trigger, String)>, StoreError> {
+        let row = sqlx::query(AssertSqlSafe(format!("SELECT {COLS}, secret FROM triggers WHERE id = $1")))
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(|r| Ok((trigger_from(r)?, r.try_get("secret")?))).transpose()
+    }
+
     pub async fn trigger(&self, id: &TriggerId) -> Result<Option<Trigger>, StoreError> {
         let row = sqlx::query(AssertSqlSafe(format!("SELECT {COLS} FROM triggers WHERE id = $1")))
             .bind(id.as_str())
@@ -98,11 +120,6 @@ impl Store {
     }
 
     /// The encrypted signing secret of a trigger.
-    pub async fn trigger_secret(&self, id: &TriggerId) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query("SELECT secret FROM triggers WHERE id = $1").bind(id.as_str()).fetch_optional(&self.pool).await?;
-        Ok(row.map(|r| r.try_get("secret")).transpose()?)
-    }
-
     /// An agent's triggers, by name.
     pub async fn triggers_of(&self, agent: &AgentId) -> Result<Vec<Trigger>, StoreError> {
         let rows = sqlx::query(AssertSqlSafe(format!("SELECT {COLS} FROM triggers WHERE agent_id = $1 ORDER BY name")))
@@ -173,8 +190,11 @@ impl Store {
         Ok(())
     }
 
-    /// Accepts delivery `delivery_id` of `trigger`: in one transaction, records it, creates the
-    /// session with its first run, and counts the fire. A delivery id seen before starts nothing.
+    /// Accepts delivery `delivery_id` of `trigger`: records it, creates the session with its
+    /// first run, and counts the fire, all in one transaction. A delivery id seen before starts
+    /// nothing. Concurrent calls are *group-committed*: one writer task takes every delivery
+    /// waiting at that moment (up to [`MAX_BATCH`]) and commits them in one transaction, so
+    /// throughput does not pay one commit per delivery. The answer comes after the commit.
     pub async fn accept_delivery(
         &self,
         trigger: &Trigger,
@@ -183,56 +203,104 @@ impl Store {
         new: NewSession,
         input: &serde_json::Value,
     ) -> Result<Delivery, StoreError> {
-        let now = self.now();
-        let mut tx = self.write_tx().await?;
-        let seen = sqlx::query("SELECT session_id, run_id FROM trigger_deliveries WHERE trigger_id = $1 AND delivery_id = $2")
-            .bind(trigger.id.as_str())
-            .bind(delivery_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if let Some(row) = seen {
-            return Ok(Delivery::Duplicate {
-                session_id: SessionId::from_trusted(row.try_get("session_id")?),
-                run_id: row.try_get("run_id")?,
-            });
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let pending = PendingDelivery {
+            trigger_id: trigger.id.clone(),
+            delivery_id: delivery_id.to_owned(),
+            payload: payload.to_owned(),
+            new,
+            input: input.to_string(),
+            reply,
+        };
+        self.delivery_batcher().send(pending).map_err(|_| StoreError::Conflict("the server is shutting down".into()))?;
+        answer.await.map_err(|_| StoreError::Conflict("the server is shutting down".into()))?
+    }
+
+    fn delivery_batcher(&self) -> &tokio::sync::mpsc::UnboundedSender<PendingDelivery> {
+        self.deliveries.get_or_init(|| {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            // The task's handle has its own (empty) batcher cell: no cycle, so the task ends
+            // when the last user handle (and with it the sender) is dropped.
+            let store = Store { deliveries: Default::default(), ..self.clone() };
+            tokio::spawn(store.run_delivery_batcher(rx));
+            tx
+        })
+    }
+
+    async fn run_delivery_batcher(self, mut rx: tokio::sync::mpsc::UnboundedReceiver<PendingDelivery>) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            // A deterministic lock order across replicas (PostgreSQL): no deadlocks between batches.
+            batch.sort_by(|a, b| (&a.trigger_id, &a.delivery_id).cmp(&(&b.trigger_id, &b.delivery_id)));
+            let (replies, jobs): (Vec<_>, Vec<_>) =
+                batch.drain(..).map(|p| (p.reply, (p.trigger_id, p.delivery_id, p.payload, p.new, p.input))).unzip();
+            match self.accept_batch(jobs).await {
+                Ok(results) => {
+                    for (reply, result) in replies.into_iter().zip(results) {
+                        let _ = reply.send(Ok(result));
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "a batch of webhook deliveries failed; none was accepted");
+                    let message = e.to_string();
+                    for reply in replies {
+                        let _ = reply.send(Err(StoreError::Batch(message.clone())));
+                    }
+                }
+            }
         }
-        let (session, run) = Self::create_session_in(&mut tx, new, Some(input), now).await?;
-        let run = run.expect("a session created with input has a run");
-        let inserted = sqlx::query(
-            "INSERT INTO trigger_deliveries (trigger_id, delivery_id, session_id, run_id, payload, received_at) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(trigger.id.as_str())
-        .bind(delivery_id)
-        .bind(session.id.as_str())
-        .bind(run.id.as_str())
-        .bind(payload)
-        .bind(now)
-        .execute(&mut *tx)
-        .await;
-        match inserted {
-            // A concurrent twin (PostgreSQL) won the race: ours rolls back, theirs stands.
-            Err(e) if StoreError::is_unique_violation(&e) => {
-                drop(tx);
+    }
+
+    async fn accept_batch(&self, jobs: Vec<(TriggerId, String, String, NewSession, String)>) -> Result<Vec<Delivery>, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let now = self.now();
+        let mut results = Vec::with_capacity(jobs.len());
+        let mut fired: std::collections::BTreeMap<TriggerId, i64> = Default::default();
+        for (trigger_id, delivery_id, payload, new, input) in jobs {
+            let (session_id, run_id) = (SessionId::generate(), RunId::generate());
+            // The delivery row first: a duplicate (an earlier delivery, one earlier in this batch,
+            // or another replica's committed twin) inserts nothing and starts nothing.
+            let inserted = sqlx::query(
+                "INSERT INTO trigger_deliveries (trigger_id, delivery_id, session_id, run_id, payload, received_at) VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (trigger_id, delivery_id) DO NOTHING",
+            )
+            .bind(trigger_id.as_str())
+            .bind(&delivery_id)
+            .bind(session_id.as_str())
+            .bind(run_id.as_str())
+            .bind(&payload)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            if inserted.rows_affected() == 0 {
                 let row = sqlx::query("SELECT session_id, run_id FROM trigger_deliveries WHERE trigger_id = $1 AND delivery_id = $2")
-                    .bind(trigger.id.as_str())
-                    .bind(delivery_id)
-                    .fetch_one(&self.pool)
+                    .bind(trigger_id.as_str())
+                    .bind(&delivery_id)
+                    .fetch_one(&mut *tx)
                     .await?;
-                return Ok(Delivery::Duplicate {
+                results.push(Delivery::Duplicate {
                     session_id: SessionId::from_trusted(row.try_get("session_id")?),
                     run_id: row.try_get("run_id")?,
                 });
+                continue;
             }
-            other => other?,
-        };
-        sqlx::query("UPDATE triggers SET last_fired_at = $1, fire_count = fire_count + 1 WHERE id = $2")
-            .bind(now)
-            .bind(trigger.id.as_str())
-            .execute(&mut *tx)
-            .await?;
+            let input: serde_json::Value = serde_json::from_str(&input).map_err(|e| StoreError::Corrupt(format!("run input: {e}")))?;
+            let (session, run) = Self::create_session_with_ids(&mut tx, new, session_id, run_id, Some(&input), now).await?;
+            let run = run.expect("a session created with input has a run");
+            *fired.entry(trigger_id).or_default() += 1;
+            results.push(Delivery::Started { session: Box::new(session), run: Box::new(run) });
+        }
+        // One counter update per trigger per batch, not per delivery.
+        for (trigger_id, n) in fired {
+            sqlx::query("UPDATE triggers SET last_fired_at = $1, fire_count = fire_count + $2 WHERE id = $3")
+                .bind(now)
+                .bind(n)
+                .bind(trigger_id.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
-        let session = self.session(&session.id).await?.ok_or(StoreError::NotFound("session"))?;
-        Ok(Delivery::Started { session: Box::new(session), run: Box::new(run) })
+        Ok(results)
     }
 
     /// The raw payload of a delivery (kept with the run).

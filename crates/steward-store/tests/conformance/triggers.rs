@@ -58,6 +58,48 @@ pub(crate) async fn a_delivery_id_starts_one_run_even_when_sent_concurrently(sto
     assert_eq!(store.delivery_payload(&t.id, "d-1").await.unwrap().as_deref(), Some("{}"));
 }
 
+pub(crate) async fn a_burst_of_deliveries_on_two_replicas_starts_one_run_per_delivery_id(store: Store, _clock: ManualClock) {
+    let (sbx, agent, t) = agent_with_trigger(&store).await;
+    let replicas = [store.clone(), store.as_another_replica()];
+    let mut set = JoinSet::new();
+    // 100 delivery ids, each sent 4 times: twice to each replica, all at once, so duplicates
+    // land in one batch, in two batches of one replica, and in racing batches of two.
+    for round in 0..4 {
+        for n in 0..100 {
+            let (store, t, new) = (replicas[round % 2].clone(), t.clone(), new_session(&sbx, &agent));
+            let input = json!([{"role": "user", "content": format!("delivery {n}")}]);
+            set.spawn(
+                async move { (n, store.accept_delivery(&t, &format!("d-{n}"), &format!("{{\"n\":{n}}}"), new, &input).await.unwrap()) },
+            );
+        }
+    }
+    let mut started = BTreeMap::new();
+    let mut pointed = BTreeMap::<usize, BTreeSet<String>>::new();
+    while let Some(r) = set.join_next().await {
+        let (n, d) = r.unwrap();
+        let run = match d {
+            Delivery::Started { run, session } => {
+                assert_eq!(session.status, "running");
+                assert!(started.insert(n, run.id.to_string()).is_none(), "delivery {n} started twice");
+                run.id.to_string()
+            }
+            Delivery::Duplicate { run_id, .. } => run_id,
+        };
+        pointed.entry(n).or_default().insert(run);
+    }
+    assert_eq!(started.len(), 100, "every delivery id started exactly one run");
+    for (n, runs) in &pointed {
+        assert_eq!(runs.len(), 1, "all answers for delivery {n} name one run: {runs:?}");
+        assert!(runs.contains(&started[n]));
+    }
+    let t = store.trigger(&t.id).await.unwrap().unwrap();
+    assert_eq!(t.fire_count, 100, "the fire count counts deliveries, not requests");
+    assert!(t.last_fired_at.is_some());
+    assert_eq!(store.delivery_payload(&t.id, "d-7").await.unwrap().as_deref(), Some(r#"{"n":7}"#));
+    let run = store.run(&steward_core::ids::RunId::from_trusted(started[&7].clone())).await.unwrap().unwrap();
+    assert_eq!(run.input, json!([{"role": "user", "content": "delivery 7"}]));
+}
+
 pub(crate) async fn trigger_state_errors_and_names(store: Store, _clock: ManualClock) {
     let (sbx, agent, t) = agent_with_trigger(&store).await;
     let dup = store.create_trigger(&TriggerId::generate(), &sbx, &agent, t.config.clone(), "sealed").await.unwrap_err();
@@ -66,7 +108,7 @@ pub(crate) async fn trigger_state_errors_and_names(store: Store, _clock: ManualC
     assert!(paused.paused_at(START_MS) && !paused.paused_at(START_MS + 1000));
     store.record_trigger_error(&t.id, "bad signature").await.unwrap();
     assert_eq!(store.trigger(&t.id).await.unwrap().unwrap().last_error.as_deref(), Some("bad signature"));
-    assert_eq!(store.trigger_secret(&t.id).await.unwrap().as_deref(), Some("sealed"));
+    assert_eq!(store.trigger_with_secret(&t.id).await.unwrap().map(|(_, s)| s).as_deref(), Some("sealed"));
     store.delete_trigger(&t.id).await.unwrap();
     assert!(store.trigger(&t.id).await.unwrap().is_none());
 }
