@@ -56,6 +56,15 @@ pub struct ServeArgs {
     /// Refuse `mcp_stdio` tool sources (programs started on this host); only `mcp_http` and built-in ones remain
     #[arg(long, env = "STEWARD_NO_STDIO_SOURCES")]
     pub no_stdio_sources: bool,
+    /// Most runs executing at once on this server; more wait, queued, for a slot [default: 64]
+    #[arg(long, env = "STEWARD_MAX_CONCURRENT_RUNS")]
+    pub max_concurrent_runs: Option<usize>,
+    /// This server's public base URL, used in OAuth callbacks (`<url>/v1/integrations/callback`) [default: http://<listen address>]
+    #[arg(long, env = "STEWARD_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Directory of extra integration app files (`*.json`/`*.toml`); a file with a shipped app's id replaces that app
+    #[arg(long, env = "STEWARD_INTEGRATIONS_DIR")]
+    pub integrations_dir: Option<PathBuf>,
 }
 
 /// The config file. Every key is optional; unknown keys are an error so typos do not pass.
@@ -72,6 +81,12 @@ pub struct FileConfig {
     pub session_ttl_secs: Option<i64>,
     pub workspaces_dir: Option<PathBuf>,
     pub no_stdio_sources: Option<bool>,
+    pub max_concurrent_runs: Option<usize>,
+    pub public_url: Option<String>,
+    pub integrations_dir: Option<PathBuf>,
+    /// `[integrations.<app>]` tables: `client_id`, `client_secret`, `webhook_secret`.
+    #[serde(default)]
+    pub integrations: std::collections::BTreeMap<String, steward_runtime::integrations::AppCredentials>,
 }
 
 pub fn load_file(explicit: Option<&Path>) -> anyhow::Result<FileConfig> {
@@ -134,6 +149,33 @@ fn build(args: ServeArgs) -> anyhow::Result<(ServerConfig, bool)> {
     let mut runtime = RuntimeConfig { node_id: node_id(&data_dir)?, ..RuntimeConfig::default() };
     runtime.tools.workspaces = args.workspaces_dir.or(file.workspaces_dir).unwrap_or_else(|| data_dir.join("workspaces"));
     runtime.tools.allow_stdio_sources = !(args.no_stdio_sources || file.no_stdio_sources.unwrap_or(false));
+    if let Some(n) = args.max_concurrent_runs.or(file.max_concurrent_runs) {
+        if !(1..=100_000).contains(&n) {
+            bail!("--max-concurrent-runs must be between 1 and 100000; got {n}");
+        }
+        runtime.max_concurrent_runs = n;
+    }
+    let mut catalog = steward_core::integration::Catalog::shipped();
+    if let Some(dir) = args.integrations_dir.or(file.integrations_dir) {
+        catalog = catalog.with_dir(&dir).map_err(|e| anyhow::anyhow!("integration apps in {}: {e}", dir.display()))?;
+    }
+    for app in file.integrations.keys() {
+        if catalog.get(app).is_none() {
+            bail!(
+                "[integrations.{app}] in the config file names no app of the catalog; add the app with --integrations-dir or fix the name"
+            );
+        }
+    }
+    let public_url = args.public_url.or(file.public_url).unwrap_or_else(|| format!("http://{listen}"));
+    if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+        bail!("--public-url must start with http:// or https:// (got `{public_url}`)");
+    }
+    runtime.integrations = steward_runtime::integrations::IntegrationsConfig {
+        catalog: Arc::new(catalog),
+        credentials: file.integrations,
+        public_url,
+        state_key: Vec::new(), // derived from the master key by the server
+    };
     let config = ServerConfig {
         listen,
         data_dir,

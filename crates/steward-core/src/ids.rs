@@ -21,6 +21,8 @@ const KINDS: &[(&str, &str)] = &[
     ("sch_", "schedule"),
     ("sub_", "subscription"),
     ("dlv_", "delivery"),
+    ("cac_", "connected account"),
+    ("pub_", "publication"),
     ("key_", "API key"),
     ("env_", "environment"),
     ("skl_", "skill"),
@@ -172,3 +174,7 @@ mod tests {
         assert!(AgentId::parse("", "id").is_err());
     }
 }
+id_type!(/// An account of an integration app connected to a sandbox (§10).
+    ConnectedAccountId, "cac_");
+id_type!(/// A publication: which agent serves which workspace/channel of a connected account (§10).
+    PublicationId, "pub_");

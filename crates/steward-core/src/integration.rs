@@ -79,6 +79,12 @@ pub struct OAuthSettings {
     /// `access_token` (Slack user tokens: `/authed_user/access_token`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_path: Option<String>,
+    /// JSON pointers into the token response naming the connected account (Slack:
+    /// `/team/id`, `/team/name`). Without `account_id` a sandbox has one account of the app.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_label: Option<String>,
 }
 
 fn default_scope_separator() -> String {

@@ -1,6 +1,7 @@
 //! Tool sources (§6): where an agent's tools come from. A source is an MCP server reached over
-//! stdio (a command the server starts) or streamable HTTP (a URL), or one of the built-in
-//! toolsets (`workspace`, `shell`, `http_fetch`).
+//! stdio (a command the server starts) or streamable HTTP (a URL), a connected integration
+//! account (§10: the tools its app offers, authorised with the account's token), or one of the
+//! built-in toolsets (`workspace`, `shell`, `http_fetch`).
 //!
 //! The wire shape is flat — `{name, description, kind, …kind's fields}` — and is also what is
 //! stored. A configuration is validated as a whole after every change, so a stored source is
@@ -15,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ValidationError;
 use crate::agent::{check_len, check_slug};
-use crate::ids::{self, SandboxId, SourceId, VaultId};
+use crate::ids::{self, ConnectedAccountId, SandboxId, SourceId, VaultId};
 
 const MAX_DESCRIPTION_CHARS: usize = 2_000;
 const MAX_ARGS: usize = 100;
@@ -37,6 +38,8 @@ pub enum SourceKind {
     McpHttp,
     /// One of the toolsets built into the server.
     Builtin,
+    /// The tools of a connected integration account's app (§10).
+    Integration,
 }
 
 impl SourceKind {
@@ -45,6 +48,7 @@ impl SourceKind {
             SourceKind::McpStdio => "mcp_stdio",
             SourceKind::McpHttp => "mcp_http",
             SourceKind::Builtin => "builtin",
+            SourceKind::Integration => "integration",
         }
     }
 }
@@ -121,6 +125,9 @@ pub struct SourceConfig {
     /// `builtin`: which toolset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub toolset: Option<Toolset>,
+    /// `integration`: the connected account (`cac_…`) whose app's tools this source offers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<ConnectedAccountId>,
     /// How long connecting and listing tools may take (default 10 s, at most 120 s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_seconds: Option<u64>,
@@ -197,6 +204,7 @@ impl SourceConfig {
                 only(self.url.is_some(), "url")?;
                 only(!self.headers.is_empty(), "headers")?;
                 only(self.toolset.is_some(), "toolset")?;
+                only(self.account_id.is_some(), "account_id")?;
             }
             SourceKind::McpHttp => {
                 let url = self.url.as_deref().ok_or_else(|| {
@@ -211,6 +219,7 @@ impl SourceConfig {
                 only(!self.args.is_empty(), "args")?;
                 only(!self.env.is_empty(), "env")?;
                 only(self.toolset.is_some(), "toolset")?;
+                only(self.account_id.is_some(), "account_id")?;
             }
             SourceKind::Builtin => {
                 if self.toolset.is_none() {
@@ -224,6 +233,22 @@ impl SourceConfig {
                 only(!self.env.is_empty(), "env")?;
                 only(self.url.is_some(), "url")?;
                 only(!self.headers.is_empty(), "headers")?;
+                only(self.account_id.is_some(), "account_id")?;
+            }
+            SourceKind::Integration => {
+                let account = self.account_id.as_ref().ok_or_else(|| {
+                    ValidationError::new(
+                        "account_id",
+                        "an `integration` source needs `account_id`, a connected account of this sandbox (`cac_…`, see GET /v1/connected_accounts)",
+                    )
+                })?;
+                ids::check(account.as_str(), ConnectedAccountId::PREFIX, "account_id")?;
+                only(self.command.is_some(), "command")?;
+                only(!self.args.is_empty(), "args")?;
+                only(!self.env.is_empty(), "env")?;
+                only(self.url.is_some(), "url")?;
+                only(!self.headers.is_empty(), "headers")?;
+                only(self.toolset.is_some(), "toolset")?;
             }
         }
         Ok(())
@@ -370,6 +395,7 @@ mod tests {
             json!({"name": "everything", "kind": "mcp_stdio", "command": "npx", "args": ["-y", "x"], "env": {"TZ": "UTC", "TOKEN": {"vault_id": "vlt_01hzzzzzzzzzzzzzzzzzzzzzzz"}}}),
             json!({"name": "gh", "kind": "mcp_http", "url": "https://mcp.example.com/mcp", "headers": {"Authorization": {"vault_id": "vlt_01hzzzzzzzzzzzzzzzzzzzzzzz", "prefix": "Bearer "}}}),
             json!({"name": "files", "kind": "builtin", "toolset": "workspace"}),
+            json!({"name": "slack", "kind": "integration", "account_id": "cac_01hzzzzzzzzzzzzzzzzzzzzzzz", "timeout_seconds": 20}),
         ] {
             let c = SourceConfig::from_json(v.clone()).unwrap();
             let mut expected = v.clone();
@@ -398,6 +424,35 @@ mod tests {
             "env.K.vault_id"
         );
         assert!(err(json!({"name": "x", "kind": "mcp_stdio", "command": "a", "env": {"K": {"vault": "v"}}})).message.contains("vault_id"));
+    }
+
+    #[test]
+    fn integration_sources_name_a_connected_account() {
+        let missing = err(json!({"name": "x", "kind": "integration"}));
+        assert_eq!(missing.param, "account_id");
+        assert!(missing.message.contains("cac_"), "{}", missing.message);
+        for bad in ["vlt_01hzzzzzzzzzzzzzzzzzzzzzzz", "cac_short", "cac_01HZZZZZZZZZZZZZZZZZZZZZZZ", ""] {
+            let e = err(json!({"name": "x", "kind": "integration", "account_id": bad}));
+            assert_eq!(e.param, "account_id", "{bad}: {}", e.message);
+        }
+        assert_eq!(err(json!({"name": "x", "kind": "integration", "account_id": 7})).param, "account_id");
+        let ok = json!({"name": "x", "kind": "integration", "account_id": "cac_01hzzzzzzzzzzzzzzzzzzzzzzz"});
+        for (field, value) in
+            [("url", json!("https://h/mcp")), ("toolset", json!("shell")), ("command", json!("npx")), ("headers", json!({"A": "b"}))]
+        {
+            let mut v = ok.clone();
+            v[field] = value;
+            assert_eq!(err(v).param, field);
+        }
+        // Other kinds refuse an account.
+        assert_eq!(
+            err(json!({"name": "x", "kind": "builtin", "toolset": "shell", "account_id": "cac_01hzzzzzzzzzzzzzzzzzzzzzzz"})).param,
+            "account_id"
+        );
+        let c = SourceConfig::from_json(ok).unwrap();
+        assert_eq!(c.account_id.as_ref().map(|a| a.as_str()), Some("cac_01hzzzzzzzzzzzzzzzzzzzzzzz"));
+        // Patching an integration source into an MCP one must drop the account.
+        assert_eq!(c.patched(json!({"kind": "mcp_http", "url": "https://h/mcp"}).as_object().unwrap()).unwrap_err().param, "account_id");
     }
 
     #[test]

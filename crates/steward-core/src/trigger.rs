@@ -30,6 +30,14 @@ pub struct TriggerConfig {
     /// cannot sign. Off by default: a token travels with every request.
     #[serde(default)]
     pub allow_token: bool,
+    /// An integration trigger (§11): the trigger component (`github.issue_opened`) whose
+    /// events start runs. Inbound requests are then verified the way that app signs them,
+    /// and events of other kinds are acknowledged and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub component: Option<String>,
+    /// The connected account (`cac_…`) the component's events come from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
 }
 
 fn default_template() -> String {
@@ -64,6 +72,23 @@ impl TriggerConfig {
         check_len(&self.input_template, "input_template", MAX_TEMPLATE_CHARS)?;
         if self.input_template.trim().is_empty() {
             return Err(ValidationError::new("input_template", "is empty; leave it out to get the payload as JSON"));
+        }
+        if let Some(c) = &self.component {
+            let valid = c.len() <= 100
+                && c.split_once('.').is_some_and(|(a, n)| !a.is_empty() && !n.is_empty())
+                && c.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || "._-".contains(ch));
+            if !valid {
+                return Err(ValidationError::new(
+                    "component",
+                    "must be a trigger component id like `github.issue_opened`; list them with GET /v1/integrations",
+                ));
+            }
+        }
+        if let Some(a) = &self.account_id {
+            crate::ids::ConnectedAccountId::parse(a, "account_id")?;
+            if self.component.is_none() {
+                return Err(ValidationError::new("account_id", "only applies with `component`; name the trigger component too"));
+            }
         }
         Ok(())
     }

@@ -41,6 +41,11 @@ pub struct RuntimeConfig {
     pub notify_timeout: Duration,
     /// Tool sources, workspaces and the shell sandbox.
     pub tools: ToolsConfig,
+    /// Most runs executing at once in this process; more stay `queued` (durably) until a slot
+    /// frees. Keeps a burst of webhook deliveries from starving the writer that accepts them.
+    pub max_concurrent_runs: usize,
+    /// The app catalog, client credentials and callback URL of integrations (§10).
+    pub integrations: crate::integrations::IntegrationsConfig,
 }
 
 /// Where workspaces live and how tool sources may run.
@@ -84,6 +89,8 @@ impl Default for RuntimeConfig {
             notify_poll: Duration::from_millis(500),
             notify_timeout: Duration::from_secs(10),
             tools: ToolsConfig::default(),
+            max_concurrent_runs: 64,
+            integrations: Default::default(),
         }
     }
 }
@@ -102,8 +109,11 @@ pub(crate) struct Inner {
     pub clock: Arc<dyn Clock>,
     pub config: RuntimeConfig,
     pub mcp: McpPool,
+    pub integrations: crate::integrations::Integrations,
     active: Mutex<HashMap<RunId, CancellationToken>>,
     workers: Mutex<HashSet<SessionId>>,
+    /// One permit per executing run (`RuntimeConfig::max_concurrent_runs`).
+    slots: Arc<tokio::sync::Semaphore>,
     pub(crate) tracker: TaskTracker,
     pub(crate) notify_http: std::sync::OnceLock<reqwest::Client>,
     shutdown: CancellationToken,
@@ -111,8 +121,12 @@ pub(crate) struct Inner {
 
 impl Runtime {
     pub fn new(store: Store, providers: Providers, clock: Arc<dyn Clock>, config: RuntimeConfig) -> Self {
+        let slots = Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_runs.max(1)));
+        let integrations =
+            crate::integrations::Integrations::new(config.integrations.clone(), store.clone(), providers.vault().clone(), clock.clone());
         Self {
             inner: Arc::new(Inner {
+                integrations,
                 store,
                 bus: EventBus::new(),
                 providers,
@@ -121,6 +135,7 @@ impl Runtime {
                 config,
                 active: Mutex::new(HashMap::new()),
                 workers: Mutex::new(HashSet::new()),
+                slots,
                 tracker: TaskTracker::new(),
                 notify_http: std::sync::OnceLock::new(),
                 shutdown: CancellationToken::new(),
@@ -138,6 +153,11 @@ impl Runtime {
 
     pub fn providers(&self) -> &Providers {
         &self.inner.providers
+    }
+
+    /// Integrations: catalog, connects, tokens.
+    pub fn integrations(&self) -> &crate::integrations::Integrations {
+        &self.inner.integrations
     }
 
     /// Recovers runs this node left behind, then starts the background loop.
@@ -166,6 +186,7 @@ impl Runtime {
         // covers schedules created on other replicas), so lateness is a query, not a poll.
         let schedules = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(schedules);
+        let mut tokens = tokio::time::interval(Duration::from_secs(60));
         let mut notifications = tokio::time::interval(c.notify_poll);
         notifications.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -195,6 +216,12 @@ impl Runtime {
                         _ => poll_ms,
                     };
                     schedules.as_mut().reset(tokio::time::Instant::now() + Duration::from_millis(wait_ms as u64));
+                }
+                _ = tokens.tick() => {
+                    // Integration tokens that expire soon are refreshed ahead of use.
+                    if let Err(e) = self.inner.integrations.refresh_due().await {
+                        tracing::warn!(error = %e, "cannot refresh integration tokens");
+                    }
                 }
                 _ = reap.tick() => {
                     // Runs of any process whose heartbeat went stale.
@@ -270,6 +297,11 @@ impl Runtime {
         let session = session.clone();
         self.inner.tracker.spawn(async move {
             loop {
+                // Wait for a slot before claiming, so a run that waits stays `queued`.
+                let Ok(_slot) = rt.inner.slots.clone().acquire_owned().await else { break };
+                if rt.inner.shutdown.is_cancelled() {
+                    break;
+                }
                 let claimed = rt.inner.store.claim_next_run(&session, &rt.inner.config.node_id).await;
                 match claimed {
                     Ok(Some(run)) => rt.execute(run).await,

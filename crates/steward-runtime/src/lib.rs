@@ -7,10 +7,12 @@
 //! through their crates.
 
 mod agent_loop;
+mod app_tools;
 pub mod builtin;
 pub mod bus;
 pub mod conversation;
 pub mod engine;
+pub mod integrations;
 pub mod mcp;
 pub mod notify;
 pub mod oauth;

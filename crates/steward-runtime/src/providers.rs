@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use steward_core::ids::SandboxId;
-use steward_core::provider::{ProviderId, ProviderKind};
+use steward_core::provider::{ProviderConfig, ProviderId, ProviderKind};
 use steward_llm::{ApiKey, ClientConfig, ModelClient, RetryPolicy, Timeouts};
 use steward_store::Store;
 
@@ -33,6 +33,11 @@ pub struct Providers {
 }
 
 impl Providers {
+    /// The cipher sealing vault secrets (shared with integrations' tokens).
+    pub(crate) fn vault(&self) -> &VaultCipher {
+        &self.vault
+    }
+
     pub fn new(store: Store, vault: VaultCipher, timeouts: Timeouts, retry: RetryPolicy) -> Self {
         Self { store, http: steward_llm::http_client(&timeouts), vault, timeouts, retry }
     }
@@ -55,8 +60,13 @@ impl Providers {
             .map_err(|_| format!("vault {vault_id} is not a vault of this sandbox or cannot be decrypted with this server's master key"))
     }
 
-    /// Checks that `provider_id` exists in the sandbox and offers `model`; returns a client.
-    pub async fn client_for(&self, sandbox: &SandboxId, provider_id: &str, model: &str) -> Result<Arc<dyn ModelClient>, ResolveError> {
+    /// Checks that the agent's provider exists in `sandbox` and offers `model`, without
+    /// touching its key: the cheap pre-flight of work accepted now and run later.
+    pub async fn check(&self, sandbox: &SandboxId, provider_id: &str, model: &str) -> Result<(), ResolveError> {
+        self.config_for(sandbox, provider_id, model).await.map(|_| ())
+    }
+
+    async fn config_for(&self, sandbox: &SandboxId, provider_id: &str, model: &str) -> Result<ProviderConfig, ResolveError> {
         let id = ProviderId::parse(provider_id, "model.provider_id").map_err(|e| config_error(e.message))?;
         let provider = self
             .store
@@ -75,6 +85,12 @@ impl Providers {
                 config.models.join(", ")
             )));
         }
+        Ok(config)
+    }
+
+    /// Checks that `provider_id` exists in the sandbox and offers `model`; returns a client.
+    pub async fn client_for(&self, sandbox: &SandboxId, provider_id: &str, model: &str) -> Result<Arc<dyn ModelClient>, ResolveError> {
+        let config = self.config_for(sandbox, provider_id, model).await?;
         let api_key = match &config.api_key_vault_id {
             None => None,
             Some(vault_id) => {

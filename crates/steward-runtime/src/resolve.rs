@@ -4,8 +4,10 @@
 //!
 //! Rules:
 //! - Sources are resolved concurrently, each within its own timeout. A source that fails
-//!   (missing, cannot start, times out, a vault it names is gone) is reported in the trace and
-//!   contributes no tools; the run goes on.
+//!   (missing, cannot start, times out, a vault it names is gone, its connected account needs to
+//!   be connected again) is reported in the trace and contributes no tools; the run goes on.
+//! - An `integration` source's entry also names its app and account (`app`, `app_name`,
+//!   `account_id`, `account_label`); its token is redacted like a vault value (`app_tools.rs`).
 //! - The platform's own `current_time` comes first, as the pseudo-source `platform`.
 //! - Tool names are made safe for every provider (`[A-Za-z0-9_-]`, at most 64 characters).
 //! - The allowlist keeps a tool when it names the tool (`search`) or the tool qualified by its
@@ -26,6 +28,7 @@ use steward_core::source::{Source, SourceKind, ValueRef};
 use steward_llm::ToolSpec;
 use steward_store::StoreError;
 
+use crate::app_tools::AppToolset;
 use crate::builtin::{AgentEnv, toolset};
 use crate::engine::Runtime;
 use crate::mcp::{McpPool, McpTarget};
@@ -285,29 +288,27 @@ impl Runtime {
                         SourceKind::McpStdio => format!("{}/{}", source.id, agent),
                         _ => source.id.to_string(),
                     };
-                    let listing = tokio::time::timeout(timeout, self.inner.mcp.list_tools(&key, &target))
-                        .await
-                        .map_err(|_| format!("did not list its tools within {} s", timeout.as_secs()))?
-                        .map_err(|e| e.to_string())?;
-                    let rejected = listing.rejected.iter().map(|(n, why)| json!({"name": n, "reason": why})).collect();
-                    let tools = listing
-                        .tools
-                        .iter()
-                        .map(|m| Offered {
-                            name: m.name.clone(),
-                            tool: Arc::new(McpTool {
-                                pool: self.inner.mcp.clone(),
-                                key: key.clone(),
-                                target: target.clone(),
-                                spec: ToolSpec {
-                                    name: m.name.clone(),
-                                    description: m.description.clone(),
-                                    input_schema: m.input_schema.clone(),
-                                },
-                            }) as Arc<dyn Tool>,
-                        })
-                        .collect();
-                    Ok((tools, rejected))
+                    self.mcp_offered(key, target, timeout).await
+                }
+                SourceKind::Integration => {
+                    let account = c.account_id.as_ref().expect("an integration source names an account");
+                    let resolved = self.integration_toolset(sandbox, &source.id, account, &mut t, timeout).await?;
+                    secrets.push(resolved.token.expose().to_owned());
+                    match resolved.toolset {
+                        AppToolset::Http(tools) => {
+                            Ok((tools.into_iter().map(|tool| Offered { name: tool.spec().name, tool }).collect(), vec![]))
+                        }
+                        AppToolset::Mcp { key, target } => {
+                            let left = timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
+                            self.mcp_offered(key, target, left).await.map_err(|e| {
+                                if e.contains("requires authorization") {
+                                    "the app's MCP server refused the account's token; connect the account again".to_owned()
+                                } else {
+                                    e
+                                }
+                            })
+                        }
+                    }
                 }
             }
         }
@@ -330,6 +331,30 @@ impl Runtime {
             }
         };
         (SourceResult { trace: t, source_name: source.config.name.clone(), offered }, secrets)
+    }
+
+    /// The tools an MCP server offers through the pool (listed within `timeout`), and the tools
+    /// it offered with invalid schemas.
+    async fn mcp_offered(&self, key: String, target: McpTarget, timeout: Duration) -> Result<(Vec<Offered>, Vec<Value>), String> {
+        let listing = tokio::time::timeout(timeout, self.inner.mcp.list_tools(&key, &target))
+            .await
+            .map_err(|_| format!("did not list its tools within {} s", timeout.as_secs()))?
+            .map_err(|e| e.to_string())?;
+        let rejected = listing.rejected.iter().map(|(n, why)| json!({"name": n, "reason": why})).collect();
+        let tools = listing
+            .tools
+            .iter()
+            .map(|m| Offered {
+                name: m.name.clone(),
+                tool: Arc::new(McpTool {
+                    pool: self.inner.mcp.clone(),
+                    key: key.clone(),
+                    target: target.clone(),
+                    spec: ToolSpec { name: m.name.clone(), description: m.description.clone(), input_schema: m.input_schema.clone() },
+                }) as Arc<dyn Tool>,
+            })
+            .collect();
+        Ok((tools, rejected))
     }
 
     /// Plain values and decrypted vault values of an `env`/`headers` map, and the secrets.

@@ -31,10 +31,20 @@ pub trait Tool: Send + Sync + std::fmt::Debug {
 /// The tools given to the model in one run: each under the name the model sees (which may be
 /// namespaced when two sources offer the same name), plus the secret values injected into this
 /// run's sources, which are redacted from every tool output and error.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Catalog {
     entries: Vec<(ToolSpec, Arc<dyn Tool>)>,
     redact: Vec<String>,
+}
+
+impl std::fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The redacted values are secrets: count them, never print them.
+        f.debug_struct("Catalog")
+            .field("tools", &self.entries.iter().map(|(spec, _)| spec.name.as_str()).collect::<Vec<_>>())
+            .field("redacted_values", &self.redact.len())
+            .finish()
+    }
 }
 
 impl Catalog {

@@ -37,8 +37,8 @@ use crate::error::ApiError;
 use crate::mail::Mailer;
 use crate::metrics::Metrics;
 use crate::routes::{
-    agents, api_keys, auth as login, compat, files, messages, providers, runs, sandboxes, schedules, sessions, sources, subscriptions,
-    system, triggers, vaults,
+    agents, api_keys, auth as login, compat, files, integrations, messages, providers, runs, sandboxes, schedules, sessions, sources,
+    subscriptions, system, triggers, vaults,
 };
 use crate::tokens::SessionTokens;
 
@@ -61,7 +61,9 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(store: Store, config: ServerConfig, clock: Arc<dyn Clock>) -> Result<Self, String> {
+    pub fn new(store: Store, mut config: ServerConfig, clock: Arc<dyn Clock>) -> Result<Self, String> {
+        // OAuth `state` tokens are signed with a key only this server's master key yields.
+        config.runtime.integrations.state_key = config.master_key.derive("steward/oauth-state/v1").to_vec();
         let mailer = Mailer::new(config.smtp.as_ref(), config.mail_log())?;
         let doc = openapi();
         let openapi_json = doc.to_pretty_json().map_err(|e| format!("cannot render the OpenAPI document: {e}"))?;
@@ -201,6 +203,15 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(compat::schedule_executions))
         .routes(routes!(compat::list_triggers, compat::create_trigger))
         .routes(routes!(compat::get_trigger, compat::update_trigger, compat::delete_trigger))
+        .routes(routes!(integrations::list))
+        .routes(routes!(integrations::get))
+        .routes(routes!(integrations::connect))
+        .routes(routes!(integrations::connect_status))
+        .routes(routes!(integrations::callback))
+        .routes(routes!(integrations::accounts))
+        .routes(routes!(integrations::account, integrations::revoke))
+        .routes(routes!(integrations::publications, integrations::publish))
+        .routes(routes!(integrations::unpublish))
         .routes(routes!(compat::pause_trigger))
         .routes(routes!(compat::resume_trigger))
 }

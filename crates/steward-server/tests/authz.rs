@@ -11,10 +11,12 @@ use std::collections::BTreeSet;
 use common::{Backend, TestServer, User, agent_body, error_message};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use steward_core::clock::Clock;
 use steward_core::tenancy::{KeyKind, Role};
 
 /// Routes anyone may call without a key.
-const PUBLIC: &[&str] = &["/health", "/v1/auth/email/start", "/v1/auth/email/verify", "/v1/webhooks/triggers/{trigger_id}"];
+const PUBLIC: &[&str] =
+    &["/health", "/v1/auth/email/start", "/v1/auth/email/verify", "/v1/integrations/callback", "/v1/webhooks/triggers/{trigger_id}"];
 
 /// Routes that act on the caller's own account rather than on a sandbox.
 const ACCOUNT_LEVEL: &[(&str, &str)] = &[
@@ -39,6 +41,7 @@ const OWNER_ONLY: &[(&str, &str)] = &[
     ("DELETE", "/v1/sources/{id}"),
     ("DELETE", "/v1/agents/{id}/triggers/{trigger_id}"),
     ("DELETE", "/v1/agent/{id}/triggers/{trigger_id}"),
+    ("DELETE", "/v1/connected_accounts/{id}"),
 ];
 
 struct World {
@@ -56,6 +59,9 @@ struct World {
     trigger_id: String,
     schedule_id: String,
     subscription_id: String,
+    connected_account_id: String,
+    publication_id: String,
+    connect_id: String,
     session_id: String,
     run_id: String,
 }
@@ -121,7 +127,49 @@ async fn world(s: &TestServer) -> World {
     assert_eq!(st, StatusCode::CREATED, "{sch}");
     let (st, sub) = s.post("/v1/subscriptions", &owner.key, json!({"url": "http://127.0.0.1:9/hook", "events": ["run.completed"]})).await;
     assert_eq!(st, StatusCode::CREATED, "{sub}");
+    // A connected account (stored directly: no OAuth server here), a publication and a pending connect.
+    let account = s
+        .store
+        .upsert_connected_account(
+            steward_store::NewConnectedAccount {
+                sandbox_id: owner.sandbox_id.clone(),
+                app_id: "github".into(),
+                external_id: "42".into(),
+                label: "octo-org".into(),
+                scopes: None,
+                expires_at: None,
+                info: json!({}),
+                connected_by: owner.account_id.clone(),
+            },
+            |_| "sealed".into(),
+        )
+        .await
+        .unwrap();
+    let publication =
+        s.store.create_publication(&account, &steward_core::ids::AgentId::from_trusted(agent_id.clone()), "octo-org/hello").await.unwrap();
+    let connect_id = steward_core::ids::fresh("con_");
+    let now = s.clock.now_ms();
+    s.store
+        .create_oauth_attempt(&steward_store::OAuthAttempt {
+            nonce: connect_id.clone(),
+            sandbox_id: owner.sandbox_id.clone(),
+            app_id: "github".into(),
+            account_id: owner.account_id.clone(),
+            session_id: None,
+            verifier: None,
+            redirect_uri: "http://127.0.0.1:9/v1/integrations/callback".into(),
+            created_at: now,
+            expires_at: now + 600_000,
+            used_at: None,
+            connected_account_id: None,
+            error: None,
+        })
+        .await
+        .unwrap();
     World {
+        connected_account_id: account.id.to_string(),
+        publication_id: publication.id.to_string(),
+        connect_id,
         subscription_id: sub["id"].as_str().unwrap().to_owned(),
         schedule_id: sch["id"].as_str().unwrap().to_owned(),
         trigger_id: trg["id"].as_str().unwrap().to_owned(),
@@ -157,6 +205,10 @@ fn fill(template: &str, w: &World, agent: &str) -> String {
             "{id}" if template.starts_with("/v1/sources") => w.source_id.clone(),
             "{id}" if template.starts_with("/v1/environments") => w.environment_id.clone(),
             "{id}" if template.starts_with("/v1/subscriptions") => w.subscription_id.clone(),
+            "{id}" if template.starts_with("/v1/connected_accounts") => w.connected_account_id.clone(),
+            "{app_id}" => "github".to_owned(),
+            "{pub_id}" => w.publication_id.clone(),
+            "{connect_id}" => w.connect_id.clone(),
             "{account_id}" => w.viewer.account_id.to_string(),
             "{trigger_id}" => w.trigger_id.clone(),
             "{schedule_id}" => w.schedule_id.clone(),
@@ -208,6 +260,10 @@ fn body(method: &str, template: &str, w: &World) -> Option<Value> {
         }
         ("POST", "/v1/agents/{id}/triggers/{trigger_id}/pause") | ("POST", "/v1/agent/{id}/triggers/{trigger_id}/pause") => json!({}),
         ("POST", "/v1/subscriptions") => json!({"url": "http://127.0.0.1:9/other", "events": ["run.failed"]}),
+        ("POST", "/v1/integrations/{app_id}/connect") => json!({}),
+        ("POST", "/v1/integrations/{app_id}/publications") => {
+            json!({"connected_account_id": w.connected_account_id, "agent_id": w.agent_id, "target": "octo-org/other"})
+        }
         ("POST", "/v1/agents/{id}/schedules") | ("POST", "/v1/agent/{id}/schedules") => {
             json!({"name": "new-schedule", "cron": "0 4 * * *"})
         }
@@ -251,8 +307,11 @@ async fn snapshot(s: &TestServer, w: &World) -> Value {
     let (_, triggers) = s.get(&format!("/v1/agents/{}/triggers", w.agent_id), &w.owner.key).await;
     let (_, schedules) = s.get(&format!("/v1/agents/{}/schedules", w.agent_id), &w.owner.key).await;
     let (_, subscriptions) = s.get("/v1/subscriptions", &w.owner.key).await;
+    let (_, accounts) = s.get("/v1/connected_accounts", &w.owner.key).await;
+    let (_, publications) = s.get("/v1/integrations/github/publications", &w.owner.key).await;
     json!({"agent": agent, "agents": agents, "keys": keys, "grants": grants, "sandbox": sandbox, "vaults": vaults, "providers": providers,
-           "sources": sources, "environments": environments, "files": files, "readme": readme, "triggers": triggers, "schedules": schedules, "subscriptions": subscriptions})
+           "sources": sources, "environments": environments, "files": files, "readme": readme, "triggers": triggers, "schedules": schedules, "subscriptions": subscriptions,
+           "accounts": accounts, "publications": publications})
 }
 
 async fn run(backend: Backend) {

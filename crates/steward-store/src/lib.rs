@@ -11,6 +11,7 @@ mod agents;
 mod error;
 mod events;
 mod idempotency;
+mod integrations;
 mod keys;
 mod notifications;
 mod page;
@@ -35,6 +36,7 @@ pub use accounts::LoginCodeCheck;
 pub use error::StoreError;
 pub use events::{AgentStats, Charge};
 pub use idempotency::{IdempotencyBegin, StoredResponse};
+pub use integrations::{ConnectedAccount, NewConnectedAccount, OAuthAttempt, Publication, Take};
 pub use keys::NewApiKey;
 pub use notifications::{Attempt, OutboundDelivery, Subscription};
 pub use page::{Listing, PageRequest};
@@ -60,6 +62,8 @@ pub struct Store {
     /// SQLite allows one writer; queueing writers here (fairly, without sleeping) beats letting
     /// them collide in SQLite's busy handler, which backs off in growing sleeps.
     write_lock: Arc<tokio::sync::Mutex<()>>,
+    /// The group-commit writer for webhook deliveries, started on first use.
+    deliveries: Arc<std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<triggers::PendingDelivery>>>,
 }
 
 /// A write transaction; on SQLite it also holds this process's writer slot.
@@ -139,7 +143,13 @@ impl Store {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator.run(&pool).await.map_err(|e| StoreError::Migration(e.to_string()))?;
-        Ok(Self { pool, backend, clock, write_lock: Arc::new(tokio::sync::Mutex::new(())) })
+        Ok(Self { pool, backend, clock, write_lock: Arc::new(tokio::sync::Mutex::new(())), deliveries: Default::default() })
+    }
+
+    /// A handle on the same database with its own group-commit writers, as a second replica
+    /// would have: its batches race this handle's in the database (tests of exactly-once).
+    pub fn as_another_replica(&self) -> Store {
+        Store { deliveries: Default::default(), ..self.clone() }
     }
 
     pub fn backend(&self) -> Backend {

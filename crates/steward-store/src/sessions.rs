@@ -93,8 +93,19 @@ pub(crate) fn run_from(row: &AnyRow) -> Result<Run, StoreError> {
 }
 
 async fn insert_run(tx: &mut crate::WriteTx, session: &Session, input: &Value, now: i64) -> Result<Run, StoreError> {
+    let run = insert_run_row(tx, session, RunId::generate(), input, now).await?;
+    sqlx::query("UPDATE sessions SET status = 'running', updated_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(session.id.as_str())
+        .execute(&mut **tx)
+        .await?;
+    Ok(run)
+}
+
+/// Inserts a queued run row (the session's status is the caller's business).
+async fn insert_run_row(tx: &mut crate::WriteTx, session: &Session, id: RunId, input: &Value, now: i64) -> Result<Run, StoreError> {
     let run = Run {
-        id: RunId::generate(),
+        id,
         session_id: session.id.clone(),
         sandbox_id: session.sandbox_id.clone(),
         agent_id: session.agent_id.clone(),
@@ -122,11 +133,6 @@ async fn insert_run(tx: &mut crate::WriteTx, session: &Session, input: &Value, n
     .bind(now)
     .execute(&mut **tx)
     .await?;
-    sqlx::query("UPDATE sessions SET status = 'running', updated_at = $1 WHERE id = $2")
-        .bind(now)
-        .bind(session.id.as_str())
-        .execute(&mut **tx)
-        .await?;
     Ok(run)
 }
 
@@ -136,23 +142,36 @@ impl Store {
         let mut tx = self.write_tx().await?;
         let (session, run) = Self::create_session_in(&mut tx, new, input, self.now()).await?;
         tx.commit().await?;
-        let session = self.session(&session.id).await?.ok_or(StoreError::NotFound("session"))?;
         Ok((session, run))
     }
 
-    /// Inserts a session (and its first run) inside `tx`.
+    /// Inserts a session (and, with `input`, its first run) inside `tx`.
     pub(crate) async fn create_session_in(
         tx: &mut crate::WriteTx,
         new: NewSession,
         input: Option<&Value>,
         now: i64,
     ) -> Result<(Session, Option<Run>), StoreError> {
+        Self::create_session_with_ids(tx, new, SessionId::generate(), RunId::generate(), input, now).await
+    }
+
+    /// [`Self::create_session_in`] with ids chosen by the caller (who recorded them first, as a
+    /// webhook delivery does). Two statements: the session is born `running` when it has a run.
+    pub(crate) async fn create_session_with_ids(
+        tx: &mut crate::WriteTx,
+        new: NewSession,
+        session_id: SessionId,
+        run_id: RunId,
+        input: Option<&Value>,
+        now: i64,
+    ) -> Result<(Session, Option<Run>), StoreError> {
+        let status = if input.is_some() { "running" } else { "idle" };
         let session = Session {
-            id: SessionId::generate(),
+            id: session_id,
             sandbox_id: new.sandbox_id,
             agent_id: new.agent_id,
             agent_version: new.agent_version,
-            status: "idle".into(),
+            status: status.into(),
             end_user: new.end_user,
             counterparty: new.counterparty,
             metadata: new.metadata,
@@ -164,12 +183,13 @@ impl Store {
         };
         sqlx::query(
             "INSERT INTO sessions (id, sandbox_id, agent_id, agent_version, status, end_user, counterparty, metadata, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, 'idle', $5, $6, $7, $8, $8)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
         )
         .bind(session.id.as_str())
         .bind(session.sandbox_id.as_str())
         .bind(session.agent_id.as_str())
         .bind(session.agent_version)
+        .bind(status)
         .bind(session.end_user.clone())
         .bind(session.counterparty.clone())
         .bind(serde_json::to_string(&session.metadata).expect("a string map serialises"))
@@ -177,7 +197,7 @@ impl Store {
         .execute(&mut **tx)
         .await?;
         let run = match input {
-            Some(input) => Some(insert_run(tx, &session, input, now).await?),
+            Some(input) => Some(insert_run_row(tx, &session, run_id, input, now).await?),
             None => None,
         };
         Ok((session, run))
@@ -350,6 +370,15 @@ impl Store {
         }
         tx.commit().await?;
         self.run(&RunId::from_trusted(id)).await
+    }
+
+    /// The newest run of a session (session-level notices are appended on it).
+    pub async fn latest_run_of(&self, session: &SessionId) -> Result<Option<RunId>, StoreError> {
+        let row = sqlx::query("SELECT id FROM runs WHERE session_id = $1 ORDER BY id DESC LIMIT 1")
+            .bind(session.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get("id")).transpose()?.map(RunId::from_trusted))
     }
 
     pub async fn run(&self, id: &RunId) -> Result<Option<Run>, StoreError> {

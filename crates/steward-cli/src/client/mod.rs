@@ -11,6 +11,7 @@ mod context;
 mod credentials;
 mod grants;
 mod http;
+mod integrations;
 mod keys;
 mod output;
 mod sandboxes;
@@ -74,6 +75,9 @@ pub enum Command {
     /// Cron schedules of an agent: create, list, pause, resume, history.
     #[command(subcommand)]
     Schedule(triggers::ScheduleCommand),
+    /// Integration apps (Slack, GitHub, …): list, connect accounts, revoke, publish agents.
+    #[command(subcommand)]
+    Integration(integrations::IntegrationCommand),
 }
 
 pub async fn run(opts: GlobalOpts, cmd: Command) -> anyhow::Result<()> {
@@ -90,6 +94,7 @@ pub async fn run(opts: GlobalOpts, cmd: Command) -> anyhow::Result<()> {
         Command::Source(cmd) => sources::run(&ctx, cmd).await,
         Command::Trigger(cmd) => triggers::run_trigger(&ctx, cmd).await,
         Command::Schedule(cmd) => triggers::run_schedule(&ctx, cmd).await,
+        Command::Integration(cmd) => integrations::run(&ctx, cmd).await,
     };
     result.map_err(|e| with_sandbox_hint(&ctx, e))
 }

@@ -156,14 +156,18 @@ fn check_oauth(o: &OAuthSettings) -> Result<(), ValidationError> {
             return Err(ValidationError::new(param, "must be at most 1,000 characters without control characters"));
         }
     }
-    if let Some(p) = &o.token_path {
-        match ValueSource::parse(p) {
-            Ok(ValueSource::Pointer(_)) => {}
-            _ => {
-                return Err(ValidationError::new(
-                    "oauth.token_path",
-                    format!("`{}` is not a JSON pointer (e.g. `/authed_user/access_token`)", ids::shorten(p)),
-                ));
+    for (param, pointer) in
+        [("oauth.token_path", &o.token_path), ("oauth.account_id", &o.account_id), ("oauth.account_label", &o.account_label)]
+    {
+        if let Some(p) = pointer {
+            match ValueSource::parse(p) {
+                Ok(ValueSource::Pointer(_)) => {}
+                _ => {
+                    return Err(ValidationError::new(
+                        param,
+                        format!("`{}` is not a JSON pointer into the token response (e.g. `/team/id`)", ids::shorten(p)),
+                    ));
+                }
             }
         }
     }

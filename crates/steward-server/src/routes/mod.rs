@@ -6,6 +6,7 @@ pub mod api_keys;
 pub mod auth;
 pub mod compat;
 pub mod files;
+pub mod integrations;
 pub mod messages;
 pub mod providers;
 pub mod runs;

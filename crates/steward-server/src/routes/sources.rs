@@ -5,6 +5,9 @@
 //! `owner` (and the operator can turn stdio sources off altogether). Deleting a source is
 //! destructive (§9: `steward source delete`) and needs `owner`; deleting an environment is a
 //! reversible configuration change (`editor`) and is refused with 409 while an agent uses it.
+//!
+//! An `integration` source must name a connected account of its own sandbox (another sandbox's
+//! account answers exactly like a missing one, as vault references do) whose app offers tools.
 
 use std::collections::BTreeMap;
 
@@ -15,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use steward_core::environment::{Environment, EnvironmentConfig, Template, templates};
 use steward_core::ids::{EnvironmentId, SandboxId, SourceId};
+use steward_core::integration::AppTools;
 use steward_core::source::{Source, SourceConfig, SourceKind};
 use steward_store::StoreError;
 use utoipa::{IntoParams, ToSchema};
@@ -33,7 +37,7 @@ pub struct SourceView {
     pub sandbox_id: String,
     pub name: String,
     pub description: String,
-    /// `mcp_stdio`, `mcp_http` or `builtin`.
+    /// `mcp_stdio`, `mcp_http`, `builtin` or `integration`.
     pub kind: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
@@ -51,6 +55,9 @@ pub struct SourceView {
     /// `workspace`, `shell` or `http_fetch` (builtin sources).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub toolset: Option<String>,
+    /// The connected account, `cac_…` (integration sources).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
     pub timeout_seconds: u64,
     pub created_at: String,
     pub updated_at: String,
@@ -74,6 +81,7 @@ fn source_view(s: Source) -> SourceView {
         url: c.url,
         headers: refs(c.headers),
         toolset: c.toolset.map(|t| t.as_str().into()),
+        account_id: c.account_id.map(|a| a.to_string()),
         created_at: ts(s.created_at),
         updated_at: ts(s.updated_at),
     }
@@ -85,7 +93,8 @@ pub struct CreateSource {
     /// A slug unique in the sandbox; it prefixes tool names when two sources offer the same name.
     pub name: String,
     pub description: Option<String>,
-    /// `mcp_stdio` (needs `command`), `mcp_http` (needs `url`) or `builtin` (needs `toolset`).
+    /// `mcp_stdio` (needs `command`), `mcp_http` (needs `url`), `builtin` (needs `toolset`) or
+    /// `integration` (needs `account_id`).
     pub kind: String,
     /// `mcp_stdio`: the program (no spaces), e.g. `npx`.
     pub command: Option<String>,
@@ -100,6 +109,9 @@ pub struct CreateSource {
     pub headers: Option<Value>,
     /// `builtin`: `workspace`, `shell` or `http_fetch`.
     pub toolset: Option<String>,
+    /// `integration`: a connected account of the sandbox (`cac_…`, see `GET /v1/connected_accounts`)
+    /// whose app offers tools.
+    pub account_id: Option<String>,
     /// Connect-and-list timeout, 1–120 s (default 10).
     pub timeout_seconds: Option<u64>,
     /// The sandbox (default: `Steward-Sandbox` header, then the key's sandbox).
@@ -134,6 +146,31 @@ fn need_for(state: &AppState, config: &SourceConfig) -> ApiResult<Need> {
         return Ok(Need::Owner);
     }
     Ok(Need::Write)
+}
+
+/// An `integration` source's account must be a connected account of `sandbox` (any other id
+/// answers like a vault reference that is not in the sandbox: 400 naming `account_id`), and its
+/// app must offer tools (422).
+async fn check_account(state: &AppState, sandbox: &SandboxId, config: &SourceConfig) -> ApiResult<()> {
+    let Some(id) = config.account_id.as_ref().filter(|_| config.kind == SourceKind::Integration) else {
+        return Ok(());
+    };
+    let account = state.store.connected_account(id).await?.filter(|a| &a.sandbox_id == sandbox).ok_or_else(|| {
+        ApiError::invalid(
+            "account_id",
+            format!("connected account `{id}` does not exist in this sandbox; GET /v1/connected_accounts lists the accounts you can use"),
+        )
+    })?;
+    let app =
+        state.runtime.integrations().app(&account.app_id).map_err(|e| ApiError::unprocessable(e.to_string()).with_param("account_id"))?;
+    if app.tools == AppTools::None {
+        return Err(ApiError::unprocessable(format!(
+            "{} offers no tools (it only sends events to triggers), so account `{id}` cannot be a tool source",
+            app.display_name
+        ))
+        .with_param("account_id"));
+    }
+    Ok(())
 }
 
 fn store_error(e: StoreError, param: &str) -> ApiError {
@@ -178,6 +215,7 @@ pub async fn create_source(
     caller.authorize(&state, &sandbox, Need::Read).await?;
     let config = SourceConfig::from_json(Value::Object(body))?;
     caller.authorize(&state, &sandbox, need_for(&state, &config)?).await?;
+    check_account(&state, &sandbox, &config).await?;
     let created = state.store.create_source(&sandbox, config).await.map_err(|e| store_error(e, "env"))?;
     Ok((StatusCode::CREATED, Json(source_view(created))))
 }
@@ -215,6 +253,11 @@ pub async fn update_source(
         }
         if next == current.config {
             return Ok(Json(source_view(current)));
+        }
+        // A new account reference is checked; one already stored may have been disconnected
+        // since, which resolution reports, and must not block renaming the source.
+        if next.kind != current.config.kind || next.account_id != current.config.account_id {
+            check_account(&state, &current.sandbox_id, &next).await?;
         }
         match state.store.update_source(&current, next).await {
             Ok(updated) => return Ok(Json(source_view(updated))),

@@ -39,7 +39,7 @@ use crate::auth::{Caller, Need};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiJson;
 use crate::routes::agents::load;
-use crate::routes::sessions::{check_accepts_work, check_provider};
+use crate::routes::sessions::check_accepts_work;
 use crate::routes::{Deleted, NoReplay, PauseBody, pause_until, signing_secret, ts};
 
 /// How far a delivery's timestamp may be from the server's clock.
@@ -56,6 +56,14 @@ pub struct TriggerView {
     pub description: String,
     pub input_template: String,
     pub allow_token: bool,
+    /// For an integration trigger: its trigger component (`github.issue_opened`)…
+    pub component: Option<String>,
+    /// …and the connected account its events come from.
+    pub account_id: Option<String>,
+    /// How deliveries are verified: `steward_v1` (`Steward-Signature`), or `app:<app id>`: the
+    /// way that app signs its events, with the app's configured secret (Slack's signing secret…)
+    /// or, when the operator configured none, this trigger's secret (GitHub, Linear webhooks).
+    pub verification: String,
     /// `active` or `paused`.
     pub state: String,
     /// When a paused trigger resumes by itself.
@@ -73,7 +81,14 @@ pub struct TriggerView {
 
 fn view(t: Trigger, now: i64) -> TriggerView {
     let paused = t.paused_at(now);
+    let verification = match &t.config.component {
+        None => "steward_v1".to_owned(),
+        Some(c) => format!("app:{}", c.split('.').next().unwrap_or_default()),
+    };
     TriggerView {
+        component: t.config.component.clone(),
+        account_id: t.config.account_id.clone(),
+        verification,
         url: format!("/v1/webhooks/triggers/{}", t.id),
         id: t.id.to_string(),
         agent_id: t.agent_id.to_string(),
@@ -112,10 +127,51 @@ pub struct CreateTrigger {
     pub input_template: Option<String>,
     /// Also accept the secret in `Steward-Trigger-Token` (default false).
     pub allow_token: Option<bool>,
+    /// An integration trigger: a trigger component id from `GET /v1/integrations`.
+    pub component: Option<String>,
+    /// The connected account (`cac_…`) of the component's app; required for apps connected by OAuth.
+    pub account_id: Option<String>,
 }
 
 fn check_template(config: &TriggerConfig) -> ApiResult<()> {
     steward_runtime::template::check(&config.input_template).map_err(|m| ApiError::invalid("input_template", m))
+}
+
+/// An integration trigger's component must exist, and its account must be of the component's
+/// app and in the trigger's sandbox.
+async fn check_binding(state: &AppState, sandbox: &steward_core::ids::SandboxId, config: &TriggerConfig) -> ApiResult<()> {
+    let Some(component) = &config.component else { return Ok(()) };
+    let integrations = state.runtime.integrations();
+    let Some((app, _)) = integrations.catalog().component(component) else {
+        return Err(ApiError::invalid(
+            "component",
+            format!("no trigger component `{}`; list them with GET /v1/integrations", steward_core::ids::shorten(component)),
+        ));
+    };
+    if app.webhook.is_none() {
+        return Err(ApiError::invalid("component", format!("app `{}` sends no events", app.id)));
+    }
+    match &config.account_id {
+        None if app.oauth.is_some() => Err(ApiError::invalid(
+            "account_id",
+            format!(
+                "`{component}` needs the connected {} account its events come from; connect one with POST /v1/integrations/{}/connect",
+                app.display_name, app.id
+            ),
+        )),
+        None => Ok(()),
+        Some(raw) => {
+            let id = steward_core::ids::ConnectedAccountId::parse(raw, "account_id")?;
+            match state.store.connected_account(&id).await? {
+                Some(a) if &a.sandbox_id == sandbox && a.app_id == app.id => Ok(()),
+                Some(a) if &a.sandbox_id == sandbox => Err(ApiError::invalid(
+                    "account_id",
+                    format!("account {raw} is a {} account; `{component}` needs a {} account", a.app_id, app.id),
+                )),
+                _ => Err(ApiError::not_found("connected account", raw).with_param("account_id")),
+            }
+        }
+    }
 }
 
 async fn load_trigger(state: &AppState, caller: &Caller, agent_raw: &str, raw: &str, need: Need) -> ApiResult<(Agent, Trigger)> {
@@ -147,6 +203,7 @@ pub async fn create(
     let agent = load(&state, &caller, &id, Need::Write).await?;
     let config = TriggerConfig::from_json(Value::Object(body))?;
     check_template(&config)?;
+    check_binding(&state, &agent.sandbox_id, &config).await?;
     let trigger_id = TriggerId::generate();
     let secret = signing_secret();
     let sealed = state.vault.encrypt(agent.sandbox_id.as_str(), trigger_id.as_str(), &secret);
@@ -187,6 +244,7 @@ pub async fn update(
     }
     let next = current.config.patched(&body)?;
     check_template(&next)?;
+    check_binding(&state, &current.sandbox_id, &next).await?;
     if next == current.config {
         return Ok(Json(view(current, state.clock.now_ms())));
     }
@@ -295,16 +353,10 @@ fn decode_hex(s: &str) -> Option<Vec<u8>> {
     request_body(content = Object, description = "any JSON payload, at most 1 MiB"),
     responses((status = 202, body = DeliveryView), (status = 200, body = DeliveryView, description = "a duplicate delivery"), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn deliver(
-    State(state): State<AppState>,
-    Path(raw): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult<(StatusCode, Json<DeliveryView>)> {
+pub async fn deliver(State(state): State<AppState>, Path(raw): Path<String>, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
     let not_found = || ApiError::not_found("trigger", &raw);
     let id = TriggerId::parse(&raw, "trigger_id").map_err(|_| not_found())?;
-    let trigger = state.store.trigger(&id).await?.ok_or_else(not_found)?;
-    let sealed = state.store.trigger_secret(&id).await?.ok_or_else(not_found)?;
+    let (trigger, sealed) = state.store.trigger_with_secret(&id).await?.ok_or_else(not_found)?;
     let secret = state.vault.decrypt(trigger.sandbox_id.as_str(), id.as_str(), &sealed).map_err(ApiError::internal)?;
     let now = state.clock.now_ms();
     let refuse = |err: ApiError| {
@@ -317,8 +369,39 @@ pub async fn deliver(
             err
         }
     };
-    if let Err(m) = verify(secret.expose(), &trigger, &headers, &body, now) {
-        return Err(refuse(ApiError::unauthenticated(m)).await);
+    // An integration trigger: verified the way its app signs, handshakes answered, events
+    // of other kinds acknowledged and ignored (so the app does not retry them).
+    let app = match &trigger.config.component {
+        None => None,
+        Some(c) => match state.runtime.integrations().catalog().component(c) {
+            Some((app, component)) => Some((app, component)),
+            None => return Err(refuse(ApiError::unprocessable(format!("trigger component `{c}` is no longer in the catalog"))).await),
+        },
+    };
+    let lookup = |name: &str| header(&headers, name).map(str::to_owned);
+    match app {
+        None => {
+            if let Err(m) = verify(secret.expose(), &trigger, &headers, &body, now) {
+                return Err(refuse(ApiError::unauthenticated(m)).await);
+            }
+        }
+        Some((app, _)) => {
+            let scheme = app.webhook.as_ref().ok_or_else(|| ApiError::unprocessable(format!("app `{}` sends no events", app.id)))?;
+            let key = state.runtime.integrations().webhook_secret(&app.id).unwrap_or(secret.expose());
+            if let Err(m) = steward_core::integration::verify_inbound(scheme, key, &lookup, &body, now) {
+                return Err(refuse(ApiError::unauthenticated(m)).await);
+            }
+        }
+    }
+    if let Some((app, component)) = app {
+        let payload: Value = if body.is_empty() { Value::Null } else { serde_json::from_slice(&body).unwrap_or(Value::Null) };
+        if let Some(answer) = app.challenge_response(&payload) {
+            return Ok((StatusCode::OK, Json(answer)).into_response());
+        }
+        if !component.matches(&lookup, &payload) {
+            return Ok((StatusCode::OK, Json(json!({"ignored": true, "reason": format!("the event is not a `{}`", component.id)})))
+                .into_response());
+        }
     }
     if trigger.paused_at(now) {
         let until = trigger.resume_at.map(|t| format!(" until {}", ts(t))).unwrap_or_default();
@@ -330,19 +413,32 @@ pub async fn deliver(
     if let Err(e) = check_accepts_work(&agent) {
         return Err(refuse(e).await);
     }
-    if let Err(e) = check_provider(&state, &agent).await {
-        return Err(refuse(e).await);
+    // Only that the provider exists and offers the model; its key is read when the run starts.
+    let (provider, model) = (&agent.config.model.provider_id, &agent.config.model.name);
+    if let Err(e) = state.runtime.providers().check(&agent.sandbox_id, provider, model).await {
+        return Err(refuse(ApiError::unprocessable(e.message).with_param("model")).await);
     }
     let payload: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
+        // Some apps (Google push channels) notify with an empty body; the headers are the event.
+        Err(_) if body.is_empty() && app.is_some() => Value::Null,
         Err(e) => return Err(refuse(ApiError::bad_request(format!("the body is not JSON: {e}"))).await),
     };
-    let delivery_id = match header(&headers, "steward-delivery").or_else(|| header(&headers, "webhook-id")) {
-        Some(d) if !d.is_empty() && d.len() <= 200 && d.chars().all(|c| c.is_ascii_graphic()) => d.to_owned(),
-        Some(_) => return Err(refuse(ApiError::invalid("Steward-Delivery", "must be 1–200 visible ASCII characters")).await),
-        None => format!("auto_{}", steward_core::ids::fresh("")),
-    };
-    let hidden = ["steward-signature", "steward-trigger-token", "authorization", "cookie"];
+    let app_delivery = app.and_then(|(a, _)| a.delivery_id(&lookup, &payload));
+    let delivery_id =
+        match app_delivery.as_deref().or_else(|| header(&headers, "steward-delivery")).or_else(|| header(&headers, "webhook-id")) {
+            Some(d) if !d.is_empty() && d.len() <= 200 && d.chars().all(|c| c.is_ascii_graphic()) => d.to_owned(),
+            Some(_) => return Err(refuse(ApiError::invalid("Steward-Delivery", "must be 1–200 visible ASCII characters")).await),
+            None => format!("auto_{}", steward_core::ids::fresh("")),
+        };
+    let hidden = [
+        "steward-signature",
+        "steward-trigger-token",
+        "authorization",
+        "cookie",
+        "x-telegram-bot-api-secret-token",
+        "x-goog-channel-token",
+    ];
     let header_map: BTreeMap<String, String> = headers
         .iter()
         .filter(|(k, _)| !hidden.contains(&k.as_str()))
@@ -368,10 +464,12 @@ pub async fn deliver(
             Ok((
                 StatusCode::ACCEPTED,
                 Json(DeliveryView { delivery_id, session_id: session.id.to_string(), run_id: run.id.to_string(), duplicate: false }),
-            ))
+            )
+                .into_response())
         }
         Delivery::Duplicate { session_id, run_id } => {
-            Ok((StatusCode::OK, Json(DeliveryView { delivery_id, session_id: session_id.to_string(), run_id, duplicate: true })))
+            Ok((StatusCode::OK, Json(DeliveryView { delivery_id, session_id: session_id.to_string(), run_id, duplicate: true }))
+                .into_response())
         }
     }
 }

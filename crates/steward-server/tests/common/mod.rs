@@ -112,13 +112,14 @@ impl TestServer {
             database,
         };
         let mut config = config;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        config.runtime.integrations.public_url = url.clone();
         adjust(&mut config);
         let clock_dyn: Arc<dyn Clock> = Arc::new(clock.clone());
         let store = steward_server::open_store(&config, clock_dyn.clone()).await.expect("open store");
         let state = steward_server::AppState::new(store.clone(), config, clock_dyn).unwrap();
         state.runtime.start().await.expect("start the runtime");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, steward_server::app(state)).await;
         });
