@@ -80,6 +80,12 @@ pub enum IntegrationError {
     Internal(String),
 }
 
+impl From<steward_store::StoreError> for IntegrationError {
+    fn from(e: steward_store::StoreError) -> Self {
+        IntegrationError::Internal(e.to_string())
+    }
+}
+
 /// The token set as sealed at rest.
 #[derive(Serialize, Deserialize)]
 struct Tokens {
@@ -214,7 +220,7 @@ impl Integrations {
             connected_account_id: None,
             error: None,
         };
-        self.store.create_oauth_attempt(&attempt).await.map_err(|e| IntegrationError::Internal(e.to_string()))?;
+        self.store.create_oauth_attempt(&attempt).await?;
         Ok(Connect { authorize_url: url, connect_id: nonce, expires_at: attempt.expires_at })
     }
 
@@ -230,22 +236,21 @@ impl Integrations {
         let claims = oauth::verify_state(&self.config.state_key, state, now).map_err(|e| {
             (None, IntegrationError::Invalid(format!("the `state` of this callback is not valid: {e}; start the connect again")))
         })?;
-        let attempt =
-            match self.store.take_oauth_attempt(&claims.nonce).await.map_err(|e| (None, IntegrationError::Internal(e.to_string())))? {
-                Take::Taken(a) => *a,
-                Take::Unknown => {
-                    return Err((None, IntegrationError::Invalid("this connect attempt is unknown; start the connect again".into())));
-                }
-                Take::AlreadyUsed => {
-                    return Err((
-                        None,
-                        IntegrationError::Invalid("this callback was already used (a state is good once); start the connect again".into()),
-                    ));
-                }
-                Take::Expired => {
-                    return Err((None, IntegrationError::Invalid("this connect attempt expired; start the connect again".into())));
-                }
-            };
+        let attempt = match self.store.take_oauth_attempt(&claims.nonce).await.map_err(|e| (None, e.into()))? {
+            Take::Taken(a) => *a,
+            Take::Unknown => {
+                return Err((None, IntegrationError::Invalid("this connect attempt is unknown; start the connect again".into())));
+            }
+            Take::AlreadyUsed => {
+                return Err((
+                    None,
+                    IntegrationError::Invalid("this callback was already used (a state is good once); start the connect again".into()),
+                ));
+            }
+            Take::Expired => {
+                return Err((None, IntegrationError::Invalid("this connect attempt expired; start the connect again".into())));
+            }
+        };
         let result = self.exchange(&attempt, code, provider_error).await;
         let recorded = match &result {
             Ok(account) => self.store.finish_oauth_attempt(&attempt.nonce, Ok(&account.id)).await,
@@ -308,10 +313,7 @@ impl Integrations {
         };
         let vault = self.vault.clone();
         let sandbox = attempt.sandbox_id.clone();
-        self.store
-            .upsert_connected_account(new, move |id| vault.encrypt(sandbox.as_str(), id.as_str(), &sealed))
-            .await
-            .map_err(|e| IntegrationError::Internal(e.to_string()))
+        self.store.upsert_connected_account(new, move |id| vault.encrypt(sandbox.as_str(), id.as_str(), &sealed)).await.map_err(Into::into)
     }
 
     fn open(&self, account: &ConnectedAccount, sealed: &str) -> Result<Tokens, IntegrationError> {
@@ -324,13 +326,8 @@ impl Integrations {
     /// The account's access token for a request made now, refreshed first when it expires
     /// within [`REFRESH_MARGIN_MS`]. An account that needs re-authorization is an error.
     pub async fn access_token(&self, id: &ConnectedAccountId) -> Result<(ConnectedAccount, Secret), IntegrationError> {
-        let internal = |e: steward_store::StoreError| IntegrationError::Internal(e.to_string());
-        let account = self
-            .store
-            .connected_account(id)
-            .await
-            .map_err(internal)?
-            .ok_or_else(|| IntegrationError::NotFound(format!("connected account {id} not found")))?;
+        let not_found = || IntegrationError::NotFound(format!("connected account {id} not found"));
+        let mut account = self.store.connected_account(id).await?.ok_or_else(not_found)?;
         if account.status != "active" {
             return Err(IntegrationError::Invalid(format!(
                 "connected account {id} ({}) needs to be connected again: {}",
@@ -340,14 +337,10 @@ impl Integrations {
         }
         if account.expires_at.is_some_and(|t| t - REFRESH_MARGIN_MS <= self.clock.now_ms()) {
             self.refresh(&account).await?;
+            // Re-read only after a refresh: it moved `expires_at`.
+            account = self.store.connected_account(id).await?.ok_or_else(not_found)?;
         }
-        let account = self
-            .store
-            .connected_account(id)
-            .await
-            .map_err(internal)?
-            .ok_or_else(|| IntegrationError::NotFound(format!("connected account {id} not found")))?;
-        let sealed = self.store.connected_account_tokens(id).await.map_err(internal)?.unwrap_or_default();
+        let sealed = self.store.connected_account_tokens(id).await?.unwrap_or_default();
         let tokens = self.open(&account, &sealed)?;
         Ok((account, Secret::new(tokens.access_token)))
     }
@@ -355,13 +348,12 @@ impl Integrations {
     /// Refreshes one account's tokens. A refusal by the provider marks the account
     /// `needs_reauth` with the reason; a transport failure leaves it as it is (retried later).
     pub async fn refresh(&self, account: &ConnectedAccount) -> Result<(), IntegrationError> {
-        let internal = |e: steward_store::StoreError| IntegrationError::Internal(e.to_string());
         let app = self.app(&account.app_id)?;
-        let sealed = self.store.connected_account_tokens(&account.id).await.map_err(internal)?.unwrap_or_default();
+        let sealed = self.store.connected_account_tokens(&account.id).await?.unwrap_or_default();
         let tokens = self.open(account, &sealed)?;
         let Some(refresh_token) = tokens.refresh_token else {
             let reason = "the access token expired and the app gave no refresh token; connect the account again";
-            self.store.mark_needs_reauth(&account.id, reason).await.map_err(internal)?;
+            self.store.mark_needs_reauth(&account.id, reason).await?;
             return Err(IntegrationError::Invalid(format!("connected account {}: {reason}", account.id)));
         };
         let endpoint = self.endpoint(app)?;
@@ -371,12 +363,12 @@ impl Integrations {
                     .expect("tokens serialize");
                 let resealed = self.vault.encrypt(account.sandbox_id.as_str(), account.id.as_str(), &plain);
                 // Lost to a concurrent refresh (another replica): theirs is as good.
-                self.store.store_refreshed_tokens(&account.id, &sealed, &resealed, fresh.expires_at_ms).await.map_err(internal)?;
+                self.store.store_refreshed_tokens(&account.id, &sealed, &resealed, fresh.expires_at_ms).await?;
                 Ok(())
             }
             Err(e) if e.is_invalid_grant() || matches!(e, oauth::OAuthError::Provider { .. }) => {
                 let reason = format!("refreshing the token failed: {e}");
-                self.store.mark_needs_reauth(&account.id, &reason).await.map_err(internal)?;
+                self.store.mark_needs_reauth(&account.id, &reason).await?;
                 Err(IntegrationError::Provider(format!("connected account {} needs to be connected again; {reason}", account.id)))
             }
             Err(e) => Err(IntegrationError::Provider(format!("cannot refresh the token of account {} now: {e}", account.id))),
@@ -386,7 +378,7 @@ impl Integrations {
     /// Refreshes every active account whose token expires soon; returns how many were tried.
     pub async fn refresh_due(&self) -> Result<usize, IntegrationError> {
         let before = self.clock.now_ms() + REFRESH_MARGIN_MS;
-        let due = self.store.accounts_to_refresh(before, 50).await.map_err(|e| IntegrationError::Internal(e.to_string()))?;
+        let due = self.store.accounts_to_refresh(before, 50).await?;
         for account in &due {
             if let Err(e) = self.refresh(account).await {
                 tracing::warn!(account = %account.id, error = %e, "token refresh failed");
@@ -399,13 +391,12 @@ impl Integrations {
     /// account with its publications. A revoke the app refuses is reported but the account is
     /// deleted anyway: the user asked for it to be gone.
     pub async fn revoke(&self, account: &ConnectedAccount) -> Result<Option<String>, IntegrationError> {
-        let internal = |e: steward_store::StoreError| IntegrationError::Internal(e.to_string());
         let mut warning = None;
         if let Ok(app) = self.app(&account.app_id)
             && let Some(url) = app.oauth.as_ref().and_then(|o| o.revoke_url.clone())
             && let Ok(endpoint) = self.endpoint(app)
         {
-            let sealed = self.store.connected_account_tokens(&account.id).await.map_err(internal)?.unwrap_or_default();
+            let sealed = self.store.connected_account_tokens(&account.id).await?.unwrap_or_default();
             if let Ok(tokens) = self.open(account, &sealed) {
                 for token in std::iter::once(tokens.access_token).chain(tokens.refresh_token) {
                     if let Err(e) = self.http.revoke(&url, &endpoint, &token).await {
@@ -414,7 +405,7 @@ impl Integrations {
                 }
             }
         }
-        self.store.delete_connected_account(&account.id).await.map_err(internal)?;
+        self.store.delete_connected_account(&account.id).await?;
         Ok(warning)
     }
 }
