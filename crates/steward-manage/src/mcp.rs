@@ -1,0 +1,1 @@
+//! The management tools as an MCP server (rmcp). (Skeleton.)
