@@ -65,6 +65,9 @@ pub struct ServeArgs {
     /// Directory of extra integration app files (`*.json`/`*.toml`); a file with a shipped app's id replaces that app
     #[arg(long, env = "STEWARD_INTEGRATIONS_DIR")]
     pub integrations_dir: Option<PathBuf>,
+    /// The Concierge's model, `provider_id/model` (a provider configured in each sandbox) [default: the sandbox's first provider and its first model]
+    #[arg(long, env = "STEWARD_CONCIERGE_MODEL")]
+    pub concierge_model: Option<String>,
 }
 
 /// The config file. Every key is optional; unknown keys are an error so typos do not pass.
@@ -84,6 +87,7 @@ pub struct FileConfig {
     pub max_concurrent_runs: Option<usize>,
     pub public_url: Option<String>,
     pub integrations_dir: Option<PathBuf>,
+    pub concierge_model: Option<String>,
     /// `[integrations.<app>]` tables: `client_id`, `client_secret`, `webhook_secret`.
     #[serde(default)]
     pub integrations: std::collections::BTreeMap<String, steward_runtime::integrations::AppCredentials>,
@@ -176,7 +180,12 @@ fn build(args: ServeArgs) -> anyhow::Result<(ServerConfig, bool)> {
         public_url,
         state_key: Vec::new(), // derived from the master key by the server
     };
+    let concierge_model = args.concierge_model.or(file.concierge_model);
+    if let Some(m) = &concierge_model {
+        steward_server::config::parse_concierge_model(m).map_err(|e| anyhow::anyhow!("--concierge-model: {e}"))?;
+    }
     let config = ServerConfig {
+        concierge_model,
         listen,
         data_dir,
         master_key,

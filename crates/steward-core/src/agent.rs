@@ -335,6 +335,8 @@ pub struct Agent {
     pub created_at: i64,
     pub updated_at: i64,
     pub archived_at: Option<i64>,
+    /// Set on a Concierge (§5): the account it belongs to. The platform manages these agents.
+    pub concierge_of: Option<crate::ids::AccountId>,
 }
 
 /// One immutable version of an agent's configuration.

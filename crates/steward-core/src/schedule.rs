@@ -673,3 +673,73 @@ mod tests {
         }
     }
 }
+
+/// A wall-clock time the user typed, as epoch ms: RFC 3339 as is; else a local time in
+/// `time_zone` (IANA; default UTC): `HH:MM[:SS]` is its next occurrence after `now_ms`,
+/// `YYYY-MM-DD[T ]HH:MM[:SS]` that date and time. A local time that does not exist (a DST gap)
+/// is moved to the first instant after the gap; an ambiguous one takes the earlier instant.
+pub fn resolve_wall_time(raw: &str, time_zone: Option<&str>, now_ms: i64) -> Result<i64, String> {
+    let raw = raw.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
+        return Ok(t.timestamp_millis());
+    }
+    let tz: Tz = match time_zone {
+        None => Tz::UTC,
+        Some(z) => check_timezone(z).map_err(|e| e.message)?,
+    };
+    let to_instant = |naive: NaiveDateTime| -> i64 {
+        match tz.from_local_datetime(&naive) {
+            LocalResult::Single(t) => t.timestamp_millis(),
+            LocalResult::Ambiguous(a, _) => a.timestamp_millis(),
+            // In a gap: the first instant after it (one hour later is past every real gap's end
+            // when stepped minute by minute).
+            LocalResult::None => (1..=180)
+                .find_map(|m| tz.from_local_datetime(&(naive + TimeDelta::minutes(m))).earliest())
+                .map(|t| t.timestamp_millis())
+                .unwrap_or(now_ms),
+        }
+    };
+    for fmt in ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"] {
+        if let Ok(naive) = NaiveDateTime::parse_from_str(raw, fmt) {
+            return Ok(to_instant(naive));
+        }
+    }
+    for fmt in ["%H:%M:%S", "%H:%M"] {
+        if let Ok(time) = chrono::NaiveTime::parse_from_str(raw, fmt) {
+            let now = tz.timestamp_millis_opt(now_ms).single().ok_or("the clock is out of range")?;
+            let today = now.date_naive();
+            for day in 0..3 {
+                let at = to_instant((today + TimeDelta::days(day)).and_time(time));
+                if at > now_ms {
+                    return Ok(at);
+                }
+            }
+        }
+    }
+    Err(format!(
+        "`{}` is not a time: use RFC 3339 (2026-11-24T09:00:00+01:00), or a local `09:00` / `2026-11-24T09:00` with `time_zone`",
+        crate::ids::shorten(raw)
+    ))
+}
+
+#[cfg(test)]
+mod wall_time_tests {
+    use super::*;
+
+    #[test]
+    fn local_times_resolve_in_their_zone() {
+        // 2026-11-23T16:00:00Z; Paris is UTC+1 in winter.
+        let now = DateTime::parse_from_rfc3339("2026-11-23T16:00:00Z").unwrap().timestamp_millis();
+        let at =
+            |raw: &str, tz: Option<&str>| DateTime::from_timestamp_millis(resolve_wall_time(raw, tz, now).unwrap()).unwrap().to_rfc3339();
+        assert_eq!(at("09:00", Some("Europe/Paris")), "2026-11-24T08:00:00+00:00", "09:00 has passed today in Paris: tomorrow");
+        assert_eq!(at("18:30", Some("Europe/Paris")), "2026-11-23T17:30:00+00:00", "still ahead today");
+        assert_eq!(at("09:00", None), "2026-11-24T09:00:00+00:00", "UTC by default");
+        assert_eq!(at("2026-12-01T07:15", Some("America/New_York")), "2026-12-01T12:15:00+00:00");
+        assert_eq!(at("2026-12-01T07:15:00+02:00", Some("America/New_York")), "2026-12-01T05:15:00+00:00", "RFC 3339 wins");
+        // A spring-forward gap: 02:30 does not exist in Paris on 2027-03-28.
+        assert_eq!(at("2027-03-28T02:30", Some("Europe/Paris")), "2027-03-28T01:00:00+00:00");
+        assert!(resolve_wall_time("tomorrow-ish", None, now).unwrap_err().contains("is not a time"));
+        assert!(resolve_wall_time("09:00", Some("Mars/Olympus"), now).is_err());
+    }
+}

@@ -175,6 +175,16 @@ pub struct Run {
     pub finished_at: Option<i64>,
 }
 
+impl Run {
+    /// From start to end, once it has ended.
+    pub fn duration_ms(&self) -> Option<i64> {
+        match (self.started_at, self.finished_at) {
+            (Some(s), Some(f)) => Some(f - s),
+            _ => None,
+        }
+    }
+}
+
 /// A persisted event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {

@@ -99,7 +99,10 @@ async fn drive(ctx: &mut Ctx<'_>) -> Result<String, Halt> {
         .client_for(&ctx.run.sandbox_id, &config.model.provider_id, &config.model.name)
         .await
         .map_err(|e| Halt::Failed { kind: e.kind.into(), message: e.message })?;
-    let resolution = ctx.rt.resolve_tools(&ctx.run.sandbox_id, &ctx.run.agent_id, &config).await?;
+    let resolution = match &agent.concierge_of {
+        Some(account) => ctx.rt.resolve_concierge_tools(&ctx.run.sandbox_id, account).await,
+        None => ctx.rt.resolve_tools(&ctx.run.sandbox_id, &ctx.run.agent_id, &config).await?,
+    };
     let catalog = resolution.catalog;
     let specs = catalog.specs();
     ctx.trace["tool_resolution"] = resolution.trace;

@@ -116,6 +116,8 @@ pub(crate) struct Inner {
     slots: Arc<tokio::sync::Semaphore>,
     pub(crate) tracker: TaskTracker,
     pub(crate) notify_http: std::sync::OnceLock<reqwest::Client>,
+    /// The Concierge's tools, set once by the server.
+    pub(crate) management: std::sync::OnceLock<Arc<dyn crate::tools::ManagementTools>>,
     shutdown: CancellationToken,
 }
 
@@ -138,6 +140,7 @@ impl Runtime {
                 slots,
                 tracker: TaskTracker::new(),
                 notify_http: std::sync::OnceLock::new(),
+                management: std::sync::OnceLock::new(),
                 shutdown: CancellationToken::new(),
             }),
         }
@@ -153,6 +156,11 @@ impl Runtime {
 
     pub fn providers(&self) -> &Providers {
         &self.inner.providers
+    }
+
+    /// Installs the management tools Concierge runs get (once; later calls are ignored).
+    pub fn set_management_tools(&self, tools: Arc<dyn crate::tools::ManagementTools>) {
+        let _ = self.inner.management.set(tools);
     }
 
     /// Integrations: catalog, connects, tokens.

@@ -232,6 +232,45 @@ impl Runtime {
         Ok(Resolution { catalog, trace })
     }
 
+    /// The tools of a Concierge run (§5): `current_time` and the management tools `account`
+    /// may use in `sandbox` with its role now. The trace has the pseudo-source `management`
+    /// with the role, so "which catalog did the model get" is answerable per run.
+    pub async fn resolve_concierge_tools(&self, sandbox: &SandboxId, account: &steward_core::ids::AccountId) -> Resolution {
+        let started = Instant::now();
+        let mut catalog = Catalog::builtin();
+        let mut entries: Vec<Value> =
+            catalog.specs().iter().map(|s| json!({"name": s.name, "source": "platform", "tool": s.name})).collect();
+        let mut source = json!({"source_id": "management", "name": "management", "kind": "management", "connected": true});
+        match self.inner.management.get() {
+            None => {
+                source["connected"] = json!(false);
+                source["error"] = json!("this process serves no management tools");
+            }
+            Some(m) => match m.tools_for(sandbox, account).await {
+                Err(e) => {
+                    source["connected"] = json!(false);
+                    source["error"] = json!(e);
+                }
+                Ok((role, tools)) => {
+                    source["role"] = json!(role.as_str());
+                    let names: Vec<String> = tools.iter().map(|t| t.spec().name).collect();
+                    source["offered"] = json!(names);
+                    source["kept"] = json!(names);
+                    for t in tools {
+                        let name = t.spec().name;
+                        entries.push(json!({"name": name, "source": "management", "tool": name}));
+                        catalog.push(None, t);
+                    }
+                }
+            },
+        }
+        source["duration_ms"] = json!(started.elapsed().as_millis() as u64);
+        let mut platform = platform_source();
+        platform.trace.insert("kept".into(), json!(["current_time"]));
+        let trace = json!({"sources": [Value::Object(platform.trace), source], "unmatched_allowlist": [], "catalog": entries});
+        Resolution { catalog, trace }
+    }
+
     /// One source: its trace entry, the tools it offers, and the secrets injected into it.
     async fn resolve_source(
         &self,

@@ -32,6 +32,8 @@ pub struct Caller {
     pub credential: Credential,
     /// The raw `Steward-Sandbox` header, if sent.
     sandbox_header: Option<String>,
+    /// A confined session token (the Concierge's tools) acts only in this sandbox.
+    confined_to: Option<SandboxId>,
 }
 
 /// What an operation needs (§1, §9).
@@ -81,11 +83,16 @@ impl FromRequestParts<AppState> for Caller {
                     key.id
                 )));
             }
-            return Ok(Caller { account_id: key.account_id.clone(), credential: Credential::ApiKey(key), sandbox_header });
+            return Ok(Caller {
+                account_id: key.account_id.clone(),
+                credential: Credential::ApiKey(key),
+                sandbox_header,
+                confined_to: None,
+            });
         }
         let now = state.clock.now_ms() / 1000;
-        match state.tokens.verify(token, now) {
-            Ok(account_id) => Ok(Caller { account_id, credential: Credential::Session, sandbox_header }),
+        match state.tokens.verify_full(token, now) {
+            Ok(v) => Ok(Caller { account_id: v.account, credential: Credential::Session, sandbox_header, confined_to: v.confined_to }),
             Err(TokenError::Expired) => Err(ApiError::unauthenticated("the session token has expired; run `steward login` again")),
             Err(TokenError::BadSignature) => {
                 Err(ApiError::unauthenticated("the session token's signature is not valid for this server; run `steward login` again"))
@@ -118,6 +125,14 @@ impl Caller {
     /// `sandbox_id` (body or query), else the `Steward-Sandbox` header, else the key's home
     /// sandbox, else (session tokens) the oldest sandbox the account owns.
     pub async fn target_sandbox(&self, state: &AppState, explicit: Option<&str>) -> Result<SandboxId, ApiError> {
+        if let Some(c) = &self.confined_to {
+            // Whatever else was asked for, a confined token acts in its sandbox (and asking
+            // for another one is refused as not found by `authorize`).
+            return Ok(match explicit {
+                Some(raw) => SandboxId::parse(raw, "sandbox_id")?,
+                None => c.clone(),
+            });
+        }
         if let Some(raw) = explicit {
             return Ok(SandboxId::parse(raw, "sandbox_id")?);
         }
@@ -140,6 +155,9 @@ impl Caller {
     pub async fn authorize(&self, state: &AppState, sandbox: &SandboxId, need: Need) -> Result<Role, ApiError> {
         if let Some(k) = self.agent_key() {
             return Err(if &k.sandbox_id == sandbox { agent_key_refusal(k) } else { ApiError::not_found("sandbox", sandbox.as_str()) });
+        }
+        if self.confined_to.as_ref().is_some_and(|c| c != sandbox) {
+            return Err(ApiError::not_found("sandbox", sandbox.as_str()));
         }
         let Some(role) = state.store.role_of(&self.account_id, sandbox).await? else {
             return Err(ApiError::not_found("sandbox", sandbox.as_str()));

@@ -57,6 +57,17 @@ pub struct ServerConfig {
     /// this process wake tails at once; polling only covers other replicas, so SQLite (one
     /// process) can poll rarely and PostgreSQL clusters often.
     pub stream_poll: Duration,
+    /// The Concierge's model as `provider_id/model`; `None` = each sandbox's first provider and
+    /// its first model.
+    pub concierge_model: Option<String>,
+}
+
+/// Splits `provider_id/model` (the model name may itself contain `/`).
+pub fn parse_concierge_model(raw: &str) -> Result<(String, String), String> {
+    match raw.split_once('/') {
+        Some((p, m)) if !p.trim().is_empty() && !m.trim().is_empty() => Ok((p.trim().to_owned(), m.trim().to_owned())),
+        _ => Err(format!("`{raw}` is not `provider_id/model` (for example `anthropic/claude-sonnet-4-6`)")),
+    }
 }
 
 impl ServerConfig {

@@ -43,6 +43,12 @@ impl ApiError {
         Self { status, kind, message: message.into(), param: None, retry_after_secs: None }
     }
 
+    /// Replaces the error's `type` with a more specific one.
+    pub fn with_kind(mut self, kind: &'static str) -> Self {
+        self.kind = kind;
+        self
+    }
+
     pub fn with_param(mut self, param: impl Into<String>) -> Self {
         self.param = Some(param.into());
         self

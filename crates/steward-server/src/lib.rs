@@ -6,6 +6,7 @@
 //! This crate never writes SQL.
 
 pub mod auth;
+pub mod concierge;
 pub mod config;
 pub mod error;
 pub mod extract;
@@ -37,8 +38,8 @@ use crate::error::ApiError;
 use crate::mail::Mailer;
 use crate::metrics::Metrics;
 use crate::routes::{
-    agents, api_keys, auth as login, compat, files, integrations, messages, providers, runs, sandboxes, schedules, sessions, sources,
-    subscriptions, system, triggers, vaults,
+    agents, api_keys, auth as login, compat, concierge as concierge_routes, files, integrations, messages, providers, runs, sandboxes,
+    schedules, sessions, sources, subscriptions, system, triggers, vaults,
 };
 use crate::tokens::SessionTokens;
 
@@ -57,6 +58,10 @@ pub struct AppState {
     pub vault: VaultCipher,
     /// Runs agents.
     pub runtime: Runtime,
+    /// The Concierge's management tools (also served over MCP).
+    pub management: Arc<concierge::ServerManagement>,
+    /// This server's own address, for the management tools' loopback calls.
+    pub local_url: concierge::LocalUrl,
     openapi_json: Arc<String>,
 }
 
@@ -74,11 +79,17 @@ impl AppState {
         let vault = VaultCipher::new(config.master_key.derive("steward/vault/v1"));
         let providers = Providers::new(store.clone(), vault.clone(), config.llm_timeouts, config.llm_retry);
         let runtime = Runtime::new(store.clone(), providers, clock.clone(), config.runtime.clone());
+        let tokens = SessionTokens::new(&config.master_key);
+        let local_url = concierge::LocalUrl::default();
+        let management = Arc::new(concierge::ServerManagement::new(store.clone(), tokens.clone(), clock.clone(), local_url.clone()));
+        runtime.set_management_tools(management.clone());
         Ok(Self {
             vault,
             runtime,
             store,
-            tokens: SessionTokens::new(&config.master_key),
+            management,
+            local_url,
+            tokens,
             config: Arc::new(config),
             mailer,
             metrics: Metrics::new(),
@@ -214,6 +225,18 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(integrations::unpublish))
         .routes(routes!(compat::pause_trigger))
         .routes(routes!(compat::resume_trigger))
+        .routes(routes!(concierge_routes::test))
+        .routes(routes!(concierge_routes::chat))
+        .routes(routes!(concierge_routes::storage_test))
+        .routes(routes!(concierge_routes::storage_chat))
+        .routes(routes!(concierge_routes::test_agent))
+}
+
+impl AppState {
+    /// Records the address the server listens on (the management tools call the API there).
+    pub fn set_local_addr(&self, addr: std::net::SocketAddr) {
+        self.local_url.set(addr);
+    }
 }
 
 /// The OpenAPI document of every route.
@@ -261,6 +284,7 @@ pub async fn open_store(config: &ServerConfig, clock: Arc<dyn Clock>) -> anyhow:
 pub async fn serve(state: AppState, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
     let store = state.store.clone();
     let runtime = state.runtime.clone();
+    state.set_local_addr(listener.local_addr()?);
     runtime.start().await?;
     for warning in runtime.tool_warnings().await {
         tracing::warn!("{warning}");

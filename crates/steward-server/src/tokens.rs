@@ -10,7 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use hmac::{KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
-use steward_core::ids::AccountId;
+use steward_core::ids::{AccountId, SandboxId};
 
 use crate::secrets::MasterKey;
 
@@ -22,6 +22,17 @@ struct Claims {
     sub: String,
     iat: i64,
     exp: i64,
+    /// Confines the token to one sandbox (tokens the Concierge's tools use): every other
+    /// sandbox answers 404 to it, whatever the account's grants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sbx: Option<String>,
+}
+
+/// What a valid token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub account: AccountId,
+    pub confined_to: Option<SandboxId>,
 }
 
 /// Why a token was refused.
@@ -55,8 +66,22 @@ impl SessionTokens {
 
     /// A token for `account`, valid from `now_secs` for `ttl_secs`.
     pub fn issue(&self, account: &AccountId, now_secs: i64, ttl_secs: i64) -> String {
+        self.sign(Claims { iss: ISSUER.into(), sub: account.to_string(), iat: now_secs, exp: now_secs + ttl_secs, sbx: None })
+    }
+
+    /// A token for `account` that acts only in `sandbox` (the Concierge's tools).
+    pub fn issue_confined(&self, account: &AccountId, sandbox: &SandboxId, now_secs: i64, ttl_secs: i64) -> String {
+        self.sign(Claims {
+            iss: ISSUER.into(),
+            sub: account.to_string(),
+            iat: now_secs,
+            exp: now_secs + ttl_secs,
+            sbx: Some(sandbox.to_string()),
+        })
+    }
+
+    fn sign(&self, claims: Claims) -> String {
         let header = B64.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
-        let claims = Claims { iss: ISSUER.into(), sub: account.to_string(), iat: now_secs, exp: now_secs + ttl_secs };
         let payload = B64.encode(serde_json::to_vec(&claims).expect("claims serialise"));
         let signing_input = format!("{header}.{payload}");
         let mut mac = self.mac();
@@ -67,6 +92,11 @@ impl SessionTokens {
 
     /// The account a valid token names.
     pub fn verify(&self, token: &str, now_secs: i64) -> Result<AccountId, TokenError> {
+        self.verify_full(token, now_secs).map(|v| v.account)
+    }
+
+    /// The account a valid token names, and the sandbox it is confined to.
+    pub fn verify_full(&self, token: &str, now_secs: i64) -> Result<Verified, TokenError> {
         let mut parts = token.split('.');
         let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
             return Err(TokenError::Malformed);
@@ -90,7 +120,9 @@ impl SessionTokens {
         if claims.exp <= now_secs {
             return Err(TokenError::Expired);
         }
-        AccountId::parse(&claims.sub, "sub").map_err(|_| TokenError::Malformed)
+        let account = AccountId::parse(&claims.sub, "sub").map_err(|_| TokenError::Malformed)?;
+        let confined_to = claims.sbx.map(|s| SandboxId::parse(&s, "sbx")).transpose().map_err(|_| TokenError::Malformed)?;
+        Ok(Verified { account, confined_to })
     }
 }
 

@@ -44,6 +44,15 @@ const OWNER_ONLY: &[(&str, &str)] = &[
     ("DELETE", "/v1/connected_accounts/{id}"),
 ];
 
+/// POSTs any member may make, viewers included: talking to one's own Concierge (its tools are
+/// filtered by the caller's role; see tests/concierge.rs).
+const ANY_MEMBER_MAY_POST: &[(&str, &str)] = &[
+    ("POST", "/v1/sandboxes/{sandbox_id}/concierge/test"),
+    ("POST", "/v1/sandboxes/{sandbox_id}/concierge/chat"),
+    ("POST", "/storage/sandboxes/{sandbox_id}/concierge/test"),
+    ("POST", "/storage/sandboxes/{sandbox_id}/concierge/chat"),
+];
+
 struct World {
     owner: User,
     editor: User,
@@ -206,6 +215,7 @@ fn fill(template: &str, w: &World, agent: &str) -> String {
             "{id}" if template.starts_with("/v1/environments") => w.environment_id.clone(),
             "{id}" if template.starts_with("/v1/subscriptions") => w.subscription_id.clone(),
             "{id}" if template.starts_with("/v1/connected_accounts") => w.connected_account_id.clone(),
+            "{sandbox_id}" => w.owner.sandbox_id.to_string(),
             "{app_id}" => "github".to_owned(),
             "{pub_id}" => w.publication_id.clone(),
             "{connect_id}" => w.connect_id.clone(),
@@ -271,6 +281,11 @@ fn body(method: &str, template: &str, w: &World) -> Option<Value> {
             json!({"description": "changed"})
         }
         ("POST", "/v1/agents/{id}/schedules/{schedule_id}/pause") | ("POST", "/v1/agent/{id}/schedules/{schedule_id}/pause") => json!({}),
+        ("POST", "/v1/sandboxes/{sandbox_id}/concierge/test")
+        | ("POST", "/v1/sandboxes/{sandbox_id}/concierge/chat")
+        | ("POST", "/storage/sandboxes/{sandbox_id}/concierge/test")
+        | ("POST", "/storage/sandboxes/{sandbox_id}/concierge/chat") => json!({"message": "list my agents"}),
+        ("POST", "/v1/agents/{id}/test") => json!({"input": "hello", "timeout_secs": 1}),
         ("POST", "/v1/auth/email/start") | ("POST", "/v1/auth/email/verify") => return None,
         _ => {
             let _ = w;
@@ -357,7 +372,10 @@ async fn run(backend: Backend) {
             assert_eq!(st, StatusCode::NOT_FOUND, "{route} as a stranger: {v}");
             let msg = error_message(&v);
             assert!(
-                !msg.contains(w.owner.sandbox_id.as_str()) || template.starts_with("/v1/sandboxes") || !template.contains('{'),
+                !msg.contains(w.owner.sandbox_id.as_str())
+                    || template.starts_with("/v1/sandboxes")
+                    || template.starts_with("/storage/sandboxes")
+                    || !template.contains('{'),
                 "{route}: 404 leaks the sandbox id: {msg}"
             );
         } else if method == "GET" && template == "/v1/sandboxes" {
@@ -369,7 +387,9 @@ async fn run(backend: Backend) {
         // A viewer: reads succeed, mutations are 403 naming the role.
         if !account_level {
             let (st, v) = s.call_with(m.clone(), &path, Some(&w.viewer.key), b.clone(), &victim).await;
-            if mutating {
+            if ANY_MEMBER_MAY_POST.contains(&(method.as_str(), template.as_str())) {
+                assert_eq!(st, StatusCode::OK, "{route} as a viewer: {v}");
+            } else if mutating {
                 assert_eq!(st, StatusCode::FORBIDDEN, "{route} as a viewer: {v}");
                 let need = if owner_only { "`owner`" } else { "`editor`" };
                 let msg = error_message(&v);

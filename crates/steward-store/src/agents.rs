@@ -8,11 +8,11 @@
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 use steward_core::agent::{Agent, AgentConfig, AgentState, AgentVersion};
-use steward_core::ids::{AgentId, SandboxId};
+use steward_core::ids::{AccountId, AgentId, SandboxId};
 
 use crate::{Listing, PageRequest, Store, StoreError};
 
-const COLS: &str = "id, sandbox_id, version, config, state, state_reason, token_balance, created_at, updated_at, archived_at";
+const COLS: &str = "id, sandbox_id, version, config, state, state_reason, token_balance, created_at, updated_at, archived_at, concierge_of";
 
 fn config_from(raw: &str) -> Result<AgentConfig, StoreError> {
     serde_json::from_str(raw).map_err(|e| StoreError::Corrupt(format!("agent config: {e}")))
@@ -35,6 +35,7 @@ fn agent_from(row: &AnyRow) -> Result<Agent, StoreError> {
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         archived_at: row.try_get("archived_at")?,
+        concierge_of: row.try_get::<Option<String>, _>("concierge_of")?.map(AccountId::from_trusted),
     })
 }
 
@@ -45,6 +46,29 @@ fn name_conflict(name: &str) -> StoreError {
 impl Store {
     /// Creates an agent at version 1, state `active`.
     pub async fn create_agent(&self, sandbox: &SandboxId, config: AgentConfig) -> Result<Agent, StoreError> {
+        self.insert_agent(sandbox, config, None).await
+    }
+
+    /// The Concierge of `account` in `sandbox`, if it was created.
+    pub async fn concierge(&self, sandbox: &SandboxId, account: &AccountId) -> Result<Option<Agent>, StoreError> {
+        let row = sqlx::query(AssertSqlSafe(format!("SELECT {COLS} FROM agents WHERE sandbox_id = $1 AND concierge_of = $2")))
+            .bind(sandbox.as_str())
+            .bind(account.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(agent_from).transpose()
+    }
+
+    /// Creates the Concierge of `account` in `sandbox`, or returns the one a concurrent request
+    /// created first.
+    pub async fn create_concierge(&self, sandbox: &SandboxId, account: &AccountId, config: AgentConfig) -> Result<Agent, StoreError> {
+        match self.insert_agent(sandbox, config, Some(account)).await {
+            Err(StoreError::Conflict(m)) => self.concierge(sandbox, account).await?.ok_or(StoreError::Conflict(m)),
+            other => other,
+        }
+    }
+
+    async fn insert_agent(&self, sandbox: &SandboxId, config: AgentConfig, concierge_of: Option<&AccountId>) -> Result<Agent, StoreError> {
         let now = self.now();
         let agent = Agent {
             id: AgentId::generate(),
@@ -57,18 +81,20 @@ impl Store {
             created_at: now,
             updated_at: now,
             archived_at: None,
+            concierge_of: concierge_of.cloned(),
         };
         let json = config_to(&agent.config);
         let mut tx = self.write_tx().await?;
         let res = sqlx::query(
-            "INSERT INTO agents (id, sandbox_id, name, version, config, state, created_at, updated_at)
-             VALUES ($1, $2, $3, 1, $4, 'active', $5, $5)",
+            "INSERT INTO agents (id, sandbox_id, name, version, config, state, created_at, updated_at, concierge_of)
+             VALUES ($1, $2, $3, 1, $4, 'active', $5, $5, $6)",
         )
         .bind(agent.id.as_str())
         .bind(sandbox.as_str())
         .bind(&agent.config.name)
         .bind(&json)
         .bind(now)
+        .bind(concierge_of.map(|a| a.as_str()))
         .execute(&mut *tx)
         .await;
         match res {
@@ -94,10 +120,13 @@ impl Store {
     }
 
     /// Agents of a sandbox, newest first; `archived` picks archived ones instead of live ones.
+    /// Concierges are not listed (they belong to one account each, and the platform manages them).
     pub async fn agents(&self, sandbox: &SandboxId, archived: bool, page: &PageRequest) -> Result<Listing<Agent>, StoreError> {
         let archived_clause = if archived { "archived_at IS NOT NULL" } else { "archived_at IS NULL" };
         let before = if page.before.is_some() { "AND id < $3" } else { "" };
-        let sql = format!("SELECT {COLS} FROM agents WHERE sandbox_id = $1 AND {archived_clause} {before} ORDER BY id DESC LIMIT $2");
+        let sql = format!(
+            "SELECT {COLS} FROM agents WHERE sandbox_id = $1 AND concierge_of IS NULL AND {archived_clause} {before} ORDER BY id DESC LIMIT $2"
+        );
         let mut q = sqlx::query(AssertSqlSafe(sql)).bind(sandbox.as_str()).bind(i64::from(page.limit) + 1);
         if let Some(b) = &page.before {
             q = q.bind(b.as_str());

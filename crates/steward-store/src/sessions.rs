@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
-use steward_core::ids::{AgentId, RunId, SandboxId, SessionId};
+use steward_core::ids::{AccountId, AgentId, RunId, SandboxId, SessionId};
 use steward_core::session::{Run, RunStatus, Session};
 
 use crate::{Listing, PageRequest, Store, StoreError};
@@ -33,6 +33,9 @@ pub struct SessionFilter {
     pub status: Option<String>,
     /// Only sessions of this end user (delegate keys).
     pub end_user: Option<String>,
+    /// Leave out the sessions of other accounts' Concierges (§5: a Concierge conversation is
+    /// its account's alone).
+    pub viewer: Option<AccountId>,
 }
 
 /// Filters for listing runs.
@@ -43,6 +46,13 @@ pub struct RunFilter {
     pub status: Option<RunStatus>,
     /// Only runs created at or after this time (ms).
     pub since: Option<i64>,
+    /// Leave out the runs of other accounts' Concierges.
+    pub viewer: Option<AccountId>,
+}
+
+/// `agent_id NOT IN (…)` for a sandbox-wide list: other accounts' Concierges than `$?`.
+fn others_concierges_q() -> String {
+    "agent_id NOT IN (SELECT id FROM agents WHERE sandbox_id = $1 AND concierge_of IS NOT NULL AND concierge_of <> $?)".to_owned()
 }
 
 const SESSION_COLS: &str = "id, sandbox_id, agent_id, agent_version, status, end_user, counterparty, metadata, input_tokens, output_tokens, created_at, updated_at, deleted_at";
@@ -217,7 +227,11 @@ impl Store {
         let mut binds: Vec<String> = vec![sandbox.to_string()];
         let mut add = |clause: &str, value: String, sql: &mut String| {
             binds.push(value);
-            sql.push_str(&format!(" AND {clause} ${}", binds.len()));
+            if clause.contains("$?") {
+                sql.push_str(&format!(" AND {}", clause.replace("$?", &format!("${}", binds.len()))));
+            } else {
+                sql.push_str(&format!(" AND {clause} ${}", binds.len()));
+            }
         };
         if let Some(a) = &filter.agent_id {
             add("agent_id =", a.to_string(), &mut sql);
@@ -227,6 +241,9 @@ impl Store {
         }
         if let Some(u) = &filter.end_user {
             add("end_user =", u.clone(), &mut sql);
+        }
+        if let Some(v) = &filter.viewer {
+            add(&others_concierges_q(), v.to_string(), &mut sql);
         }
         if let Some(b) = &page.before {
             add("id <", b.clone(), &mut sql);
@@ -393,9 +410,14 @@ impl Store {
     pub async fn runs(&self, sandbox: &SandboxId, filter: &RunFilter, page: &PageRequest) -> Result<Listing<Run>, StoreError> {
         let mut sql = format!("SELECT {RUN_COLS} FROM runs WHERE sandbox_id = $1");
         let mut n = 1;
+        // `c` ends where its placeholder goes, or names it `$?`.
         let mut clause = |c: &str, sql: &mut String| {
             n += 1;
-            sql.push_str(&format!(" AND {c} ${n}"));
+            if c.contains("$?") {
+                sql.push_str(&format!(" AND {}", c.replace("$?", &format!("${n}"))));
+            } else {
+                sql.push_str(&format!(" AND {c} ${n}"));
+            }
         };
         if filter.agent_id.is_some() {
             clause("agent_id =", &mut sql);
@@ -408,6 +430,9 @@ impl Store {
         }
         if filter.since.is_some() {
             clause("created_at >=", &mut sql);
+        }
+        if filter.viewer.is_some() {
+            clause(&others_concierges_q(), &mut sql);
         }
         if page.before.is_some() {
             clause("id <", &mut sql);
@@ -425,6 +450,9 @@ impl Store {
         }
         if let Some(t) = filter.since {
             q = q.bind(t);
+        }
+        if let Some(v) = &filter.viewer {
+            q = q.bind(v.as_str());
         }
         if let Some(b) = &page.before {
             q = q.bind(b.as_str());

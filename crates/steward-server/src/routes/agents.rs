@@ -120,7 +120,23 @@ pub(crate) async fn load(state: &AppState, caller: &Caller, raw: &str, need: Nee
     let id = AgentId::parse(raw, "id")?;
     let agent = state.store.agent(&id).await?.ok_or_else(|| ApiError::not_found("agent", raw))?;
     caller.authorize_resource(state, &agent.sandbox_id, need, "agent", raw).await?;
+    concierge_guard(caller, &agent, need)?;
     Ok(agent)
+}
+
+/// A Concierge (§5) belongs to one account and the platform manages it: to anyone else it does
+/// not exist (404); its own account may read it and its sessions, and talks to it only through
+/// `…/concierge/chat|test` (other writes answer 409 saying so).
+pub(crate) fn concierge_guard(caller: &Caller, agent: &Agent, need: Need) -> ApiResult<()> {
+    match &agent.concierge_of {
+        None => Ok(()),
+        Some(owner) if owner != &caller.account_id || caller.agent_key().is_some() => Err(ApiError::not_found("agent", agent.id.as_str())),
+        Some(_) if need == Need::Read => Ok(()),
+        Some(_) => Err(ApiError::conflict(format!(
+            "agent {} is your Concierge, which the platform manages; talk to it with `steward chat` or POST /v1/sandboxes/{}/concierge/chat",
+            agent.id, agent.sandbox_id
+        ))),
+    }
 }
 
 /// Body of `POST /v1/agents`: an AgentConfig (§3), plus an optional `sandbox_id`.

@@ -112,7 +112,7 @@ pub async fn create(State(state): State<AppState>, caller: Caller, ApiJson(body)
                 .store
                 .agent(&id)
                 .await?
-                .filter(|a| a.sandbox_id == sandbox)
+                .filter(|a| a.sandbox_id == sandbox && a.concierge_of.is_none())
                 .ok_or_else(|| ApiError::not_found("agent", &raw).with_param("agent_id"))?;
             if agent.archived_at.is_some() {
                 return Err(ApiError::conflict(format!("agent {id} is archived; keys cannot be minted for it")));

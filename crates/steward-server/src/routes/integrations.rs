@@ -449,7 +449,7 @@ pub async fn publish(
     }
     let agent_id = AgentId::parse(&body.agent_id, "agent_id")?;
     match state.store.agent(&agent_id).await? {
-        Some(a) if a.sandbox_id == sandbox && a.archived_at.is_none() => {}
+        Some(a) if a.sandbox_id == sandbox && a.archived_at.is_none() && a.concierge_of.is_none() => {}
         _ => return Err(ApiError::not_found("agent", &body.agent_id).with_param("agent_id")),
     }
     let target = body.target.trim();

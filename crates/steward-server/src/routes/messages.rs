@@ -26,6 +26,8 @@ use crate::routes::ts;
 async fn agent_for(state: &AppState, caller: &Caller, raw: &str, need: Need) -> ApiResult<Agent> {
     let id = steward_core::ids::AgentId::parse(raw, "id")?;
     let agent = state.store.agent(&id).await?.ok_or_else(|| ApiError::not_found("agent", raw))?;
+    crate::routes::agents::concierge_guard(caller, &agent, need)
+        .map_err(|e| if e.status == axum::http::StatusCode::NOT_FOUND { ApiError::not_found("agent", raw) } else { e })?;
     match caller.agent_key() {
         Some(k) if k.sandbox_id != agent.sandbox_id => Err(ApiError::not_found("agent", raw)),
         Some(k) if k.agent_id.as_ref() != Some(&agent.id) => Err(ApiError::forbidden("this key may only message its own agent")),
@@ -170,7 +172,7 @@ pub async fn send(
     ))
 }
 
-fn text_of(content: &Value) -> Vec<String> {
+pub(crate) fn text_of(content: &Value) -> Vec<String> {
     content["parts"]
         .as_array()
         .map(|ps| ps.iter().filter(|p| p["type"] == "text").filter_map(|p| p["text"].as_str().map(str::to_owned)).collect())
@@ -222,7 +224,12 @@ pub async fn read(
         }
         (None, Some(c)) => state.store.latest_session_with(&agent.id, c).await?.filter(|s| s.end_user == end_user),
         (None, None) => {
-            let filter = steward_store::SessionFilter { agent_id: Some(agent.id.clone()), status: None, end_user: end_user.clone() };
+            let filter = steward_store::SessionFilter {
+                agent_id: Some(agent.id.clone()),
+                status: None,
+                end_user: end_user.clone(),
+                viewer: Some(caller.account_id.clone()),
+            };
             let page = steward_store::PageRequest { limit: 1, before: None };
             state.store.sessions(&agent.sandbox_id, &filter, &page).await?.items.into_iter().next()
         }

@@ -5,6 +5,7 @@ pub mod agents;
 pub mod api_keys;
 pub mod auth;
 pub mod compat;
+pub mod concierge;
 pub mod files;
 pub mod integrations;
 pub mod messages;
@@ -89,8 +90,11 @@ pub struct Deleted {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PauseBody {
-    /// RFC 3339, in the future: the pause ends by itself then.
+    /// In the future: the pause ends by itself then. RFC 3339, or a local time (`09:00` = its
+    /// next occurrence, `2026-11-24T09:00`) in `time_zone`.
     pub resume_at: Option<String>,
+    /// IANA zone of a local `resume_at` (default UTC).
+    pub time_zone: Option<String>,
 }
 
 /// Parses an optional pause body: `None` pauses until resumed, else the future `resume_at` in
@@ -102,15 +106,16 @@ pub fn pause_until(body: &[u8], now: i64, what: &str) -> Result<Option<i64>, Api
         serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("the body must be {{\"resume_at\": \"<RFC 3339>\"}} or empty: {e}")))?
     };
-    let Some(raw) = body.resume_at else { return Ok(None) };
-    let at = chrono::DateTime::parse_from_rfc3339(&raw)
-        .map_err(|_| {
-            ApiError::invalid(
-                "resume_at",
-                format!("`{}` is not an RFC 3339 time like 2026-11-24T09:00:00+01:00", steward_core::ids::shorten(&raw)),
-            )
-        })?
-        .timestamp_millis();
+    let Some(raw) = body.resume_at else {
+        if body.time_zone.is_some() {
+            return Err(ApiError::invalid("time_zone", "`time_zone` only qualifies a local `resume_at`; send one or drop it"));
+        }
+        return Ok(None);
+    };
+    let at = steward_core::schedule::resolve_wall_time(&raw, body.time_zone.as_deref(), now).map_err(|m| {
+        let param = if m.contains("is not a time") { "resume_at" } else { "time_zone" };
+        ApiError::invalid(param, m)
+    })?;
     if at <= now {
         return Err(ApiError::invalid("resume_at", format!("is in the past; give a future time, or resume the {what} now with …/resume")));
     }

@@ -45,6 +45,7 @@ pub struct RunView {
 }
 
 pub(crate) fn run_view(r: Run) -> RunView {
+    let duration_ms = r.duration_ms();
     let error = match (r.error_type, r.status) {
         (Some(kind), _) => Some(RunError { kind, message: r.error_message.clone().unwrap_or_default() }),
         _ => None,
@@ -61,10 +62,7 @@ pub(crate) fn run_view(r: Run) -> RunView {
         created_at: ts(r.created_at),
         started_at: r.started_at.map(ts),
         finished_at: r.finished_at.map(ts),
-        duration_ms: match (r.started_at, r.finished_at) {
-            (Some(s), Some(f)) => Some(f - s),
-            _ => None,
-        },
+        duration_ms,
     }
 }
 
@@ -102,6 +100,7 @@ pub async fn list(State(state): State<AppState>, caller: Caller, ApiQuery(q): Ap
         session_id: q.session_id.as_deref().map(|s| SessionId::parse(s, "session_id")).transpose()?,
         status: q.status.as_deref().map(str::parse::<RunStatus>).transpose()?,
         since,
+        viewer: Some(caller.account_id.clone()),
     };
     Ok(Json(Page::from_listing(state.store.runs(&sandbox, &filter, &page).await?, run_view)))
 }

@@ -162,6 +162,11 @@ pub(crate) async fn load(state: &AppState, caller: &Caller, raw: &str, need: Nee
         return Ok(session);
     }
     caller.authorize_resource(state, &session.sandbox_id, need, "session", raw).await?;
+    // Another account's Concierge conversation does not exist for this caller.
+    if let Some(agent) = state.store.agent(&session.agent_id).await? {
+        crate::routes::agents::concierge_guard(caller, &agent, need)
+            .map_err(|e| if e.status == StatusCode::NOT_FOUND { not_found() } else { e })?;
+    }
     Ok(session)
 }
 
@@ -239,6 +244,9 @@ pub async fn create(
     let end_user = end_user_of(&caller, body.end_user.as_deref(), &headers)?;
     let agent_id = AgentId::parse(&body.agent_id, "agent_id")?;
     let agent = state.store.agent(&agent_id).await?.ok_or_else(|| ApiError::not_found("agent", &body.agent_id).with_param("agent_id"))?;
+    crate::routes::agents::concierge_guard(&caller, &agent, Need::Write).map_err(|e| {
+        if e.status == StatusCode::NOT_FOUND { ApiError::not_found("agent", &body.agent_id).with_param("agent_id") } else { e }
+    })?;
     match caller.agent_key() {
         Some(k) if k.sandbox_id != agent.sandbox_id => return Err(ApiError::not_found("agent", &body.agent_id).with_param("agent_id")),
         Some(k) if k.agent_id.as_ref() != Some(&agent.id) => {
@@ -315,7 +323,7 @@ pub async fn list(
             (sandbox, agent_id)
         }
     };
-    let filter = SessionFilter { agent_id, status: q.status, end_user };
+    let filter = SessionFilter { agent_id, status: q.status, end_user, viewer: Some(caller.account_id.clone()) };
     Ok(Json(Page::from_listing(state.store.sessions(&sandbox, &filter, &page).await?, |s| session_view(s, None))))
 }
 

@@ -86,6 +86,7 @@ impl TestServer {
         };
         let clock = ManualClock::new(SystemClock.now_ms());
         let config = ServerConfig {
+            concierge_model: None,
             listen: "127.0.0.1:0".parse().unwrap(),
             data_dir: data_dir.clone(),
             master_key: MasterKey::load_or_create(&data_dir.join("master.key")).unwrap().0,
@@ -119,6 +120,7 @@ impl TestServer {
         let clock_dyn: Arc<dyn Clock> = Arc::new(clock.clone());
         let store = steward_server::open_store(&config, clock_dyn.clone()).await.expect("open store");
         let state = steward_server::AppState::new(store.clone(), config, clock_dyn).unwrap();
+        state.set_local_addr(listener.local_addr().unwrap());
         state.runtime.start().await.expect("start the runtime");
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, steward_server::app(state)).await;

@@ -1,0 +1,418 @@
+//! The Concierge's endpoints (§5): `…/concierge/test` (one JSON answer) and `…/concierge/chat`
+//! (Server-Sent Events), also under `/storage/sandboxes/{id}/…`, and `POST /v1/agents/{id}/test`
+//! (run an agent once with an input or a trigger's fake payload and wait for its output — what
+//! the `test_agent` tool calls).
+//!
+//! A chat stream carries only its run's events, ends after the terminal frame, and owns the run:
+//! if the client goes away before the end, the run is cancelled, which drops the model request
+//! (nothing keeps running or billing). Closing a *session* stream (§4) does not do that.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::Stream;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use steward_core::ids::{RunId, SandboxId, SessionId, TriggerId};
+use steward_core::session::{Run, Session, event_type};
+use steward_runtime::Runtime;
+use steward_store::NewSession;
+use utoipa::ToSchema;
+
+use crate::AppState;
+use crate::auth::{Caller, Need};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::ApiJson;
+use crate::routes::messages::text_of;
+use crate::routes::sessions::{InputMessage, check_accepts_work, check_input, check_provider};
+use crate::routes::ts;
+
+/// Longest a `/concierge/test` or `/agents/{id}/test` call waits for its run.
+const MAX_WAIT: Duration = Duration::from_secs(600);
+
+/// Body of `…/concierge/test` and `…/concierge/chat`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConciergeBody {
+    /// What you ask the Concierge (1 B – 32 KiB).
+    pub message: String,
+    /// Continue this conversation (the `session_id` of a previous answer).
+    pub session_id: Option<String>,
+}
+
+/// The answer of `…/concierge/test`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConciergeAnswer {
+    pub run_id: String,
+    /// `completed`, `failed` or `cancelled` (`running` if it did not finish in 10 minutes).
+    pub status: String,
+    pub output_text: String,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub duration_ms: Option<i64>,
+    pub session_id: String,
+}
+
+/// A turn that has been queued.
+struct Turn {
+    session: Session,
+    run: Run,
+    /// The session's last event before the run: the run's events come after it.
+    after: i64,
+}
+
+/// Validates, makes sure the caller's Concierge exists on the configured model, and queues the
+/// turn (a new session, or another turn of `session_id`).
+async fn start_turn(state: &AppState, caller: &Caller, raw_sandbox: &str, body: ConciergeBody) -> ApiResult<Turn> {
+    caller.require_account_credential()?;
+    let sandbox = SandboxId::parse(raw_sandbox, "sandbox_id")?;
+    caller.authorize(state, &sandbox, Need::Read).await?;
+    if body.message.trim().is_empty() {
+        return Err(ApiError::invalid("message", "say something: `message` is empty"));
+    }
+    if body.message.len() > 32 * 1024 {
+        return Err(ApiError::invalid("message", "a message is at most 32 KiB"));
+    }
+    let input = check_input(&[InputMessage { role: "user".into(), content: body.message }])?;
+    let model = crate::concierge::model_for(state, &sandbox).await?;
+    let agent = crate::concierge::ensure_agent(state, &sandbox, &caller.account_id, model).await?;
+    let (session, run, after) = match body.session_id {
+        Some(raw) => {
+            let not_ours = || {
+                ApiError::not_found_message(format!("session {raw} is not a conversation with your Concierge in sandbox {sandbox}"))
+                    .with_param("session_id")
+            };
+            let id = SessionId::parse(&raw, "session_id")?;
+            let session = state.store.session(&id).await?.filter(|s| s.deleted_at.is_none()).ok_or_else(not_ours)?;
+            if session.agent_id != agent.id {
+                return Err(not_ours());
+            }
+            let after = state.store.last_event_seq(&session.id).await?;
+            let run = state.store.create_run(&session, &input, false).await.map_err(|e| match e {
+                steward_store::StoreError::Conflict(_) => ApiError::conflict(format!(
+                    "the Concierge is still answering in session {}; wait for its `agent_finish`, or start a new conversation without `session_id`",
+                    session.id
+                )),
+                e => e.into(),
+            })?;
+            (session, run, after)
+        }
+        None => {
+            let new = NewSession {
+                sandbox_id: sandbox.clone(),
+                agent_id: agent.id.clone(),
+                agent_version: agent.version,
+                end_user: None,
+                counterparty: Some("concierge".into()),
+                metadata: BTreeMap::new(),
+            };
+            let (session, run) = state.store.create_session(new, Some(&input)).await?;
+            (session, run.expect("a first run was created"), 0)
+        }
+    };
+    state.runtime.kick(&session.id);
+    Ok(Turn { session, run, after })
+}
+
+/// Cancels the run when dropped before it ended (the client went away).
+struct CancelOnDrop {
+    runtime: Runtime,
+    run: RunId,
+    done: bool,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let (runtime, run) = (self.runtime.clone(), self.run.clone());
+        tokio::spawn(async move {
+            match runtime.store().run(&run).await {
+                Ok(Some(r)) if !r.status.is_terminal() => {
+                    if let Err(e) = runtime.cancel(&r, "the client closed the Concierge stream").await {
+                        tracing::warn!(error = %e, run = %run, "cannot cancel an abandoned Concierge run");
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, run = %run, "cannot read an abandoned Concierge run"),
+            }
+        });
+    }
+}
+
+/// The full text the model wrote in `run`.
+pub(crate) async fn output_text(state: &AppState, session: &SessionId, run: &RunId) -> ApiResult<String> {
+    Ok(state
+        .store
+        .conversation(session)
+        .await?
+        .into_iter()
+        .filter(|m| &m.run_id == run && m.role == "assistant")
+        .flat_map(|m| text_of(&m.content))
+        .collect::<Vec<_>>()
+        .join(""))
+}
+
+async fn answer(state: AppState, caller: Caller, sandbox: String, body: ConciergeBody) -> ApiResult<Json<ConciergeAnswer>> {
+    let turn = start_turn(&state, &caller, &sandbox, body).await?;
+    let mut guard = CancelOnDrop { runtime: state.runtime.clone(), run: turn.run.id.clone(), done: false };
+    let run = state.runtime.wait_for(&turn.run.id, &turn.session.id, MAX_WAIT).await?;
+    let run = match run {
+        Some(r) => {
+            guard.done = true;
+            r
+        }
+        None => {
+            // Did not finish in time: report where it is; it keeps going (the caller may follow
+            // the session's stream) unless the client leaves now.
+            guard.done = true;
+            state.store.run(&turn.run.id).await?.unwrap_or(turn.run)
+        }
+    };
+    let output_text = output_text(&state, &turn.session.id, &run.id).await?;
+    Ok(Json(ConciergeAnswer {
+        run_id: run.id.to_string(),
+        status: run.status.as_str().into(),
+        output_text,
+        input_tokens: run.input_tokens,
+        output_tokens: run.output_tokens,
+        duration_ms: run.duration_ms(),
+        session_id: turn.session.id.to_string(),
+    }))
+}
+
+async fn chat_stream(state: AppState, caller: Caller, sandbox: String, body: ConciergeBody) -> ApiResult<Response> {
+    let heartbeat = state.config.sse_heartbeat;
+    let turn = match start_turn(&state, &caller, &sandbox, body).await {
+        Ok(t) => t,
+        // No model: one `agent_error` frame, so a streaming client hears why (§5).
+        Err(e) if e.kind == "provider_not_configured" => {
+            let frame = SseEvent::default()
+                .event(event_type::ERROR)
+                .data(json!({"message": e.message, "type": e.kind, "run_id": null}).to_string());
+            let once = futures::stream::once(async move { Ok::<_, Infallible>(frame) });
+            return Ok(Sse::new(once).into_response());
+        }
+        Err(e) => return Err(e),
+    };
+    let stream = run_frames(state, turn);
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(heartbeat)).into_response())
+}
+
+/// The run's events as §5 frames, ending after the terminal one.
+fn run_frames(state: AppState, turn: Turn) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+    let rx = state.runtime.bus().subscribe(&turn.session.id);
+    let guard = CancelOnDrop { runtime: state.runtime.clone(), run: turn.run.id.clone(), done: false };
+    let buf: std::collections::VecDeque<steward_core::session::Event> = Default::default();
+    let st = (state, turn, rx, buf, guard, false);
+    futures::stream::unfold(st, |(state, mut turn, mut rx, mut buf, mut guard, ended)| async move {
+        if ended {
+            return None;
+        }
+        loop {
+            if let Some(ev) = buf.pop_front() {
+                turn.after = ev.seq;
+                if ev.run_id != turn.run.id || ev.kind == event_type::USAGE {
+                    continue;
+                }
+                let terminal = event_type::is_terminal(&ev.kind);
+                let (kind, data) = if ev.kind == event_type::CANCELLED {
+                    let reason = ev.data.get("reason").and_then(Value::as_str).unwrap_or("cancelled").to_owned();
+                    (
+                        event_type::ERROR.to_owned(),
+                        json!({"message": format!("the run was cancelled: {reason}"), "type": "cancelled", "run_id": ev.run_id}),
+                    )
+                } else {
+                    (ev.kind.clone(), ev.data.clone())
+                };
+                if terminal {
+                    guard.done = true;
+                }
+                let frame = SseEvent::default().id(ev.id()).event(kind).data(data.to_string());
+                return Some((Ok(frame), (state, turn, rx, buf, guard, terminal)));
+            }
+            match state.store.events_after(&turn.session.id, turn.after, 500).await {
+                Ok(batch) if !batch.is_empty() => buf.extend(batch),
+                Ok(_) => {
+                    tokio::select! {
+                        _ = rx.changed() => {}
+                        _ = tokio::time::sleep(state.config.stream_poll.min(Duration::from_secs(1))) => {}
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the event log for a Concierge stream");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+    })
+}
+
+/// Asks the Concierge and waits for its whole answer.
+#[utoipa::path(post, path = "/v1/sandboxes/{sandbox_id}/concierge/test", tag = "concierge", params(("sandbox_id" = String, Path)),
+    request_body = ConciergeBody,
+    responses((status = 200, body = ConciergeAnswer), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn test(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(sandbox): Path<String>,
+    ApiJson(body): ApiJson<ConciergeBody>,
+) -> ApiResult<Json<ConciergeAnswer>> {
+    answer(state, caller, sandbox, body).await
+}
+
+/// Talks with the Concierge: Server-Sent Events `run_started`, `agent_text_delta`,
+/// `agent_tool_call`, `agent_tool_result`, then `agent_finish` or `agent_error`. Dropping the
+/// connection before the end cancels the run.
+#[utoipa::path(post, path = "/v1/sandboxes/{sandbox_id}/concierge/chat", tag = "concierge", params(("sandbox_id" = String, Path)),
+    request_body = ConciergeBody,
+    responses((status = 200, description = "text/event-stream of the run's frames"), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn chat(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(sandbox): Path<String>,
+    ApiJson(body): ApiJson<ConciergeBody>,
+) -> ApiResult<Response> {
+    chat_stream(state, caller, sandbox, body).await
+}
+
+/// `…/concierge/test` at the `/storage` path.
+#[utoipa::path(post, path = "/storage/sandboxes/{sandbox_id}/concierge/test", tag = "concierge", params(("sandbox_id" = String, Path)),
+    request_body = ConciergeBody,
+    responses((status = 200, body = ConciergeAnswer), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn storage_test(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(sandbox): Path<String>,
+    ApiJson(body): ApiJson<ConciergeBody>,
+) -> ApiResult<Json<ConciergeAnswer>> {
+    answer(state, caller, sandbox, body).await
+}
+
+/// `…/concierge/chat` at the `/storage` path.
+#[utoipa::path(post, path = "/storage/sandboxes/{sandbox_id}/concierge/chat", tag = "concierge", params(("sandbox_id" = String, Path)),
+    request_body = ConciergeBody,
+    responses((status = 200, description = "text/event-stream of the run's frames"), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn storage_chat(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(sandbox): Path<String>,
+    ApiJson(body): ApiJson<ConciergeBody>,
+) -> ApiResult<Response> {
+    chat_stream(state, caller, sandbox, body).await
+}
+
+/// Body of `POST /v1/agents/{id}/test`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TestAgent {
+    /// A user message to run the agent with.
+    pub input: Option<String>,
+    /// Instead: a trigger (`trg_…`) of this agent whose input template renders `payload`.
+    pub trigger_id: Option<String>,
+    /// The fake event for `trigger_id`.
+    #[schema(value_type = Object)]
+    pub payload: Option<Value>,
+    /// How long to wait for the run (1–600 s, default 120).
+    pub timeout_secs: Option<u64>,
+}
+
+/// What a test run did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TestResult {
+    pub run_id: String,
+    pub session_id: String,
+    /// `completed`, `failed`, `cancelled`; `queued`/`running` if it did not finish in time.
+    pub status: String,
+    pub output_text: String,
+    pub stop_reason: Option<String>,
+    #[schema(value_type = Object)]
+    pub error: Option<Value>,
+    #[schema(value_type = Object)]
+    pub usage: Value,
+    pub duration_ms: Option<i64>,
+    /// Each tool call: `{name, error}`.
+    #[schema(value_type = Vec<Object>)]
+    pub tool_calls: Vec<Value>,
+}
+
+/// Runs the agent once (a new session, counterparty `test`) with `input`, or with a trigger's
+/// template rendered over a fake `payload` (no signature; not counted as a fire), and waits.
+#[utoipa::path(post, path = "/v1/agents/{id}/test", tag = "agents", params(("id" = String, Path)), request_body = TestAgent,
+    responses((status = 200, body = TestResult), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn test_agent(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<TestAgent>,
+) -> ApiResult<Json<TestResult>> {
+    let agent = crate::routes::agents::load(&state, &caller, &id, Need::Write).await?;
+    let wait = body.timeout_secs.unwrap_or(120);
+    if wait == 0 || wait > MAX_WAIT.as_secs() {
+        return Err(ApiError::invalid("timeout_secs", "wait between 1 and 600 seconds"));
+    }
+    let input = match (body.input, body.trigger_id, body.payload) {
+        (Some(text), None, None) => check_input(&[InputMessage { role: "user".into(), content: text }])?,
+        (None, Some(raw), payload) => {
+            let tid = TriggerId::parse(&raw, "trigger_id")?;
+            let trigger = state
+                .store
+                .trigger(&tid)
+                .await?
+                .filter(|t| t.agent_id == agent.id)
+                .ok_or_else(|| ApiError::not_found_message(format!("agent {id} has no trigger {raw}")).with_param("trigger_id"))?;
+            let payload = payload.unwrap_or(Value::Null);
+            let now = ts(state.clock.now_ms());
+            let rendered =
+                steward_runtime::template::render(&trigger.config.input_template, &payload, &BTreeMap::new(), &now).map_err(|m| {
+                    ApiError::unprocessable(format!("the trigger's template cannot render this payload: {m}")).with_param("payload")
+                })?;
+            json!([{"role": "user", "content": rendered, "trigger": {"id": raw, "delivery_id": "test", "payload": payload, "test": true}}])
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "send either `input` (a message) or `trigger_id` with `payload` (a fake event for that trigger)",
+            ));
+        }
+    };
+    check_accepts_work(&agent)?;
+    check_provider(&state, &agent).await?;
+    let new = NewSession {
+        sandbox_id: agent.sandbox_id.clone(),
+        agent_id: agent.id.clone(),
+        agent_version: agent.version,
+        end_user: None,
+        counterparty: Some("test".into()),
+        metadata: BTreeMap::from([("test".to_owned(), "true".to_owned())]),
+    };
+    let (session, run) = state.store.create_session(new, Some(&input)).await?;
+    let run = run.expect("a first run was created");
+    state.runtime.kick(&session.id);
+    let done = state.runtime.wait_for(&run.id, &session.id, Duration::from_secs(wait)).await?;
+    let run = match done {
+        Some(r) => r,
+        None => state.store.run(&run.id).await?.unwrap_or(run),
+    };
+    let output_text = output_text(&state, &session.id, &run.id).await?;
+    let tool_calls = run.trace["tool_calls"]
+        .as_array()
+        .map(|calls| calls.iter().map(|c| json!({"name": c["name"], "error": c.get("error").cloned().unwrap_or(Value::Null)})).collect())
+        .unwrap_or_default();
+    Ok(Json(TestResult {
+        run_id: run.id.to_string(),
+        session_id: session.id.to_string(),
+        status: run.status.as_str().into(),
+        output_text,
+        stop_reason: run.stop_reason.clone(),
+        error: run.error_type.as_ref().map(|t| json!({"type": t, "message": run.error_message})),
+        usage: json!({"input_tokens": run.input_tokens, "output_tokens": run.output_tokens}),
+        duration_ms: run.duration_ms(),
+        tool_calls,
+    }))
+}
