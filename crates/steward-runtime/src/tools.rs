@@ -148,6 +148,20 @@ impl Tool for CurrentTime {
     }
 }
 
+/// The platform's management tools (§5), offered to Concierge agents. The server provides
+/// them (they call its API as the Concierge's account); the runtime asks at the start of every
+/// Concierge run, so the catalog follows the account's role at that moment.
+#[async_trait::async_trait]
+pub trait ManagementTools: Send + Sync + std::fmt::Debug {
+    /// The tools `account` may use in `sandbox` now, and the role they were filtered for.
+    /// `Err` when the account no longer has access (the run then gets no management tools).
+    async fn tools_for(
+        &self,
+        sandbox: &steward_core::ids::SandboxId,
+        account: &steward_core::ids::AccountId,
+    ) -> Result<(steward_core::tenancy::Role, Vec<Arc<dyn Tool>>), String>;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,18 +185,4 @@ mod tests {
             MAX_TOOL_OUTPUT + "\n[output truncated: 65546 bytes, showing the first 65536]".len()
         );
     }
-}
-
-/// The platform's management tools (§5), offered to Concierge agents. The server provides
-/// them (they call its API as the Concierge's account); the runtime asks at the start of every
-/// Concierge run, so the catalog follows the account's role at that moment.
-#[async_trait::async_trait]
-pub trait ManagementTools: Send + Sync + std::fmt::Debug {
-    /// The tools `account` may use in `sandbox` now, and the role they were filtered for.
-    /// `Err` when the account no longer has access (the run then gets no management tools).
-    async fn tools_for(
-        &self,
-        sandbox: &steward_core::ids::SandboxId,
-        account: &steward_core::ids::AccountId,
-    ) -> Result<(steward_core::tenancy::Role, Vec<Arc<dyn Tool>>), String>;
 }

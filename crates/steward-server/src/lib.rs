@@ -38,7 +38,7 @@ use crate::error::ApiError;
 use crate::mail::Mailer;
 use crate::metrics::Metrics;
 use crate::routes::{
-    agents, api_keys, auth as login, compat, concierge as concierge_routes, files, integrations, messages, providers, runs, sandboxes,
+    agents, api_keys, auth as login, compat, concierge as concierge_routes, files, integrations, mcp, messages, providers, runs, sandboxes,
     schedules, sessions, sources, subscriptions, system, triggers, vaults,
 };
 use crate::tokens::SessionTokens;
@@ -230,6 +230,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(concierge_routes::storage_test))
         .routes(routes!(concierge_routes::storage_chat))
         .routes(routes!(concierge_routes::test_agent))
+        .routes(routes!(mcp::mcp))
 }
 
 impl AppState {

@@ -51,6 +51,7 @@ const ANY_MEMBER_MAY_POST: &[(&str, &str)] = &[
     ("POST", "/v1/sandboxes/{sandbox_id}/concierge/chat"),
     ("POST", "/storage/sandboxes/{sandbox_id}/concierge/test"),
     ("POST", "/storage/sandboxes/{sandbox_id}/concierge/chat"),
+    ("POST", "/v1/sandboxes/{sandbox_id}/mcp"),
 ];
 
 struct World {
@@ -285,6 +286,7 @@ fn body(method: &str, template: &str, w: &World) -> Option<Value> {
         | ("POST", "/v1/sandboxes/{sandbox_id}/concierge/chat")
         | ("POST", "/storage/sandboxes/{sandbox_id}/concierge/test")
         | ("POST", "/storage/sandboxes/{sandbox_id}/concierge/chat") => json!({"message": "list my agents"}),
+        ("POST", "/v1/sandboxes/{sandbox_id}/mcp") => json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}),
         ("POST", "/v1/agents/{id}/test") => json!({"input": "hello", "timeout_secs": 1}),
         ("POST", "/v1/auth/email/start") | ("POST", "/v1/auth/email/verify") => return None,
         _ => {

@@ -7,12 +7,14 @@
 mod agent_fields;
 mod agents;
 mod auth;
+mod chat;
 mod context;
 mod credentials;
 mod grants;
 mod http;
 mod integrations;
 mod keys;
+mod mcp;
 mod output;
 mod sandboxes;
 mod sources;
@@ -78,6 +80,23 @@ pub enum Command {
     /// Integration apps (Slack, GitHub, …): list, connect accounts, revoke, publish agents.
     #[command(subcommand)]
     Integration(integrations::IntegrationCommand),
+    /// Talk to the Concierge, the assistant that manages the current sandbox (interactive, or one turn with -m).
+    ///
+    /// At the prompt, /new starts a new conversation and /exit (or end of input) quits; Ctrl-C
+    /// stops a reply (the server cancels that run). With -m, the session id goes to stderr so a
+    /// script can continue with --session; --json prints each event as one JSON line.
+    Chat(chat::ChatArgs),
+    /// Serve the management tools as an MCP server on stdin/stdout.
+    ///
+    /// An MCP client starts `steward mcp` and speaks MCP over its stdin and stdout. The tools act
+    /// in the current sandbox (--sandbox, else .steward/refs.json, else the API key's own) with
+    /// your credential and your role there: owners and editors get all 28 tools, viewers the 13
+    /// read tools. Destructive operations stay CLI-only. Nothing but MCP goes to stdout.
+    ///
+    /// In an MCP client's configuration:
+    ///
+    /// {"command": "steward", "args": ["mcp"], "env": {"STEWARD_URL": "https://steward.example.com", "STEWARD_API_KEY": "stw_…", "STEWARD_SANDBOX": "sbx_…"}}
+    Mcp,
 }
 
 pub async fn run(opts: GlobalOpts, cmd: Command) -> anyhow::Result<()> {
@@ -95,6 +114,8 @@ pub async fn run(opts: GlobalOpts, cmd: Command) -> anyhow::Result<()> {
         Command::Trigger(cmd) => triggers::run_trigger(&ctx, cmd).await,
         Command::Schedule(cmd) => triggers::run_schedule(&ctx, cmd).await,
         Command::Integration(cmd) => integrations::run(&ctx, cmd).await,
+        Command::Mcp => mcp::serve(&ctx).await,
+        Command::Chat(args) => chat::run(&ctx, args).await,
     };
     result.map_err(|e| with_sandbox_hint(&ctx, e))
 }

@@ -8,6 +8,7 @@ pub mod compat;
 pub mod concierge;
 pub mod files;
 pub mod integrations;
+pub mod mcp;
 pub mod messages;
 pub mod providers;
 pub mod runs;
