@@ -97,6 +97,16 @@ async fn finish(state: &AppState, scope: &str, key: &str, res: Response) -> Resp
         }
         return res;
     }
+    // A stream (the Concierge's chat) cannot be replayed, and buffering it would hold every
+    // frame back until the run ends: the key is released and the stream passes through.
+    let streaming =
+        res.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/event-stream"));
+    if streaming {
+        if let Err(e) = state.store.idempotency_abandon(scope, key).await {
+            tracing::warn!(error = %e, "cannot release an idempotency key");
+        }
+        return res;
+    }
     let no_replay = res.extensions().get::<NoReplay>().cloned();
     let (parts, body) = res.into_parts();
     let bytes: Bytes = match to_bytes(body, 4 * MAX_BODY_BYTES).await {

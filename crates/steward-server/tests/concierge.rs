@@ -711,3 +711,32 @@ async fn scenario_delete_is_answered_with_the_cli_command() {
     let (st, a) = s.get(&format!("/v1/agents/{agent}"), &u.key).await;
     assert_eq!((st, a["archived_at"].is_null()), (StatusCode::OK, true), "{a}");
 }
+
+/// An `Idempotency-Key` neither buffers a chat stream nor stores an answer (it may quote a
+/// secret shown once).
+#[tokio::test]
+async fn idempotency_keys_neither_hold_back_a_stream_nor_store_an_answer() {
+    let fake = FakeModel::start(|_, _| Reply::Text("Hello there.".into())).await;
+    let s = TestServer::start().await;
+    let u = user_with_provider(&s, "ada@example.com", &fake).await;
+    let res = s
+        .http
+        .post(format!("{}/v1/sandboxes/{}/concierge/chat", s.url, u.sandbox_id))
+        .bearer_auth(&u.key)
+        .header("Idempotency-Key", "chat-1")
+        .json(&json!({"message": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    let frames = parse_frames(&res.text().await.unwrap());
+    assert_eq!(frames.last().unwrap().0, "agent_finish", "{frames:?}");
+    let path = format!("/v1/sandboxes/{}/concierge/test", u.sandbox_id);
+    let (st, v) =
+        s.call_with(reqwest::Method::POST, &path, Some(&u.key), Some(json!({"message": "hi"})), &[("Idempotency-Key", "t-1")]).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, v) =
+        s.call_with(reqwest::Method::POST, &path, Some(&u.key), Some(json!({"message": "hi"})), &[("Idempotency-Key", "t-1")]).await;
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    assert!(error_message(&v).contains("not stored"), "{v}");
+}

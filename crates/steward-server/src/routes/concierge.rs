@@ -159,7 +159,17 @@ pub(crate) async fn output_text(state: &AppState, session: &SessionId, run: &Run
         .join(""))
 }
 
-async fn answer(state: AppState, caller: Caller, sandbox: String, body: ConciergeBody) -> ApiResult<Json<ConciergeAnswer>> {
+/// Marks an answer the idempotency layer must not store: it may quote a secret shown once (a
+/// minted key, a webhook secret), and a conversation turn is not something to replay.
+fn not_replayed(body: impl IntoResponse, what: &str) -> Response {
+    let mut res = body.into_response();
+    res.extensions_mut().insert(crate::routes::NoReplay(format!(
+        "this Idempotency-Key was already used for a {what}, whose answer is not stored (it may hold a secret shown once); send the request again without the key"
+    )));
+    res
+}
+
+async fn answer(state: AppState, caller: Caller, sandbox: String, body: ConciergeBody) -> ApiResult<Response> {
     let turn = start_turn(&state, &caller, &sandbox, body).await?;
     let mut guard = CancelOnDrop { runtime: state.runtime.clone(), run: turn.run.id.clone(), done: false };
     let run = state.runtime.wait_for(&turn.run.id, &turn.session.id, MAX_WAIT).await?;
@@ -176,7 +186,7 @@ async fn answer(state: AppState, caller: Caller, sandbox: String, body: Concierg
         }
     };
     let output_text = output_text(&state, &turn.session.id, &run.id).await?;
-    Ok(Json(ConciergeAnswer {
+    let answer = ConciergeAnswer {
         run_id: run.id.to_string(),
         status: run.status.as_str().into(),
         output_text,
@@ -184,7 +194,8 @@ async fn answer(state: AppState, caller: Caller, sandbox: String, body: Concierg
         output_tokens: run.output_tokens,
         duration_ms: run.duration_ms(),
         session_id: turn.session.id.to_string(),
-    }))
+    };
+    Ok(not_replayed(Json(answer), "Concierge turn"))
 }
 
 async fn chat_stream(state: AppState, caller: Caller, sandbox: String, body: ConciergeBody) -> ApiResult<Response> {
@@ -263,7 +274,7 @@ pub async fn test(
     caller: Caller,
     Path(sandbox): Path<String>,
     ApiJson(body): ApiJson<ConciergeBody>,
-) -> ApiResult<Json<ConciergeAnswer>> {
+) -> ApiResult<Response> {
     answer(state, caller, sandbox, body).await
 }
 
@@ -291,7 +302,7 @@ pub async fn storage_test(
     caller: Caller,
     Path(sandbox): Path<String>,
     ApiJson(body): ApiJson<ConciergeBody>,
-) -> ApiResult<Json<ConciergeAnswer>> {
+) -> ApiResult<Response> {
     answer(state, caller, sandbox, body).await
 }
 
@@ -351,7 +362,7 @@ pub async fn test_agent(
     caller: Caller,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<TestAgent>,
-) -> ApiResult<Json<TestResult>> {
+) -> ApiResult<Response> {
     let agent = crate::routes::agents::load(&state, &caller, &id, Need::Write).await?;
     let wait = body.timeout_secs.unwrap_or(120);
     if wait == 0 || wait > MAX_WAIT.as_secs() {
@@ -404,7 +415,7 @@ pub async fn test_agent(
         .as_array()
         .map(|calls| calls.iter().map(|c| json!({"name": c["name"], "error": c.get("error").cloned().unwrap_or(Value::Null)})).collect())
         .unwrap_or_default();
-    Ok(Json(TestResult {
+    let result = TestResult {
         run_id: run.id.to_string(),
         session_id: session.id.to_string(),
         status: run.status.as_str().into(),
@@ -414,5 +425,6 @@ pub async fn test_agent(
         usage: json!({"input_tokens": run.input_tokens, "output_tokens": run.output_tokens}),
         duration_ms: run.duration_ms(),
         tool_calls,
-    }))
+    };
+    Ok(not_replayed(Json(result), "test run"))
 }
