@@ -100,7 +100,10 @@ async fn an_expired_connect_and_a_forged_state_store_nothing() {
     let callback = fake_oauth::follow_authorize(&c.authorize_url).await;
     let state = fake_oauth::query_param(&callback, "state").unwrap();
     let code = fake_oauth::query_param(&callback, "code").unwrap();
-    let forged = format!("{}A", &state[..state.len() - 1]);
+    // Another final character (one that is already `A` would leave the state as it was: a 1-in-16
+    // chance for the last base64 character of a 32-byte signature).
+    let other = if state.ends_with('A') { 'Q' } else { 'A' };
+    let forged = format!("{}{other}", &state[..state.len() - 1]);
     assert!(integrations.complete(&forged, Some(&code), None).await.is_err());
     clock.advance_ms(steward_runtime::integrations::CONNECT_TTL_MS + 1);
     let late = integrations.complete(&state, Some(&code), None).await;

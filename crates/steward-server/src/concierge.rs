@@ -146,8 +146,9 @@ impl Tool for ManagedTool {
 /// The model the Concierge uses in `sandbox`: `--concierge-model`, else the sandbox's first
 /// provider and its first model. A clear refusal when there is none.
 pub async fn model_for(state: &crate::AppState, sandbox: &SandboxId) -> Result<ModelRef, ApiError> {
-    let how = "add a model provider to this sandbox (`steward provider add …` or `POST /v1/providers`), or start the server with \
-               `--concierge-model provider_id/model` naming one";
+    let how = "add a model provider to this sandbox (`steward provider add anthropic --kind anthropic --model claude-sonnet-4-6 \
+               --api-key-env ANTHROPIC_API_KEY`, or `POST /v1/providers`), or start the server with `--concierge-model provider_id/model` \
+               naming one";
     let model = match &state.config.concierge_model {
         Some(raw) => {
             let (provider_id, name) = crate::config::parse_concierge_model(raw).map_err(ApiError::unprocessable)?;

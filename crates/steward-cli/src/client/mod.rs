@@ -16,6 +16,7 @@ mod integrations;
 mod keys;
 mod mcp;
 mod output;
+mod providers;
 mod sandboxes;
 mod sources;
 mod triggers;
@@ -71,6 +72,9 @@ pub enum Command {
     /// Tool sources of the current sandbox: list, get, add, delete.
     #[command(subcommand)]
     Source(sources::SourceCommand),
+    /// Model providers of the current sandbox, which agents and the Concierge call: list, get, add, delete.
+    #[command(subcommand)]
+    Provider(providers::ProviderCommand),
     /// Webhook triggers of an agent: create, list, pause, resume, disconnect.
     #[command(subcommand)]
     Trigger(triggers::TriggerCommand),
@@ -111,6 +115,7 @@ pub async fn run(opts: GlobalOpts, cmd: Command) -> anyhow::Result<()> {
         Command::Grant(cmd) => grants::run(&ctx, cmd).await,
         Command::Agent(cmd) => agents::run(&ctx, cmd).await,
         Command::Source(cmd) => sources::run(&ctx, cmd).await,
+        Command::Provider(cmd) => providers::run(&ctx, cmd).await,
         Command::Trigger(cmd) => triggers::run_trigger(&ctx, cmd).await,
         Command::Schedule(cmd) => triggers::run_schedule(&ctx, cmd).await,
         Command::Integration(cmd) => integrations::run(&ctx, cmd).await,
