@@ -68,16 +68,9 @@ impl FakeSteward {
     /// `steward …` against this fake with an API key, hermetic like `support`'s clients.
     fn spawn(&self, home: &TempDir, args: &[&str], stdin: Stdio) -> std::process::Child {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_steward"));
-        for (k, _) in std::env::vars() {
-            if k.starts_with("STEWARD_") {
-                cmd.env_remove(k);
-            }
-        }
+        support::hermetic(&mut cmd, home.path());
         cmd.args(args)
             .current_dir(home.path())
-            .env("HOME", home.path())
-            .env("XDG_CONFIG_HOME", home.path().join("xdg-config"))
-            .env("STEWARD_CONFIG_DIR", home.path().join("steward-config"))
             .env("STEWARD_URL", &self.url)
             .env("STEWARD_API_KEY", FAKE_KEY)
             .stdin(stdin)

@@ -19,27 +19,13 @@ use std::time::{Duration, Instant};
 
 use fake_oauth::{FakeOAuth, FakeOAuthConfig, follow_authorize};
 use serde_json::{Value, json};
-use support::{Run, TempDir, finish};
+use support::{Run, TempDir, finish, hermetic};
 
 const BIN: &str = env!("CARGO_BIN_EXE_steward");
 /// The server's public URL: what a reverse proxy in front of it would answer to. The test maps
 /// it to the server's loopback address when it plays the browser coming back to the callback.
 const PUBLIC_URL: &str = "https://steward.example.test";
 const WAIT: Duration = Duration::from_secs(60);
-
-/// No inherited `STEWARD_*` variable; a home and config dir of the test's own.
-fn hermetic(cmd: &mut Command, home: &Path) {
-    for (k, _) in std::env::vars() {
-        if k.starts_with("STEWARD_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("HOME", home)
-        .env("XDG_CONFIG_HOME", home.join("xdg-config"))
-        .env("XDG_DATA_HOME", home.join("xdg-data"))
-        .env("STEWARD_CONFIG_DIR", home.join("steward-config"))
-        .env("STEWARD_LOG", "warn");
-}
 
 /// The fake authorization server (on its own tokio runtime) and a `steward serve` using it,
 /// with an account whose key the client commands use. The server is killed on drop.

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
-use support::{Server, TempDir, finish};
+use support::{Server, TempDir, finish, hermetic};
 
 const BIN: &str = env!("CARGO_BIN_EXE_steward");
 
@@ -109,20 +109,6 @@ fn report(mut cmd: Command) -> Value {
     let run = finish(cmd.spawn().expect("spawn the Python MCP client"));
     assert!(run.status.success(), "the MCP client failed: {run:#?}");
     serde_json::from_str(run.stdout.trim()).unwrap_or_else(|e| panic!("the MCP client printed no JSON ({e}): {run:#?}"))
-}
-
-/// No inherited `STEWARD_*` variable; a home and config dir of the test's own (as support's).
-fn hermetic(cmd: &mut Command, home: &Path) {
-    for (k, _) in std::env::vars() {
-        if k.starts_with("STEWARD_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("HOME", home)
-        .env("XDG_CONFIG_HOME", home.join("xdg-config"))
-        .env("XDG_DATA_HOME", home.join("xdg-data"))
-        .env("STEWARD_CONFIG_DIR", home.join("steward-config"))
-        .env("STEWARD_LOG", "warn");
 }
 
 fn tool_names(report: &Value) -> BTreeSet<String> {

@@ -17,7 +17,7 @@ use std::process::{Command, Stdio};
 
 use fake_model::{FakeModel, Reply};
 use serde_json::Value;
-use support::{Run, Server, TempDir, finish};
+use support::{Run, Server, TempDir, finish, hermetic};
 
 /// A provider key planted in the tests; it must never be printed.
 const KEY: &str = "sk-ant-planted-4f1c9e07b2d8";
@@ -35,17 +35,8 @@ fn bootstrap() -> (Server, String, TempDir) {
 fn run_with_env(server: &Server, key: &str, cwd: &Path, args: &[&str], var: (&str, &str)) -> Run {
     let home = server.home.path();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_steward"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("STEWARD_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("HOME", home)
-        .env("XDG_CONFIG_HOME", home.join("xdg-config"))
-        .env("XDG_DATA_HOME", home.join("xdg-data"))
-        .env("STEWARD_CONFIG_DIR", home.join("steward-config"))
-        .env("STEWARD_LOG", "warn")
-        .env("STEWARD_URL", &server.url)
+    hermetic(&mut cmd, home);
+    cmd.env("STEWARD_URL", &server.url)
         .env("STEWARD_API_KEY", key)
         .env(var.0, var.1)
         .args(args)

@@ -41,7 +41,7 @@ impl Drop for TempDir {
 }
 
 /// No inherited `STEWARD_*` variable, and a home and config dir of the test's own.
-fn hermetic(cmd: &mut Command, home: &Path) {
+pub fn hermetic(cmd: &mut Command, home: &Path) {
     for (k, _) in std::env::vars() {
         if k.starts_with("STEWARD_") {
             cmd.env_remove(k);
