@@ -98,6 +98,8 @@ pub struct Sandbox {
     pub owner_id: AccountId,
     pub created_at: i64,
     pub archived_at: Option<i64>,
+    /// IANA zone of local times given without one (default `UTC`).
+    pub time_zone: String,
 }
 
 /// Validates a sandbox display name: 1–100 printable characters.

@@ -740,3 +740,41 @@ async fn idempotency_keys_neither_hold_back_a_stream_nor_store_an_answer() {
     assert_eq!(st, StatusCode::CONFLICT, "{v}");
     assert!(error_message(&v).contains("not stored"), "{v}");
 }
+
+/// §5: a local `resume_at` is read in the sandbox's time zone unless `time_zone` says otherwise.
+#[tokio::test]
+async fn a_local_resume_at_is_read_in_the_sandbox_time_zone() {
+    let s = TestServer::start().await;
+    let u = s.user("ada@example.com").await;
+    let agent = s.agent(&u.key, "support").await["id"].as_str().unwrap().to_owned();
+    let (_, sbx) = s.get(&format!("/v1/sandboxes/{}", u.sandbox_id), &u.key).await;
+    assert_eq!(sbx["time_zone"], "UTC");
+    let path = format!("/v1/sandboxes/{}", u.sandbox_id);
+    let (st, v) = s.patch(&path, &u.key, json!({"name": "renamed", "time_zone": "Mars/Olympus"})).await;
+    assert_eq!((st, v["error"]["param"].as_str()), (StatusCode::BAD_REQUEST, Some("time_zone")), "{v}");
+    let (_, sbx) = s.get(&path, &u.key).await;
+    assert_ne!(sbx["name"], "renamed", "a refused update changes nothing");
+    let (st, v) = s.patch(&path, &u.key, json!({"time_zone": "asia/tokyo"})).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(error_message(&v).contains("did you mean `Asia/Tokyo`"), "{v}");
+    let (st, sbx) = s.patch(&path, &u.key, json!({"time_zone": "Asia/Tokyo"})).await;
+    assert_eq!((st, sbx["time_zone"].as_str()), (StatusCode::OK, Some("Asia/Tokyo")), "{sbx}");
+    let viewer = s.member("viewer@example.com", &u.sandbox_id, Role::Viewer).await;
+    let (st, _) = s.patch(&path, &viewer.key, json!({"time_zone": "UTC"})).await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+
+    let (_, t) = s.post(&format!("/v1/agents/{agent}/triggers"), &u.key, json!({"name": "hook"})).await;
+    let pause = format!("/v1/agents/{agent}/triggers/{}/pause", t["id"].as_str().unwrap());
+    let local = |v: &Value, tz: chrono_tz::Tz| {
+        chrono::DateTime::parse_from_rfc3339(v["resume_at"].as_str().unwrap()).unwrap().with_timezone(&tz).format("%H:%M").to_string()
+    };
+    let (st, v) = s.post(&pause, &u.key, json!({"resume_at": "09:00"})).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(local(&v, chrono_tz::Asia::Tokyo), "09:00", "{v}");
+    let (_, v) = s.post(&pause, &u.key, json!({"resume_at": "09:00", "time_zone": "America/New_York"})).await;
+    assert_eq!(local(&v, chrono_tz::America::New_York), "09:00", "{v}");
+    let (st, v) = s.post(&pause, &u.key, json!({"time_zone": "Europe/Paris"})).await;
+    assert_eq!((st, v["error"]["param"].as_str()), (StatusCode::BAD_REQUEST, Some("time_zone")), "{v}");
+    let (st, v) = s.post(&pause, &u.key, json!({"resume_at": "soonish"})).await;
+    assert_eq!((st, v["error"]["param"].as_str()), (StatusCode::BAD_REQUEST, Some("resume_at")), "{v}");
+}

@@ -21,6 +21,7 @@ fn sandbox_from(row: &AnyRow) -> Result<Sandbox, StoreError> {
         owner_id: AccountId::from_trusted(row.try_get("owner_id")?),
         created_at: row.try_get("created_at")?,
         archived_at: row.try_get("archived_at")?,
+        time_zone: row.try_get("time_zone")?,
     })
 }
 
@@ -28,14 +29,20 @@ pub(crate) fn role_from(raw: &str) -> Result<Role, StoreError> {
     raw.parse().map_err(|_| StoreError::Corrupt(format!("unknown role `{raw}`")))
 }
 
-const SANDBOX_COLS: &str = "s.id, s.name, s.owner_id, s.created_at, s.archived_at";
+const SANDBOX_COLS: &str = "s.id, s.name, s.owner_id, s.created_at, s.archived_at, s.time_zone";
 
 impl Store {
     /// Creates a sandbox owned by `owner` (who gets the `owner` grant).
     pub async fn create_sandbox(&self, owner: &AccountId, name: &str) -> Result<Sandbox, StoreError> {
         let now = self.now();
-        let sandbox =
-            Sandbox { id: SandboxId::generate(), name: name.to_owned(), owner_id: owner.clone(), created_at: now, archived_at: None };
+        let sandbox = Sandbox {
+            id: SandboxId::generate(),
+            name: name.to_owned(),
+            owner_id: owner.clone(),
+            created_at: now,
+            archived_at: None,
+            time_zone: "UTC".to_owned(),
+        };
         let mut tx = self.write_tx().await?;
         sqlx::query("INSERT INTO sandboxes (id, name, owner_id, created_at) VALUES ($1, $2, $3, $4)")
             .bind(sandbox.id.as_str())
@@ -120,6 +127,15 @@ impl Store {
 
     pub async fn rename_sandbox(&self, id: &SandboxId, name: &str) -> Result<Sandbox, StoreError> {
         let n = self.write(sqlx::query("UPDATE sandboxes SET name = $1 WHERE id = $2").bind(name).bind(id.as_str())).await?;
+        if n.rows_affected() == 0 {
+            return Err(StoreError::NotFound("sandbox"));
+        }
+        self.sandbox(id).await?.ok_or(StoreError::NotFound("sandbox"))
+    }
+
+    /// Sets the sandbox's time zone (an IANA name the caller validated).
+    pub async fn set_sandbox_time_zone(&self, id: &SandboxId, time_zone: &str) -> Result<Sandbox, StoreError> {
+        let n = self.write(sqlx::query("UPDATE sandboxes SET time_zone = $1 WHERE id = $2").bind(time_zone).bind(id.as_str())).await?;
         if n.rows_affected() == 0 {
             return Err(StoreError::NotFound("sandbox"));
         }

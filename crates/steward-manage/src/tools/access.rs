@@ -55,7 +55,7 @@ pub(super) async fn list_sandboxes(rest: &Rest<'_>, args: &Args, current: &str) 
     let items: Vec<Value> = items
         .iter()
         .map(|s| {
-            let mut v = pick(s, &["id", "name", "role", "created_at", "archived_at"]);
+            let mut v = pick(s, &["id", "name", "role", "time_zone", "created_at", "archived_at"]);
             if s["id"] == current {
                 v["current"] = json!(true);
             }

@@ -80,14 +80,14 @@ pub(super) fn definition(name: &str) -> Option<(&'static str, Value)> {
         "pause_trigger" => (
             "Pause a trigger or schedule: deliveries are refused and schedules do not fire until resumed — the reversible way to \
              stop one. With `resume_at` it resumes by itself then: an RFC 3339 time, or a local time like `09:00` or \
-             `2026-11-24T09:00` meaning the next such time in `time_zone` (default UTC: ask the user's zone if unsure). \
+             `2026-11-24T09:00` meaning the next such time in `time_zone` (default: the sandbox's `time_zone`, shown by list_sandboxes; ask the user if it may not be theirs). \
              Permanently removing a trigger is not a tool (`steward trigger disconnect <agent> <trg_id>`).",
             schema::object(
                 json!({
                     "agent": agent,
                     "trigger_id": trigger_id,
                     "resume_at": schema::string("When to resume by itself: RFC 3339 (`2026-11-24T09:00:00+01:00`) or a local time (`09:00`, `2026-11-24T09:00`)."),
-                    "time_zone": schema::string("IANA time zone of a local `resume_at`, e.g. `Europe/Berlin` (default UTC)."),
+                    "time_zone": schema::string("IANA time zone of a local `resume_at`, e.g. `Europe/Berlin` (default: the sandbox's time zone)."),
                 }),
                 &["trigger_id"],
             ),

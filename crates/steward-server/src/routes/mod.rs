@@ -94,13 +94,14 @@ pub struct PauseBody {
     /// In the future: the pause ends by itself then. RFC 3339, or a local time (`09:00` = its
     /// next occurrence, `2026-11-24T09:00`) in `time_zone`.
     pub resume_at: Option<String>,
-    /// IANA zone of a local `resume_at` (default UTC).
+    /// IANA zone of a local `resume_at` (default: the sandbox's `time_zone`).
     pub time_zone: Option<String>,
 }
 
 /// Parses an optional pause body: `None` pauses until resumed, else the future `resume_at` in
-/// epoch ms. `what` (`trigger`, `schedule`) names the thing in the hint.
-pub fn pause_until(body: &[u8], now: i64, what: &str) -> Result<Option<i64>, ApiError> {
+/// epoch ms. `what` (`trigger`, `schedule`) names the thing in the hint; a local `resume_at`
+/// without `time_zone` is read in `sandbox_zone`.
+pub fn pause_until(body: &[u8], now: i64, what: &str, sandbox_zone: &str) -> Result<Option<i64>, ApiError> {
     let body: PauseBody = if body.iter().all(u8::is_ascii_whitespace) {
         PauseBody::default()
     } else {
@@ -113,10 +114,11 @@ pub fn pause_until(body: &[u8], now: i64, what: &str) -> Result<Option<i64>, Api
         }
         return Ok(None);
     };
-    let at = steward_core::schedule::resolve_wall_time(&raw, body.time_zone.as_deref(), now).map_err(|m| {
-        let param = if m.contains("is not a time") { "resume_at" } else { "time_zone" };
-        ApiError::invalid(param, m)
-    })?;
+    let at =
+        steward_core::schedule::resolve_wall_time(&raw, Some(body.time_zone.as_deref().unwrap_or(sandbox_zone)), now).map_err(|m| {
+            let param = if m.contains("is not a time") { "resume_at" } else { "time_zone" };
+            ApiError::invalid(param, m)
+        })?;
     if at <= now {
         return Err(ApiError::invalid("resume_at", format!("is in the past; give a future time, or resume the {what} now with …/resume")));
     }

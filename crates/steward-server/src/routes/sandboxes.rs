@@ -24,6 +24,8 @@ pub struct SandboxView {
     pub role: String,
     pub created_at: String,
     pub archived_at: Option<String>,
+    /// IANA zone of local times given without one (a pause until `09:00`).
+    pub time_zone: String,
 }
 
 fn view(s: Sandbox, role: Role) -> SandboxView {
@@ -34,6 +36,7 @@ fn view(s: Sandbox, role: Role) -> SandboxView {
         role: role.as_str().into(),
         created_at: ts(s.created_at),
         archived_at: s.archived_at.map(ts),
+        time_zone: s.time_zone,
     }
 }
 
@@ -101,6 +104,8 @@ pub async fn get(State(state): State<AppState>, caller: Caller, Path(id): Path<S
 #[serde(deny_unknown_fields)]
 pub struct UpdateSandbox {
     pub name: Option<String>,
+    /// An IANA time zone such as `Europe/Berlin`: local times given without a zone are read in it.
+    pub time_zone: Option<String>,
 }
 
 /// Renames a sandbox.
@@ -112,12 +117,21 @@ pub async fn update(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<UpdateSandbox>,
 ) -> ApiResult<Json<SandboxView>> {
-    let (sandbox, role) = authorized(&state, &caller, &id, Need::Write).await?;
-    let Some(name) = body.name else {
-        return Ok(Json(view(sandbox, role)));
+    let (mut sandbox, role) = authorized(&state, &caller, &id, Need::Write).await?;
+    // Everything is checked before anything is written.
+    let name = body.name.as_deref().map(|n| sandbox_name(n, "name")).transpose()?;
+    let zone = match body.time_zone.as_deref() {
+        None => None,
+        Some(z) => {
+            Some(steward_core::schedule::check_timezone(z).map_err(|e| ApiError::invalid("time_zone", e.message))?.name().to_owned())
+        }
     };
-    let name = sandbox_name(&name, "name")?;
-    let sandbox = state.store.rename_sandbox(&sandbox.id, &name).await?;
+    if let Some(name) = name {
+        sandbox = state.store.rename_sandbox(&sandbox.id, &name).await?;
+    }
+    if let Some(zone) = zone {
+        sandbox = state.store.set_sandbox_time_zone(&sandbox.id, &zone).await?;
+    }
     Ok(Json(view(sandbox, role)))
 }
 

@@ -197,9 +197,10 @@ pub async fn pause(
     Path((id, sid)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<Json<ScheduleView>> {
-    let (_, s) = load_schedule(&state, &caller, &id, &sid, Need::Write).await?;
+    let (agent, s) = load_schedule(&state, &caller, &id, &sid, Need::Write).await?;
     let now = state.clock.now_ms();
-    let resume_at = pause_until(&body, now, "schedule")?;
+    let zone = state.store.sandbox(&agent.sandbox_id).await?.map(|s| s.time_zone).unwrap_or_else(|| "UTC".to_owned());
+    let resume_at = pause_until(&body, now, "schedule", &zone)?;
     Ok(Json(view(set_paused(&state, &s, resume_at).await?, now)))
 }
 

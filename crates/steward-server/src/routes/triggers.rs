@@ -273,10 +273,11 @@ pub async fn pause(
     Path((id, tid)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<Json<TriggerView>> {
-    let (_, t) = load_trigger(&state, &caller, &id, &tid, Need::Write).await?;
+    let (agent, t) = load_trigger(&state, &caller, &id, &tid, Need::Write).await?;
     let now = state.clock.now_ms();
     // The body is optional: none (or `{}`) pauses until resumed.
-    let resume_at = pause_until(&body, now, "trigger")?;
+    let zone = state.store.sandbox(&agent.sandbox_id).await?.map(|s| s.time_zone).unwrap_or_else(|| "UTC".to_owned());
+    let resume_at = pause_until(&body, now, "trigger", &zone)?;
     let t = state.store.set_trigger_state(&t.id, TriggerState::Paused, resume_at).await?;
     Ok(Json(view(t, now)))
 }
