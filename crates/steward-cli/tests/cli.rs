@@ -196,6 +196,13 @@ fn sandboxes_are_listed_archived_and_destroyed() {
     let table = cli.run(&["sandbox", "list"]).ok().stdout;
     assert!(table.contains("scratch") && table.contains("default") && table.contains("owner"), "{table}");
 
+    // The current sandbox's time zone (local times such as a pause until 09:00 are read in it).
+    let zoned = cli.run(&["sandbox", "update", "--time-zone", "Europe/Berlin"]).ok().stdout;
+    assert!(zoned.contains("Europe/Berlin") && zoned.contains(&id), "{zoned}");
+    let bad_zone = cli.run(&["sandbox", "update", "--time-zone", "Berlin"]).fails();
+    assert!(bad_zone.stderr.contains("IANA"), "{}", bad_zone.stderr);
+    assert!(cli.run(&["sandbox", "update"]).fails().stderr.contains("nothing to update"));
+
     let refused = cli.run(&["sandbox", "destroy", &id]).fails();
     assert!(
         refused.stderr.contains("scratch") && refused.stderr.contains("1 agent,") && refused.stderr.contains("0 API keys"),

@@ -216,7 +216,7 @@ impl ServerHandler for ManagementServer {
 /// extensions and hands the whole request to the service. `handle` never fails: protocol errors
 /// are HTTP responses already.
 ///
-/// ```ignore
+/// ```text
 /// use axum::{body::Body, extract::Request, response::{IntoResponse, Response}};
 ///
 /// // Built once, e.g. in AppState (it is cheap to clone).

@@ -1,5 +1,6 @@
-//! `steward setup` (a sandbox for this directory) and `steward sandbox list|archive|destroy`
-//! (§1, §9). Archive and destroy show what they affect and ask first.
+//! `steward setup` (a sandbox for this directory) and `steward sandbox
+//! list|update|archive|destroy` (§1, §9). Archive and destroy show what they affect and ask
+//! first.
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
@@ -27,6 +28,17 @@ pub enum SandboxCommand {
         /// List archived sandboxes instead of live ones.
         #[arg(long)]
         archived: bool,
+    },
+    /// Rename a sandbox or set its time zone (local times such as a pause until `09:00` are read in it).
+    Update {
+        /// The sandbox id (sbx_…) [default: the current sandbox]
+        id: Option<String>,
+        /// A new name.
+        #[arg(long)]
+        name: Option<String>,
+        /// An IANA time zone, e.g. `Europe/Berlin`.
+        #[arg(long)]
+        time_zone: Option<String>,
     },
     /// Archive a sandbox: it becomes read-only. Owner only; asks first.
     Archive {
@@ -73,6 +85,26 @@ pub async fn run(ctx: &Context, cmd: SandboxCommand) -> anyhow::Result<()> {
     let api = ctx.api()?;
     match cmd {
         SandboxCommand::List { archived } => list(ctx, &api, archived).await,
+        SandboxCommand::Update { id: raw, name, time_zone } => {
+            if name.is_none() && time_zone.is_none() {
+                bail!("nothing to update: pass --name and/or --time-zone");
+            }
+            let sbx = match raw {
+                Some(raw) => id(&raw, "sbx_", ID_HINT)?.to_owned(),
+                None => ctx.sandbox_or_home(&api).await?,
+            };
+            let mut body = serde_json::Map::new();
+            if let Some(n) = name {
+                body.insert("name".into(), json!(n));
+            }
+            if let Some(z) = time_zone {
+                body.insert("time_zone".into(), json!(z));
+            }
+            let done = api.patch(&format!("/v1/sandboxes/{sbx}"), &serde_json::Value::Object(body)).await?;
+            ctx.out.show(&done, || {
+                println!("sandbox {} ({sbx}): time zone {}", cell(&done["name"]), cell(&done["time_zone"]));
+            })
+        }
         SandboxCommand::Archive { id: raw, yes } => {
             let sbx = id(&raw, "sbx_", ID_HINT)?;
             preview(&api, sbx, Action::Archive).await?;
