@@ -15,6 +15,7 @@ pub mod keys;
 pub mod provider;
 pub mod schedule;
 pub mod session;
+pub mod signing;
 pub mod source;
 pub mod tenancy;
 pub mod trigger;

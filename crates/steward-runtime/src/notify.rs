@@ -15,9 +15,7 @@
 
 use std::time::{Duration, Instant};
 
-use hmac::{KeyInit, Mac};
 use serde_json::{Value, json};
-use sha2::Sha256;
 use steward_core::ids::{AgentId, SandboxId};
 use steward_store::OutboundDelivery;
 
@@ -30,14 +28,9 @@ const MAX_DELAY_MS: i64 = 600_000;
 /// Bytes of a receiver's answer kept with an attempt.
 const EXCERPT: usize = 512;
 
-/// HMAC-SHA256 of `"<ts>.<body>"` under `secret`, as `v1=<hex>`.
+/// HMAC-SHA256 of `"<ts>.<body>"` under `secret`, as `v1=<hex>` (the inbound scheme).
 pub fn signature(secret: &str, ts: i64, body: &[u8]) -> String {
-    let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
-    mac.update(ts.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    let bytes = mac.finalize().into_bytes();
-    format!("v1={}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+    steward_core::signing::steward_signature(secret, ts, body)
 }
 
 /// The wait before attempt `attempt + 1` (full delay halved, plus jitter up to the other half).

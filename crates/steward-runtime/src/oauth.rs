@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD as B64URL};
-use hmac::{KeyInit, Mac};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -540,16 +539,10 @@ pub enum StateError {
 /// The longest `state` [`verify_state`] looks at.
 const MAX_STATE: usize = 4096;
 
-fn state_mac(key: &[u8], payload: &str) -> hmac::Hmac<Sha256> {
-    let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
-    mac.update(payload.as_bytes());
-    mac
-}
-
 /// `base64url(json(claims)) "." base64url(HMAC-SHA256(key, first part))`, no padding.
 pub fn sign_state(key: &[u8], claims: &StateClaims) -> String {
     let payload = B64URL.encode(serde_json::to_vec(claims).expect("claims serialize"));
-    let sig = B64URL.encode(state_mac(key, &payload).finalize().into_bytes());
+    let sig = B64URL.encode(steward_core::signing::hmac_sha256(key, &[payload.as_bytes()]));
     format!("{payload}.{sig}")
 }
 
@@ -561,7 +554,9 @@ pub fn verify_state(key: &[u8], state: &str, now_ms: i64) -> Result<StateClaims,
     }
     let (payload, sig) = state.split_once('.').ok_or(StateError::Malformed)?;
     let sig = B64URL.decode(sig).map_err(|_| StateError::Malformed)?;
-    state_mac(key, payload).verify_slice(&sig).map_err(|_| StateError::BadSignature)?;
+    if !steward_core::signing::hmac_sha256_matches(key, &[payload.as_bytes()], &sig) {
+        return Err(StateError::BadSignature);
+    }
     let json = B64URL.decode(payload).map_err(|_| StateError::Malformed)?;
     let claims: StateClaims = serde_json::from_slice(&json).map_err(|_| StateError::Malformed)?;
     if now_ms >= claims.expires_at_ms {

@@ -4,7 +4,6 @@
 //! written for the person setting the webhook up: they name the header and what was wrong.
 
 use ed25519_dalek::{Signature, VerifyingKey};
-use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -86,15 +85,11 @@ fn required(header: &dyn Fn(&str) -> Option<String>, name: &str) -> Result<Strin
 }
 
 fn decode_hex(v: Option<&str>, format_error: &str) -> Result<Vec<u8>, String> {
-    v.and_then(|h| hex::decode(h).ok()).ok_or_else(|| format_error.to_string())
+    v.and_then(crate::signing::decode_hex).ok_or_else(|| format_error.to_string())
 }
 
 fn hmac_verify(secret: &str, parts: &[&[u8]], given: &[u8]) -> Result<(), String> {
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
-    for part in parts {
-        mac.update(part);
-    }
-    mac.verify_slice(given).map_err(|_| MISMATCH.to_string())
+    if crate::signing::hmac_sha256_matches(secret.as_bytes(), parts, given) { Ok(()) } else { Err(MISMATCH.to_string()) }
 }
 
 /// `age_ms` is the server's clock minus the sender's; either direction beyond the window fails.

@@ -24,10 +24,8 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use hmac::{KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use sha2::Sha256;
 use steward_core::agent::Agent;
 use steward_core::ids::TriggerId;
 use steward_core::trigger::{Trigger, TriggerConfig, TriggerState};
@@ -320,15 +318,10 @@ fn verify(secret: &str, trigger: &Trigger, headers: &HeaderMap, body: &[u8], now
                 REPLAY_WINDOW_SECS / 60
             ));
         }
-        let hex = sig.trim().strip_prefix("v1=").ok_or("`Steward-Signature` must look like `v1=<hex HMAC-SHA256>`")?;
-        let given = decode_hex(hex).ok_or("`Steward-Signature` is not hex")?;
-        let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
-        mac.update(ts.to_string().as_bytes());
-        mac.update(b".");
-        mac.update(body);
-        return mac
-            .verify_slice(&given)
-            .map_err(|_| "the signature does not match: sign `<timestamp>.<raw body>` with HMAC-SHA256 under the trigger's secret".into());
+        return match steward_core::signing::steward_signature_matches(secret, ts, body, sig)? {
+            true => Ok(()),
+            false => Err("the signature does not match: sign `<timestamp>.<raw body>` with HMAC-SHA256 under the trigger's secret".into()),
+        };
     }
     if let Some(token) = header(headers, "steward-trigger-token") {
         if !trigger.config.allow_token {
@@ -340,13 +333,6 @@ fn verify(secret: &str, trigger: &Trigger, headers: &HeaderMap, body: &[u8], now
         return Err("the token does not match the trigger's secret".into());
     }
     Err("unsigned delivery: send `Steward-Timestamp` and `Steward-Signature: v1=<hex HMAC-SHA256 of \"<timestamp>.<body>\">`".into())
-}
-
-fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) || s.len() > 128 {
-        return None;
-    }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
 }
 
 /// Receives a delivery (public: authenticated by the signature, not a key).
