@@ -9,17 +9,15 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use clap::Args;
 use eventsource_stream::Eventsource;
 use futures::StreamExt;
-use reqwest::StatusCode;
 use serde_json::{Value, json};
 use steward_core::session::{event_type, stop_reason};
 
 use super::context::Context;
-use super::credentials::Secret;
-use super::http::{ApiError, id};
+use super::http::{Api, id};
 use super::output::short;
 
 #[derive(Debug, Args)]
@@ -135,29 +133,18 @@ fn stdin_lines() -> tokio::sync::mpsc::Receiver<String> {
     rx
 }
 
-/// The streaming endpoint. Not `http::Api`: a reply may stream for longer than any overall
-/// timeout, so this client has only a connect timeout and an idle limit per frame.
+/// The streaming endpoint, through `http::Api::post_stream` (no overall timeout: a reply may
+/// stream for long; each frame has an idle limit instead).
 struct ChatClient {
-    http: reqwest::Client,
+    api: Api,
     server: String,
-    url: String,
-    token: Secret,
+    path: String,
 }
 
 impl ChatClient {
     fn new(ctx: &Context, sandbox: &str) -> anyhow::Result<ChatClient> {
         let sandbox = id(sandbox, "sbx_", "see `steward sandbox list`")?;
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("steward-cli/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .context("cannot build the HTTP client")?;
-        Ok(ChatClient {
-            http,
-            server: ctx.server.clone(),
-            url: format!("{}/v1/sandboxes/{sandbox}/concierge/chat", ctx.server),
-            token: ctx.credential(chrono::Utc::now())?,
-        })
+        Ok(ChatClient { api: ctx.api()?, server: ctx.server.clone(), path: format!("/v1/sandboxes/{sandbox}/concierge/chat") })
     }
 
     /// Sends one message and shows the reply until its terminal frame.
@@ -166,20 +153,7 @@ impl ChatClient {
         if let Some(s) = session {
             body["session_id"] = json!(s);
         }
-        let res = self
-            .http
-            .post(&self.url)
-            .bearer_auth(self.token.expose())
-            .header(reqwest::header::ACCEPT, "text/event-stream")
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| self.transport_error(e))?;
-        let status = res.status();
-        if !status.is_success() {
-            let bytes = res.bytes().await.map_err(|e| self.transport_error(e))?;
-            return Err(refused(status, &bytes, &self.server));
-        }
+        let res = self.api.post_stream(&self.path, &body).await?;
         let mut frames = res.bytes_stream().eventsource();
         loop {
             let next = tokio::time::timeout(IDLE, frames.next()).await.map_err(|_| {
@@ -195,33 +169,6 @@ impl ChatClient {
                 return Ok(outcome);
             }
         }
-    }
-
-    fn transport_error(&self, e: reqwest::Error) -> anyhow::Error {
-        if e.is_connect() {
-            anyhow::anyhow!("cannot reach the Steward server at {}; start it with `steward serve` or pass --server", self.server)
-        } else {
-            anyhow::Error::new(e).context(format!("request to {} failed", self.server))
-        }
-    }
-}
-
-/// A refused request: the §2 error body as `ApiError` (so the usual hints apply).
-fn refused(status: StatusCode, body: &[u8], server: &str) -> anyhow::Error {
-    let parsed: Option<Value> = serde_json::from_slice(body).ok();
-    let err = parsed.as_ref().map(|v| &v["error"]);
-    match err.and_then(|e| e["message"].as_str()) {
-        Some(message) => ApiError {
-            status,
-            kind: err.and_then(|e| e["type"].as_str()).unwrap_or("").to_owned(),
-            message: message.to_owned(),
-            param: err.and_then(|e| e["param"].as_str()).map(str::to_owned),
-        }
-        .into(),
-        None => anyhow::anyhow!(
-            "the chat request failed with HTTP {} and no Steward error body; is {server} a Steward server?",
-            status.as_u16()
-        ),
     }
 }
 
@@ -471,15 +418,5 @@ mod tests {
         assert_eq!(line, json!({"event": "run_started", "data": {"run_id": "run_1"}}));
         let line: Value = serde_json::from_str(&json_line("agent_text_delta", "evt_1", &json!({"text": "hi"}))).unwrap();
         assert_eq!(line, json!({"event": "agent_text_delta", "id": "evt_1", "data": {"text": "hi"}}));
-    }
-
-    #[test]
-    fn a_refused_request_reads_like_other_commands() {
-        let body = br#"{"error": {"type": "not_found", "message": "sandbox sbx_x not found", "param": null}}"#;
-        let e = refused(StatusCode::NOT_FOUND, body, "http://h");
-        assert_eq!(e.to_string(), "sandbox sbx_x not found (HTTP 404)");
-        assert_eq!(e.downcast_ref::<ApiError>().unwrap().kind, "not_found");
-        let e = refused(StatusCode::BAD_GATEWAY, b"<html>", "http://h");
-        assert!(e.to_string().contains("HTTP 502") && e.to_string().contains("http://h"), "{e}");
     }
 }

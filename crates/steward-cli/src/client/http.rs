@@ -23,6 +23,8 @@ pub const MAX_ITEMS: usize = 1000;
 #[derive(Debug, Clone)]
 pub struct Api {
     http: reqwest::Client,
+    /// For event streams: a connect timeout but no overall one (a reply may stream for long).
+    stream_http: reqwest::Client,
     server: String,
     token: Option<Secret>,
     sandbox: Option<String>,
@@ -76,13 +78,14 @@ impl Api {
         // reqwest is built without a TLS provider; pick ring. A second install is refused,
         // which is fine: one is in place.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("steward-cli/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(120))
-            .build()
-            .context("cannot build the HTTP client")?;
-        Ok(Api { http, server: server.to_owned(), token, sandbox })
+        let builder = || {
+            reqwest::Client::builder()
+                .user_agent(concat!("steward-cli/", env!("CARGO_PKG_VERSION")))
+                .connect_timeout(Duration::from_secs(10))
+        };
+        let http = builder().timeout(Duration::from_secs(120)).build().context("cannot build the HTTP client")?;
+        let stream_http = builder().build().context("cannot build the HTTP client")?;
+        Ok(Api { http, stream_http, server: server.to_owned(), token, sandbox })
     }
 
     /// The same client acting in another sandbox.
@@ -136,13 +139,34 @@ impl Api {
         Ok(Listing { items, next_cursor: cursor })
     }
 
-    async fn send(&self, method: Method, path: &str, query: &[(&str, String)], body: Option<&Value>) -> anyhow::Result<Value> {
+    /// POSTs `body` and returns the response to read as an event stream (no overall timeout).
+    /// A refusal is the usual `ApiError`.
+    pub async fn post_stream(&self, path: &str, body: &Value) -> anyhow::Result<reqwest::Response> {
+        let req =
+            self.request(&self.stream_http, Method::POST, path, &[], Some(body))?.header(reqwest::header::ACCEPT, "text/event-stream");
+        let res = req.send().await.map_err(|e| self.transport_error(e))?;
+        let status = res.status();
+        if status.is_success() {
+            return Ok(res);
+        }
+        let bytes = res.bytes().await.map_err(|e| self.transport_error(e))?;
+        Err(self.refusal(&Method::POST, path, status, serde_json::from_slice(&bytes).ok()))
+    }
+
+    fn request(
+        &self,
+        http: &reqwest::Client,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> anyhow::Result<reqwest::RequestBuilder> {
         let mut url =
             Url::parse(&format!("{}{path}", self.server)).with_context(|| format!("cannot build a URL from {} and {path}", self.server))?;
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
         }
-        let mut req = self.http.request(method.clone(), url);
+        let mut req = http.request(method, url);
         if let Some(t) = &self.token {
             req = req.bearer_auth(t.expose());
         }
@@ -152,6 +176,11 @@ impl Api {
         if let Some(b) = body {
             req = req.json(b);
         }
+        Ok(req)
+    }
+
+    async fn send(&self, method: Method, path: &str, query: &[(&str, String)], body: Option<&Value>) -> anyhow::Result<Value> {
+        let req = self.request(&self.http, method.clone(), path, query, body)?;
         let res = req.send().await.map_err(|e| self.transport_error(e))?;
         let status = res.status();
         let bytes = res.bytes().await.map_err(|e| self.transport_error(e))?;
@@ -165,16 +194,21 @@ impl Api {
                 )
             });
         }
+        Err(self.refusal(&method, path, status, parsed))
+    }
+
+    /// A §2 error body as `ApiError`, or a message saying there was none.
+    fn refusal(&self, method: &Method, path: &str, status: StatusCode, parsed: Option<Value>) -> anyhow::Error {
         let err = parsed.as_ref().and_then(|v| v.get("error"));
         match err.and_then(|e| e["message"].as_str()) {
-            Some(message) => Err(ApiError {
+            Some(message) => ApiError {
                 status,
                 kind: err.and_then(|e| e["type"].as_str()).unwrap_or("").to_owned(),
                 message: message.to_owned(),
                 param: err.and_then(|e| e["param"].as_str()).map(str::to_owned),
             }
-            .into()),
-            None => anyhow::bail!(
+            .into(),
+            None => anyhow::anyhow!(
                 "{method} {path} failed with HTTP {} and no Steward error body; is {} a Steward server?",
                 status.as_u16(),
                 self.server
