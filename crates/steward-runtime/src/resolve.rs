@@ -253,14 +253,15 @@ impl Runtime {
                 }
                 Ok((role, tools)) => {
                     source["role"] = json!(role.as_str());
-                    let names: Vec<String> = tools.iter().map(|t| t.spec().name).collect();
-                    source["offered"] = json!(names);
-                    source["kept"] = json!(names);
+                    let mut names = Vec::with_capacity(tools.len());
                     for t in tools {
                         let name = t.spec().name;
                         entries.push(json!({"name": name, "source": "management", "tool": name}));
+                        names.push(name);
                         catalog.push(None, t);
                     }
+                    source["offered"] = json!(names);
+                    source["kept"] = json!(names);
                 }
             },
         }

@@ -15,7 +15,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use steward_core::ids::{RunId, SandboxId, SessionId, TriggerId};
@@ -28,8 +28,8 @@ use crate::AppState;
 use crate::auth::{Caller, Need};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiJson;
-use crate::routes::messages::text_of;
-use crate::routes::sessions::{InputMessage, check_accepts_work, check_input, check_provider};
+use crate::routes::messages::output_text;
+use crate::routes::sessions::{InputMessage, check_accepts_work, check_input, check_provider, follow};
 use crate::routes::ts;
 
 /// Longest a `/concierge/test` or `/agents/{id}/test` call waits for its run.
@@ -146,19 +146,6 @@ impl Drop for CancelOnDrop {
     }
 }
 
-/// The full text the model wrote in `run`.
-pub(crate) async fn output_text(state: &AppState, session: &SessionId, run: &RunId) -> ApiResult<String> {
-    Ok(state
-        .store
-        .conversation(session)
-        .await?
-        .into_iter()
-        .filter(|m| &m.run_id == run && m.role == "assistant")
-        .flat_map(|m| text_of(&m.content))
-        .collect::<Vec<_>>()
-        .join(""))
-}
-
 /// Marks an answer the idempotency layer must not store: it may quote a secret shown once (a
 /// minted key, a webhook secret), and a conversation turn is not something to replay.
 fn not_replayed(body: impl IntoResponse, what: &str) -> Response {
@@ -171,19 +158,15 @@ fn not_replayed(body: impl IntoResponse, what: &str) -> Response {
 
 async fn answer(state: AppState, caller: Caller, sandbox: String, body: ConciergeBody) -> ApiResult<Response> {
     let turn = start_turn(&state, &caller, &sandbox, body).await?;
+    // Cancels the run if the client leaves while we wait.
     let mut guard = CancelOnDrop { runtime: state.runtime.clone(), run: turn.run.id.clone(), done: false };
-    let run = state.runtime.wait_for(&turn.run.id, &turn.session.id, MAX_WAIT).await?;
-    let run = match run {
-        Some(r) => {
-            guard.done = true;
-            r
-        }
-        None => {
-            // Did not finish in time: report where it is; it keeps going (the caller may follow
-            // the session's stream) unless the client leaves now.
-            guard.done = true;
-            state.store.run(&turn.run.id).await?.unwrap_or(turn.run)
-        }
+    let finished = state.runtime.wait_for(&turn.run.id, &turn.session.id, MAX_WAIT).await?;
+    guard.done = true;
+    let run = match finished {
+        Some(r) => r,
+        // Did not finish in time: report where it is; it keeps going (the caller may follow the
+        // session's stream).
+        None => state.store.run(&turn.run.id).await?.unwrap_or(turn.run),
     };
     let output_text = output_text(&state, &turn.session.id, &run.id).await?;
     let answer = ConciergeAnswer {
@@ -218,50 +201,30 @@ async fn chat_stream(state: AppState, caller: Caller, sandbox: String, body: Con
 
 /// The run's events as §5 frames, ending after the terminal one.
 fn run_frames(state: AppState, turn: Turn) -> impl Stream<Item = Result<SseEvent, Infallible>> {
-    let rx = state.runtime.bus().subscribe(&turn.session.id);
     let guard = CancelOnDrop { runtime: state.runtime.clone(), run: turn.run.id.clone(), done: false };
-    let buf: std::collections::VecDeque<steward_core::session::Event> = Default::default();
-    let st = (state, turn, rx, buf, guard, false);
-    futures::stream::unfold(st, |(state, mut turn, mut rx, mut buf, mut guard, ended)| async move {
+    let run = turn.run.id;
+    let events =
+        follow(state, turn.session.id, turn.after).filter(move |ev| std::future::ready(ev.run_id == run && ev.kind != event_type::USAGE));
+    futures::stream::unfold((Box::pin(events), guard, false), |(mut events, mut guard, ended)| async move {
         if ended {
             return None;
         }
-        loop {
-            if let Some(ev) = buf.pop_front() {
-                turn.after = ev.seq;
-                if ev.run_id != turn.run.id || ev.kind == event_type::USAGE {
-                    continue;
-                }
-                let terminal = event_type::is_terminal(&ev.kind);
-                let (kind, data) = if ev.kind == event_type::CANCELLED {
-                    let reason = ev.data.get("reason").and_then(Value::as_str).unwrap_or("cancelled").to_owned();
-                    (
-                        event_type::ERROR.to_owned(),
-                        json!({"message": format!("the run was cancelled: {reason}"), "type": "cancelled", "run_id": ev.run_id}),
-                    )
-                } else {
-                    (ev.kind.clone(), ev.data.clone())
-                };
-                if terminal {
-                    guard.done = true;
-                }
-                let frame = SseEvent::default().id(ev.id()).event(kind).data(data.to_string());
-                return Some((Ok(frame), (state, turn, rx, buf, guard, terminal)));
-            }
-            match state.store.events_after(&turn.session.id, turn.after, 500).await {
-                Ok(batch) if !batch.is_empty() => buf.extend(batch),
-                Ok(_) => {
-                    tokio::select! {
-                        _ = rx.changed() => {}
-                        _ = tokio::time::sleep(state.config.stream_poll.min(Duration::from_secs(1))) => {}
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot read the event log for a Concierge stream");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-            }
+        let ev = events.next().await?;
+        let terminal = event_type::is_terminal(&ev.kind);
+        if terminal {
+            guard.done = true;
         }
+        let (kind, data) = if ev.kind == event_type::CANCELLED {
+            let reason = ev.data.get("reason").and_then(Value::as_str).unwrap_or("cancelled");
+            (
+                event_type::ERROR.to_owned(),
+                json!({"message": format!("the run was cancelled: {reason}"), "type": "cancelled", "run_id": ev.run_id}),
+            )
+        } else {
+            (ev.kind.clone(), ev.data.clone())
+        };
+        let frame = SseEvent::default().id(ev.id()).event(kind).data(data.to_string());
+        Some((Ok(frame), (events, guard, terminal)))
     })
 }
 

@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use steward_core::agent::Agent;
+use steward_core::ids::{RunId, SessionId};
 use steward_core::session::Session;
 use steward_core::tenancy::KeyKind;
 use steward_store::NewSession;
@@ -150,15 +151,7 @@ pub async fn send(
         let now = state.store.run(&run.id).await?.unwrap_or(run);
         return Ok((StatusCode::ACCEPTED, Json(pending(&now))));
     };
-    let reply = state
-        .store
-        .conversation(&session.id)
-        .await?
-        .into_iter()
-        .filter(|m| m.run_id == done.id && m.role == "assistant")
-        .flat_map(|m| text_of(&m.content))
-        .collect::<Vec<_>>()
-        .join("");
+    let reply = output_text(&state, &session.id, &done.id).await?;
     Ok((
         StatusCode::OK,
         Json(MessageReply {
@@ -172,7 +165,20 @@ pub async fn send(
     ))
 }
 
-pub(crate) fn text_of(content: &Value) -> Vec<String> {
+/// The full text the model wrote in `run`.
+pub(crate) async fn output_text(state: &AppState, session: &SessionId, run: &RunId) -> ApiResult<String> {
+    Ok(state
+        .store
+        .conversation(session)
+        .await?
+        .into_iter()
+        .filter(|m| &m.run_id == run && m.role == "assistant")
+        .flat_map(|m| text_of(&m.content))
+        .collect::<Vec<_>>()
+        .join(""))
+}
+
+fn text_of(content: &Value) -> Vec<String> {
     content["parts"]
         .as_array()
         .map(|ps| ps.iter().filter(|p| p["type"] == "text").filter_map(|p| p["text"].as_str().map(str::to_owned)).collect())

@@ -12,7 +12,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use steward_core::agent::{Agent, AgentState};
@@ -149,6 +149,17 @@ fn end_user_of(caller: &Caller, explicit: Option<&str>, headers: &HeaderMap) -> 
 
 /// Loads a session and checks the caller may do `need` with it.
 pub(crate) async fn load(state: &AppState, caller: &Caller, raw: &str, need: Need, end_user: Option<&str>) -> ApiResult<Session> {
+    Ok(load_with_agent(state, caller, raw, need, end_user).await?.0)
+}
+
+/// `load`, also returning the session's agent when the checks read it (account callers).
+async fn load_with_agent(
+    state: &AppState,
+    caller: &Caller,
+    raw: &str,
+    need: Need,
+    end_user: Option<&str>,
+) -> ApiResult<(Session, Option<Agent>)> {
     let id = SessionId::parse(raw, "id")?;
     let not_found = || ApiError::not_found("session", raw);
     let session = state.store.session(&id).await?.filter(|s| s.deleted_at.is_none()).ok_or_else(not_found)?;
@@ -159,15 +170,16 @@ pub(crate) async fn load(state: &AppState, caller: &Caller, raw: &str, need: Nee
         if k.kind == KeyKind::AgentDelegate && session.end_user.as_deref() != end_user {
             return Err(not_found());
         }
-        return Ok(session);
+        return Ok((session, None));
     }
     caller.authorize_resource(state, &session.sandbox_id, need, "session", raw).await?;
     // Another account's Concierge conversation does not exist for this caller.
-    if let Some(agent) = state.store.agent(&session.agent_id).await? {
-        crate::routes::agents::concierge_guard(caller, &agent, need)
+    let agent = state.store.agent(&session.agent_id).await?;
+    if let Some(agent) = &agent {
+        crate::routes::agents::concierge_guard(caller, agent, need)
             .map_err(|e| if e.status == StatusCode::NOT_FOUND { not_found() } else { e })?;
     }
-    Ok(session)
+    Ok((session, agent))
 }
 
 /// Refuses new work for an agent that cannot take it (§3 states, balance, archive).
@@ -369,13 +381,16 @@ pub async fn send(
     ApiJson(body): ApiJson<SendMessages>,
 ) -> ApiResult<(StatusCode, Json<RunView>)> {
     let end_user = end_user_of(&caller, body.end_user.as_deref(), &headers)?;
-    let session = load(&state, &caller, &id, Need::Write, end_user.as_deref()).await?;
+    let (session, agent) = load_with_agent(&state, &caller, &id, Need::Write, end_user.as_deref()).await?;
     let input = check_input(&body.input)?;
     let on_busy = body.on_busy.as_deref().unwrap_or("reject");
     if !["reject", "enqueue", "interrupt"].contains(&on_busy) {
         return Err(ApiError::invalid("on_busy", "use `reject`, `enqueue` or `interrupt`"));
     }
-    let agent = state.store.agent(&session.agent_id).await?.ok_or_else(|| ApiError::not_found("agent", session.agent_id.as_str()))?;
+    let agent = match agent {
+        Some(a) => a,
+        None => state.store.agent(&session.agent_id).await?.ok_or_else(|| ApiError::not_found("agent", session.agent_id.as_str()))?,
+    };
     check_accepts_work(&agent)?;
     if on_busy == "interrupt" {
         state.runtime.cancel_session(&session.id, "interrupted by a newer message").await?;
@@ -490,14 +505,20 @@ pub async fn stream(
 
 /// Events after `after`, then new ones as they are appended, forever (until the client goes).
 pub(crate) fn tail(state: AppState, session: SessionId, after: i64) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+    follow(state, session, after).map(|ev| Ok(SseEvent::default().id(ev.id()).event(ev.kind.clone()).data(ev.data.to_string())))
+}
+
+/// The session's events after `after`, then each new one as it is appended: read from the log
+/// (so nothing is missed or repeated), woken by this process's appends and polling for other
+/// replicas'. Never ends by itself.
+pub(crate) fn follow(state: AppState, session: SessionId, after: i64) -> impl Stream<Item = Event> {
     let rx = state.runtime.bus().subscribe(&session);
     let buf: std::collections::VecDeque<Event> = Default::default();
     futures::stream::unfold((state, session, after, rx, buf), |(state, session, mut last, mut rx, mut buf)| async move {
         loop {
             if let Some(ev) = buf.pop_front() {
                 last = ev.seq;
-                let frame = SseEvent::default().id(ev.id()).event(ev.kind.clone()).data(ev.data.to_string());
-                return Some((Ok(frame), (state, session, last, rx, buf)));
+                return Some((ev, (state, session, last, rx, buf)));
             }
             match state.store.events_after(&session, last, 500).await {
                 Ok(batch) if !batch.is_empty() => buf.extend(batch),
