@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use serde::Deserialize;
 use steward_core::clock::{Clock, SystemClock};
+use steward_core::redact::SecretRegistry;
 use steward_llm::{RetryPolicy, Timeouts};
 use steward_runtime::RuntimeConfig;
 use steward_server::config::{Database, ServerConfig, SmtpConfig};
@@ -215,16 +216,20 @@ fn node_id(data_dir: &Path) -> anyhow::Result<String> {
     }
 }
 
-pub fn init_logging() {
+/// Installs the log subscriber (`STEWARD_LOG`, tracing's filter syntax), whose every line is
+/// scrubbed of the secrets in `registry`.
+pub fn init_logging(registry: SecretRegistry) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("STEWARD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    steward_server::logging::init(filter, registry);
 }
 
 /// `steward serve`.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    init_logging();
-    let (config, created_key) = build(args)?;
+    let registry = SecretRegistry::new();
+    init_logging(registry.clone());
+    let (mut config, created_key) = build(args)?;
+    config.runtime.log_redaction = registry;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = steward_server::open_store(&config, clock.clone()).await?;
     let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -13,6 +13,7 @@ pub mod ids;
 pub mod integration;
 pub mod keys;
 pub mod provider;
+pub mod redact;
 pub mod schedule;
 pub mod session;
 pub mod signing;

@@ -232,6 +232,18 @@ pub enum LlmError {
 }
 
 impl LlmError {
+    /// The same error with its text passed through `f` (callers redact secrets with it).
+    pub fn map_text(self, f: impl FnOnce(String) -> String) -> Self {
+        match self {
+            LlmError::Http { status, message } => LlmError::Http { status, message: f(message) },
+            LlmError::Timeout(m) => LlmError::Timeout(f(m)),
+            LlmError::Connect(m) => LlmError::Connect(f(m)),
+            LlmError::Protocol(m) => LlmError::Protocol(f(m)),
+            LlmError::Interrupted(m) => LlmError::Interrupted(f(m)),
+            LlmError::InvalidRequest(m) => LlmError::InvalidRequest(f(m)),
+        }
+    }
+
     /// A short machine-readable category, used as `agent_error.type`.
     pub fn kind(&self) -> &'static str {
         match self {

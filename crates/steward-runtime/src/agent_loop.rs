@@ -148,7 +148,8 @@ async fn drive(ctx: &mut Ctx<'_>) -> Result<String, Halt> {
         for (id, name, arguments) in calls {
             ctx.check_cancel()?;
             // Arguments may echo a secret a tool returned earlier; redact them like results.
-            let arguments: Value = serde_json::from_str(&catalog.redacted(arguments.to_string())).unwrap_or(arguments);
+            let mut arguments = arguments;
+            catalog.redactor().redact_json(&mut arguments);
             ctx.emit(event_type::TOOL_CALL, json!({"call_id": id, "name": name, "arguments": arguments})).await?;
             let started = Instant::now();
             let outcome = tokio::select! {

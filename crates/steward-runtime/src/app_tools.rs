@@ -20,6 +20,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use steward_core::ids::{ConnectedAccountId, SandboxId, SourceId};
 use steward_core::integration::{AppTools, HttpAuth, HttpMethod, HttpTool};
+use steward_core::redact::Redactor;
 use steward_llm::ToolSpec;
 
 use crate::engine::Runtime;
@@ -171,8 +172,7 @@ impl HttpApi {
 
     /// `text` with the token replaced (the catalog redacts again; this keeps the tool honest alone).
     fn scrub(&self, text: String) -> String {
-        let t = self.token.expose();
-        if t.len() >= 4 && text.contains(t) { text.replace(t, "[redacted]") } else { text }
+        Redactor::new([self.token.expose()]).redact_string(text)
     }
 }
 

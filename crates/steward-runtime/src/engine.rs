@@ -46,6 +46,10 @@ pub struct RuntimeConfig {
     pub max_concurrent_runs: usize,
     /// The app catalog, client credentials and callback URL of integrations (§10).
     pub integrations: crate::integrations::IntegrationsConfig,
+    /// The secrets the process's log writer scrubs from every line. The vault cipher adds every
+    /// value it seals or opens (provider keys, MCP headers and environment values, integration
+    /// tokens, trigger secrets); share it with the log writer (`steward_server::logging`).
+    pub log_redaction: steward_core::redact::SecretRegistry,
 }
 
 /// Where workspaces live and how tool sources may run.
@@ -91,6 +95,7 @@ impl Default for RuntimeConfig {
             tools: ToolsConfig::default(),
             max_concurrent_runs: 64,
             integrations: Default::default(),
+            log_redaction: Default::default(),
         }
     }
 }

@@ -20,6 +20,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
+use steward_core::redact::Redactor;
 use url::Url;
 use url::form_urlencoded;
 
@@ -393,13 +394,10 @@ fn secrets<'a>(ep: &'a TokenEndpoint, sent: &[&'a str]) -> Vec<&'a str> {
 }
 
 fn scrub(text: &str, secrets: &[&str]) -> String {
-    let mut text = text.to_owned();
-    for s in secrets {
-        text = text.replace(s, "<redacted>");
-        // A page may echo the form body, where the value is percent-encoded.
-        text = text.replace(&form_encode(s), "<redacted>");
-    }
-    text
+    // A page may echo the form body, where the value is form-encoded (`+` for a space, and
+    // `form_urlencoded`'s own choice of reserved characters), so that spelling is a secret too.
+    let spellings = secrets.iter().flat_map(|s| [s.to_string(), form_encode(s)]);
+    Redactor::new(spellings).redact(text).into_owned()
 }
 
 /// At most [`EXCERPT`] characters of a body, whitespace collapsed, secrets scrubbed.

@@ -1,12 +1,17 @@
 //! Turning an agent's `model.provider_id` into a model client: the sandbox's provider
 //! configuration, its API key decrypted from the vault at the moment of use, and one shared
-//! HTTP connection pool.
+//! HTTP connection pool. Every client is wrapped so that nothing the provider answers (an error
+//! body, an error event in the stream) carries the key back: a provider or a proxy that answers
+//! `401 invalid x-api-key: <the key>` has the key replaced before the error becomes an event, a
+//! stored run error or a trace entry.
 
 use std::sync::Arc;
 
+use futures::StreamExt;
 use steward_core::ids::SandboxId;
 use steward_core::provider::{ProviderConfig, ProviderId, ProviderKind};
-use steward_llm::{ApiKey, ClientConfig, ModelClient, RetryPolicy, Timeouts};
+use steward_core::redact::Redactor;
+use steward_llm::{ApiKey, ClientConfig, EventStream, LlmError, ModelClient, ModelRequest, RetryPolicy, StreamEvent, Timeouts};
 use steward_store::Store;
 
 use crate::vault::VaultCipher;
@@ -113,6 +118,7 @@ impl Providers {
             ProviderKind::Google => steward_llm::ProviderKind::Google,
             ProviderKind::OpenAiCompatible => steward_llm::ProviderKind::OpenAiCompatible,
         };
+        let redactor = Redactor::new(api_key.as_ref().map(ApiKey::expose));
         let client_config = ClientConfig {
             kind,
             base_url: config.base_url.trim_end_matches('/').to_owned(),
@@ -120,6 +126,34 @@ impl Providers {
             timeouts: self.timeouts,
             retry: self.retry,
         };
-        Ok(steward_llm::client(client_config, self.http.clone()))
+        let client = steward_llm::client(client_config, self.http.clone());
+        Ok(if redactor.is_empty() { client } else { Arc::new(Redacting { client, redactor }) })
+    }
+}
+
+/// A model client whose errors never carry the secrets it was given (see the module doc).
+#[derive(Debug)]
+struct Redacting {
+    client: Arc<dyn ModelClient>,
+    redactor: Redactor,
+}
+
+#[async_trait::async_trait]
+impl ModelClient for Redacting {
+    async fn stream(&self, request: &ModelRequest) -> Result<EventStream, LlmError> {
+        let redact = |e: LlmError, r: &Redactor| e.map_text(|m| r.redact_string(m));
+        let stream = self.client.stream(request).await.map_err(|e| redact(e, &self.redactor))?;
+        let redactor = self.redactor.clone();
+        Ok(Box::pin(stream.map(move |item| match item {
+            Err(e) => Err(redact(e, &redactor)),
+            // Generated text never holds the key unless something between us and the model put
+            // it there; it is checked anyway (per delta: a key split across two is not caught).
+            Ok(StreamEvent::TextDelta(t)) => Ok(StreamEvent::TextDelta(redactor.redact_string(t))),
+            Ok(StreamEvent::ToolCall { id, name, mut arguments }) => {
+                redactor.redact_json(&mut arguments);
+                Ok(StreamEvent::ToolCall { id, name, arguments })
+            }
+            Ok(other) => Ok(other),
+        })))
     }
 }

@@ -227,7 +227,7 @@ impl Runtime {
         let mut trace = json!({"sources": sources_trace, "unmatched_allowlist": unmatched, "catalog": entries});
         if has_secrets {
             // Errors may quote configuration; never a secret.
-            trace = serde_json::from_str(&catalog.redacted(trace.to_string())).expect("redaction keeps JSON valid");
+            catalog.redactor().redact_json(&mut trace);
         }
         Ok(Resolution { catalog, trace })
     }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use steward_core::clock::Clock;
+use steward_core::redact::Redactor;
 use steward_llm::ToolSpec;
 
 /// Largest tool output handed to the model; longer output is cut with a note.
@@ -34,7 +35,8 @@ pub trait Tool: Send + Sync + std::fmt::Debug {
 #[derive(Clone, Default)]
 pub struct Catalog {
     entries: Vec<(ToolSpec, Arc<dyn Tool>)>,
-    redact: Vec<String>,
+    secrets: Vec<String>,
+    redactor: Redactor,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -42,7 +44,7 @@ impl std::fmt::Debug for Catalog {
         // The redacted values are secrets: count them, never print them.
         f.debug_struct("Catalog")
             .field("tools", &self.entries.iter().map(|(spec, _)| spec.name.as_str()).collect::<Vec<_>>())
-            .field("redacted_values", &self.redact.len())
+            .field("redacted_values", &self.secrets.len())
             .finish()
     }
 }
@@ -66,7 +68,13 @@ impl Catalog {
 
     /// Values that must never reach the model, events or traces verbatim.
     pub fn redact_values(&mut self, secrets: impl IntoIterator<Item = String>) {
-        self.redact.extend(secrets.into_iter().filter(|s| s.len() >= 4));
+        self.secrets.extend(secrets);
+        self.redactor = Redactor::new(&self.secrets);
+    }
+
+    /// The redactor of this run's secrets.
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
     }
 
     pub fn specs(&self) -> Vec<ToolSpec> {
@@ -91,13 +99,8 @@ impl Catalog {
     }
 
     /// `text` with every secret of this run replaced by `[redacted]`.
-    pub fn redacted(&self, mut text: String) -> String {
-        for s in &self.redact {
-            if text.contains(s.as_str()) {
-                text = text.replace(s.as_str(), "[redacted]");
-            }
-        }
-        text
+    pub fn redacted(&self, text: String) -> String {
+        self.redactor.redact_string(text)
     }
 
     fn names(&self) -> Vec<String> {

@@ -14,6 +14,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use rand::RngCore;
+use steward_core::redact::SecretRegistry;
 
 const NONCE_LEN: usize = 24;
 /// Versioned so that a future change of scheme can coexist with stored values.
@@ -63,10 +64,13 @@ pub enum VaultError {
     NotText,
 }
 
-/// Seals and opens vault values with one key. Cheap to clone.
+/// Seals and opens vault values with one key. Cheap to clone. With a [`SecretRegistry`], every
+/// value it seals or opens joins the set the log writer scrubs: whatever the process handles
+/// in plaintext can never appear in a log line, whichever crate writes it.
 #[derive(Clone)]
 pub struct VaultCipher {
     aead: XChaCha20Poly1305,
+    log_redaction: Option<SecretRegistry>,
 }
 
 impl fmt::Debug for VaultCipher {
@@ -82,12 +86,25 @@ fn aad(sandbox_id: &str, vault_id: &str) -> String {
 impl VaultCipher {
     /// A cipher over a 32-byte key (derive it from the master key for this purpose only).
     pub fn new(key: [u8; 32]) -> Self {
-        Self { aead: XChaCha20Poly1305::new(&key.into()) }
+        Self { aead: XChaCha20Poly1305::new(&key.into()), log_redaction: None }
+    }
+
+    /// The same cipher, adding every plaintext it handles to `registry`.
+    pub fn registering(mut self, registry: SecretRegistry) -> Self {
+        self.log_redaction = Some(registry);
+        self
+    }
+
+    fn register(&self, plaintext: &str) {
+        if let Some(r) = &self.log_redaction {
+            r.register(plaintext);
+        }
     }
 
     /// Seals `plaintext` for the vault `vault_id` of `sandbox_id`. Two calls never return the
     /// same text (fresh nonce each time).
     pub fn encrypt(&self, sandbox_id: &str, vault_id: &str, plaintext: &str) -> String {
+        self.register(plaintext);
         let mut nonce = [0u8; NONCE_LEN];
         rand::rng().fill_bytes(&mut nonce);
         let aad = aad(sandbox_id, vault_id);
@@ -112,7 +129,9 @@ impl VaultCipher {
         let aad = aad(sandbox_id, vault_id);
         let plain =
             self.aead.decrypt(XNonce::from_slice(nonce), Payload { msg: sealed, aad: aad.as_bytes() }).map_err(|_| VaultError::Decrypt)?;
-        String::from_utf8(plain).map(Secret).map_err(|_| VaultError::NotText)
+        let plain = String::from_utf8(plain).map_err(|_| VaultError::NotText)?;
+        self.register(&plain);
+        Ok(Secret(plain))
     }
 }
 
@@ -125,6 +144,19 @@ mod tests {
 
     fn cipher() -> VaultCipher {
         VaultCipher::new([7u8; 32])
+    }
+
+    #[test]
+    fn every_plaintext_handled_joins_the_log_redaction() {
+        let registry = SecretRegistry::new();
+        let c = cipher().registering(registry.clone());
+        let sealed = c.encrypt(SBX, VLT, "sealed-secret-1");
+        assert_eq!(registry.redactor().redact("a sealed-secret-1"), "a [redacted]");
+        let other = cipher().encrypt(SBX, VLT, "opened-secret-2");
+        assert_eq!(registry.redactor().redact("opened-secret-2"), "opened-secret-2", "sealed by a cipher without the registry");
+        c.decrypt(SBX, VLT, &other).unwrap();
+        assert_eq!(registry.redactor().redact("opened-secret-2"), "[redacted]");
+        assert_eq!(c.decrypt(SBX, VLT, &sealed).unwrap().expose(), "sealed-secret-1");
     }
 
     #[test]

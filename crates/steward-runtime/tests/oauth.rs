@@ -158,7 +158,7 @@ async fn an_html_page_is_not_a_token_response_and_never_quotes_the_secret() {
     assert!(msg.contains("text/html") && msg.contains("Sign in") && msg.contains("check token_url"), "{msg}");
     // The page echoes the form (client_secret included, percent-encoded); none of it survives.
     let secret = &fake.config().client_secret;
-    assert!(msg.contains("client_secret=<redacted>"), "{msg}");
+    assert!(msg.contains("client_secret=[redacted]"), "{msg}");
     for s in [secret.as_str(), &fake_oauth::form_encode(secret), &code, &pkce.verifier] {
         assert!(!msg.contains(s) && !format!("{e:?}").contains(s), "{s} leaked: {msg}");
     }

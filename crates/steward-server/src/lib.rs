@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 mod idempotency;
+pub mod logging;
 pub mod mail;
 pub mod metrics;
 pub mod routes;
@@ -76,7 +77,7 @@ impl AppState {
         for path in doc.paths.paths.keys() {
             routes.insert(path.clone(), path.clone()).map_err(|e| format!("route table: {e}"))?;
         }
-        let vault = VaultCipher::new(config.master_key.derive("steward/vault/v1"));
+        let vault = VaultCipher::new(config.master_key.derive("steward/vault/v1")).registering(config.runtime.log_redaction.clone());
         let providers = Providers::new(store.clone(), vault.clone(), config.llm_timeouts, config.llm_retry);
         let runtime = Runtime::new(store.clone(), providers, clock.clone(), config.runtime.clone());
         let tokens = SessionTokens::new(&config.master_key);
