@@ -223,7 +223,17 @@ async fn an_mcp_header_secret_echoed_back_reaches_no_trace_or_log_line() {
                         "headers": {"Authorization": {"vault_id": vault_id, "prefix": "Bearer "}}});
     let (st, src) = s.post("/v1/sources", &u.key, source).await;
     assert_eq!(st, StatusCode::CREATED, "{src}");
-    let agent = json!({"name": "mcp-user", "model": {"provider_id": "anthropic", "name": "m"}, "tool_sources": [src["id"]]});
+    // A stdio server that prints its environment secret to stderr and dies: the stderr tail
+    // goes into the trace's error, and the child's stderr is read by the server.
+    let env_secret = format!("env-PLANTED-{}-value", ulid::Ulid::new());
+    let env_vault = vault(&s, &u, "mcp-env", &env_secret).await;
+    let stdio = json!({"name": "leaky", "kind": "mcp_stdio", "command": "sh",
+                       "args": ["-c", "echo \"starting with MY_TOKEN=$MY_TOKEN\" >&2; exit 3"],
+                       "env": {"MY_TOKEN": {"vault_id": env_vault}}, "timeout_seconds": 10});
+    let (st, stdio_src) = s.post("/v1/sources", &u.key, stdio).await;
+    assert_eq!(st, StatusCode::CREATED, "{stdio_src}");
+    let agent = json!({"name": "mcp-user", "model": {"provider_id": "anthropic", "name": "m"},
+                       "tool_sources": [src["id"], stdio_src["id"]]});
     let (st, a) = s.post("/v1/agents", &u.key, agent).await;
     assert_eq!(st, StatusCode::CREATED, "{a}");
 
@@ -232,10 +242,15 @@ async fn an_mcp_header_secret_echoed_back_reaches_no_trace_or_log_line() {
     assert_eq!(st, StatusCode::OK, "{tools}");
     assert!(seen.lock().unwrap().iter().any(|h| h == &format!("Bearer {secret}")), "the MCP server was not sent the header");
     assert!(tools.to_string().contains("401"), "the trace should say the source refused: {tools}");
-    assert_absent("GET /v1/agents/{id}/tools", tools.to_string().as_bytes(), &secret);
+    assert!(tools.to_string().contains("MY_TOKEN=[redacted]"), "the stderr tail should be quoted, redacted: {tools}");
+    for s in [&secret, &env_secret] {
+        assert_absent("GET /v1/agents/{id}/tools", tools.to_string().as_bytes(), s);
+    }
 
     let logs = captured.0.lock().unwrap().clone();
     let text = String::from_utf8_lossy(&logs);
     assert!(text.contains("rmcp"), "the MCP client logged nothing at trace level; the test proves nothing:\n{text}");
-    assert_absent("the log", &logs, &secret);
+    for s in [&secret, &env_secret] {
+        assert_absent("the log", &logs, s);
+    }
 }
