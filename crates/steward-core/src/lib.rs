@@ -21,5 +21,6 @@ pub mod source;
 pub mod tenancy;
 pub mod trigger;
 pub mod vault;
+pub mod webhook;
 
 pub use error::ValidationError;

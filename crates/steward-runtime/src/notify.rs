@@ -2,10 +2,15 @@
 //! they happen (one delivery per matching subscription) and sent in the background, so a slow
 //! or dead receiver never blocks a run.
 //!
-//! **Wire.** `POST <url>` with `{"id": "dlv_…", "type": "<event>", "created_at", "data": {…}}`
-//! and headers `Steward-Event`, `Steward-Delivery` (the id; receivers dedupe on it),
-//! `Steward-Timestamp: <unix s>`, `Steward-Signature: v1=<hex HMAC-SHA256 of "<ts>.<body>">`
-//! under the subscription's secret — the same scheme as inbound triggers.
+//! **Wire.** `POST <url>` with `{"id": "dlv_…", "type": "<event>", "created_at", "data": {…}}`,
+//! signed with [Standard Webhooks](https://www.standardwebhooks.com) under the subscription's
+//! secret, so any Standard Webhooks library verifies it (`Webhook(secret).verify(body, headers)`):
+//! `webhook-id` (the delivery id, stable across retries; receivers dedupe on it),
+//! `webhook-timestamp: <unix s>`, `webhook-signature: v1,<base64 HMAC-SHA256 of
+//! "<id>.<ts>.<body>">` keyed with the base64-decoded part of the secret after `whsec_`. The
+//! legacy headers are sent too, for receivers written before: `Steward-Event`,
+//! `Steward-Delivery` (the same id), `Steward-Timestamp`, `Steward-Signature: v1=<hex
+//! HMAC-SHA256 of "<ts>.<body>">` under the whole secret.
 //!
 //! **Retries.** A 2xx ends the delivery. Anything else (error status, timeout, refused
 //! connection) is recorded as an attempt and retried after an exponential backoff with jitter
@@ -28,9 +33,14 @@ const MAX_DELAY_MS: i64 = 600_000;
 /// Bytes of a receiver's answer kept with an attempt.
 const EXCERPT: usize = 512;
 
-/// HMAC-SHA256 of `"<ts>.<body>"` under `secret`, as `v1=<hex>` (the inbound scheme).
+/// The legacy `Steward-Signature`: HMAC-SHA256 of `"<ts>.<body>"` under `secret`, as `v1=<hex>`.
 pub fn signature(secret: &str, ts: i64, body: &[u8]) -> String {
     steward_core::signing::steward_signature(secret, ts, body)
+}
+
+/// The Standard Webhooks `webhook-signature` of delivery `id`: `v1,<base64>`.
+pub fn standard_signature(secret: &str, id: &str, ts: i64, body: &[u8]) -> String {
+    steward_core::signing::standard_signature(&steward_core::signing::standard_key(secret), id, ts, body)
 }
 
 /// The wait before attempt `attempt + 1` (full delay halved, plus jitter up to the other half).
@@ -101,6 +111,9 @@ impl Runtime {
             .http()
             .post(&sub.url)
             .header("content-type", "application/json")
+            .header("webhook-id", d.id.as_str())
+            .header("webhook-timestamp", ts.to_string())
+            .header("webhook-signature", standard_signature(secret.expose(), d.id.as_str(), ts, body.as_bytes()))
             .header("steward-event", &d.event)
             .header("steward-delivery", d.id.as_str())
             .header("steward-timestamp", ts.to_string())

@@ -1,4 +1,6 @@
-//! Prometheus metrics (`GET /metrics`): request counts and latencies per route. The registry
+//! Prometheus metrics (`GET /metrics`): request counts and latencies per route, and refused
+//! webhook deliveries by reason (`steward_webhook_refusals_total{reason}`: unauthenticated
+//! deliveries change nothing in the store, so this is where they show). The registry
 //! is a value in `AppState`, not a global, so several servers can live in one test process.
 
 use std::sync::Arc;
@@ -27,12 +29,19 @@ struct RouteLabels {
     route: String,
 }
 
+/// Only the reason: a fixed set (`webhook::Refusal`), never the trigger id.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusalLabels {
+    reason: &'static str,
+}
+
 /// The server's metrics.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram>,
+    webhook_refusals: Family<RefusalLabels, Counter>,
 }
 
 impl Metrics {
@@ -42,7 +51,18 @@ impl Metrics {
         let latency = Family::<RouteLabels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.0005, 2.0, 16)));
         registry.register("http_requests", "HTTP requests by route and status", requests.clone());
         registry.register("http_request_duration_seconds", "HTTP request latency by route", latency.clone());
-        Arc::new(Self { registry, requests, latency })
+        let webhook_refusals = Family::<RefusalLabels, Counter>::default();
+        registry.register(
+            "webhook_refusals",
+            "Webhook deliveries refused before they were authenticated, by reason",
+            webhook_refusals.clone(),
+        );
+        Arc::new(Self { registry, requests, latency, webhook_refusals })
+    }
+
+    /// Counts a webhook delivery refused for `reason`.
+    pub fn webhook_refused(&self, reason: steward_core::webhook::Refusal) {
+        self.webhook_refusals.get_or_create(&RefusalLabels { reason: reason.as_str() }).inc();
     }
 
     /// The Prometheus text exposition.

@@ -23,10 +23,16 @@ struct Receiver {
     seen: Arc<Mutex<Vec<Seen>>>,
 }
 
+/// Both signatures are valid: the legacy `Steward-Signature` and Standard Webhooks' (whose
+/// `webhook-id` is the delivery id). `trigger_signatures.rs` checks the latter with the
+/// reference library.
 fn verify(secret: &str, headers: &HeaderMap, body: &str) -> bool {
-    let ts: i64 = headers.get("steward-timestamp").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
-    let sig = headers.get("steward-signature").and_then(|v| v.to_str().ok()).unwrap_or("");
-    steward_runtime::notify::signature(secret, ts, body.as_bytes()) == sig
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let ts: i64 = get("steward-timestamp").parse().unwrap_or(0);
+    let legacy = steward_runtime::notify::signature(secret, ts, body.as_bytes()) == get("steward-signature");
+    let wts: i64 = get("webhook-timestamp").parse().unwrap_or(0);
+    let standard = steward_runtime::notify::standard_signature(secret, get("webhook-id"), wts, body.as_bytes()) == get("webhook-signature");
+    legacy && standard && get("webhook-id") == get("steward-delivery")
 }
 
 async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: String) -> AxumStatus {

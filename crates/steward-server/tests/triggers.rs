@@ -1,6 +1,7 @@
 //! Webhook triggers (§11) through the real server: signed deliveries start runs with the
 //! rendered input, duplicates start nothing, and every kind of bad delivery is refused with a
-//! clear error, recorded on the trigger, and runs nothing.
+//! clear error and runs nothing. Signing schemes, replays and the refusal metric are in
+//! `trigger_signatures.rs`.
 
 mod common;
 
@@ -108,7 +109,7 @@ async fn a_signed_delivery_starts_one_run_with_the_rendered_input_and_duplicates
 }
 
 #[tokio::test]
-async fn bad_deliveries_are_refused_recorded_and_run_nothing() {
+async fn bad_deliveries_are_refused_and_run_nothing() {
     let fake = FakeModel::start(|_, _| Reply::Text("ok".into())).await;
     let s = TestServer::start().await;
     let (u, agent) = setup(&s, &fake).await;
@@ -133,8 +134,9 @@ async fn bad_deliveries_are_refused_recorded_and_run_nothing() {
         assert_eq!(st, StatusCode::UNAUTHORIZED, "{v}");
         assert!(error_message(&v).contains(why), "{why}: {v}");
     }
+    // Unauthenticated: nothing is recorded on the trigger (trigger_signatures.rs has the rest).
     let (_, t) = s.get(&format!("/v1/agents/{agent}/triggers/{tid}"), &u.key).await;
-    assert!(t["last_error"].as_str().unwrap().contains("tokens"), "{t}");
+    assert!(t["last_error"].is_null(), "{t}");
     // Signed, but not JSON; and a 20 MiB body.
     let junk = b"not json".to_vec();
     let (st, v) = deliver(&s, &url, junk.clone(), &signed(&secret, now_s, &junk, "j")).await;

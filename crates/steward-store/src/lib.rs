@@ -43,7 +43,7 @@ pub use page::{Listing, PageRequest};
 pub use sandboxes::SandboxWithRole;
 pub use schedules::{Execution, Fire, Schedule};
 pub use sessions::{ConversationSummary, NewSession, RunFilter, RunOutcome, SessionFilter};
-pub use triggers::Delivery;
+pub use triggers::{Delivery, MAX_BATCH as MAX_DELIVERY_BATCH, SignatureOnce};
 pub use vaults::{NewVault, VaultUpdate};
 
 /// Which database a [`Store`] talks to.

@@ -1,6 +1,8 @@
 //! Webhook triggers (§11) and their deliveries. A delivery is accepted in one transaction with
 //! the session and run it starts, keyed by `(trigger_id, delivery_id)`: a sender's retry of the
-//! same delivery finds the first one and starts nothing.
+//! same delivery finds the first one and starts nothing. A legacy-signed delivery (whose
+//! signature does not cover the delivery id) also records its signature in that transaction, so
+//! the signature starts at most one run whatever delivery ids it is re-sent with.
 
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
@@ -35,14 +37,28 @@ fn trigger_from(row: &AnyRow) -> Result<Trigger, StoreError> {
 /// Most deliveries committed in one transaction.
 pub const MAX_BATCH: usize = 256;
 
-/// A delivery waiting for the batch writer.
-pub(crate) struct PendingDelivery {
+/// A delivery for the batch writer.
+struct DeliveryJob {
     trigger_id: TriggerId,
     delivery_id: String,
     payload: String,
     new: NewSession,
     input: String,
+    once: Option<SignatureOnce>,
+}
+
+/// A delivery waiting for the batch writer.
+pub(crate) struct PendingDelivery {
+    job: DeliveryJob,
     reply: tokio::sync::oneshot::Sender<Result<Delivery, StoreError>>,
+}
+
+/// A legacy signature that may be accepted only once: the key it is recorded under and until
+/// when it is remembered (unix ms; past the end of its timestamp window).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignatureOnce {
+    pub key: String,
+    pub expires_at: i64,
 }
 
 /// What accepting a delivery did.
@@ -52,6 +68,8 @@ pub enum Delivery {
     Started { session: Box<Session>, run: Box<Run> },
     /// The same delivery id was accepted before; nothing new was started.
     Duplicate { session_id: SessionId, run_id: String },
+    /// Its signature was already used for another delivery id (a replay); nothing was started.
+    Replayed,
 }
 
 impl Store {
@@ -119,7 +137,6 @@ impl Store {
         row.as_ref().map(trigger_from).transpose()
     }
 
-    /// The encrypted signing secret of a trigger.
     /// An agent's triggers, by name.
     pub async fn triggers_of(&self, agent: &AgentId) -> Result<Vec<Trigger>, StoreError> {
         let rows = sqlx::query(AssertSqlSafe(format!("SELECT {COLS} FROM triggers WHERE agent_id = $1 ORDER BY name")))
@@ -192,28 +209,59 @@ impl Store {
 
     /// Accepts delivery `delivery_id` of `trigger`: records it, creates the session with its
     /// first run, and counts the fire, all in one transaction. A delivery id seen before starts
-    /// nothing. Concurrent calls are *group-committed*: one writer task takes every delivery
-    /// waiting at that moment (up to [`MAX_BATCH`]) and commits them in one transaction, so
-    /// throughput does not pay one commit per delivery. The answer comes after the commit.
+    /// nothing. With `once` (a legacy signature) the signature is recorded in that same
+    /// transaction, and a signature already recorded for another delivery id is a
+    /// [`Delivery::Replayed`]: the unique key decides between racing replicas. Concurrent calls
+    /// are *group-committed*: one writer task takes every delivery waiting at that moment (up to
+    /// [`MAX_BATCH`]) and commits them in one transaction, so throughput does not pay one commit
+    /// per delivery. The answer comes after the commit.
     pub async fn accept_delivery(
         &self,
         trigger: &Trigger,
         delivery_id: &str,
+        once: Option<SignatureOnce>,
         payload: &str,
         new: NewSession,
         input: &serde_json::Value,
     ) -> Result<Delivery, StoreError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        let pending = PendingDelivery {
+        let job = DeliveryJob {
             trigger_id: trigger.id.clone(),
             delivery_id: delivery_id.to_owned(),
             payload: payload.to_owned(),
             new,
             input: input.to_string(),
-            reply,
+            once,
         };
-        self.delivery_batcher().send(pending).map_err(|_| StoreError::Conflict("the server is shutting down".into()))?;
+        self.delivery_batcher()
+            .send(PendingDelivery { job, reply })
+            .map_err(|_| StoreError::Conflict("the server is shutting down".into()))?;
         answer.await.map_err(|_| StoreError::Conflict("the server is shutting down".into()))?
+    }
+
+    /// The delivery id a legacy signature was first accepted for, if it was (a cheap early
+    /// refusal of replays; `accept_delivery` decides).
+    pub async fn signature_used_for(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let row =
+            sqlx::query("SELECT delivery_id FROM trigger_signatures WHERE signature_key = $1").bind(key).fetch_optional(&self.pool).await?;
+        Ok(row.map(|r| r.try_get("delivery_id")).transpose()?)
+    }
+
+    /// Deletes at most [`MAX_BATCH`] recorded signatures whose window has passed; returns how
+    /// many. Called before every batch that records signatures, so deletions keep pace with
+    /// insertions without one unbounded statement.
+    pub async fn forget_expired_signatures(&self) -> Result<u64, StoreError> {
+        let done = self
+            .write(
+                sqlx::query(
+                    "DELETE FROM trigger_signatures WHERE signature_key IN
+                     (SELECT signature_key FROM trigger_signatures WHERE expires_at < $1 LIMIT $2)",
+                )
+                .bind(self.now())
+                .bind(MAX_BATCH as i64),
+            )
+            .await?;
+        Ok(done.rows_affected())
     }
 
     fn delivery_batcher(&self) -> &tokio::sync::mpsc::UnboundedSender<PendingDelivery> {
@@ -231,9 +279,15 @@ impl Store {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
             // A deterministic lock order across replicas (PostgreSQL): no deadlocks between batches.
-            batch.sort_by(|a, b| (&a.trigger_id, &a.delivery_id).cmp(&(&b.trigger_id, &b.delivery_id)));
-            let (replies, jobs): (Vec<_>, Vec<_>) =
-                batch.drain(..).map(|p| (p.reply, (p.trigger_id, p.delivery_id, p.payload, p.new, p.input))).unzip();
+            batch.sort_by(|a, b| (&a.job.trigger_id, &a.job.delivery_id).cmp(&(&b.job.trigger_id, &b.job.delivery_id)));
+            let (replies, jobs): (Vec<_>, Vec<_>) = batch.drain(..).map(|p| (p.reply, p.job)).unzip();
+            // Before the batch, so deletions keep pace with the signatures batches record.
+            if jobs.iter().any(|j| j.once.is_some())
+                && let Err(e) = self.forget_expired_signatures().await
+            {
+                // Harmless: the next batch tries again.
+                tracing::debug!(error = %e, "cannot delete expired trigger signatures");
+            }
             match self.accept_batch(jobs).await {
                 Ok(results) => {
                     for (reply, result) in replies.into_iter().zip(results) {
@@ -251,12 +305,47 @@ impl Store {
         }
     }
 
-    async fn accept_batch(&self, jobs: Vec<(TriggerId, String, String, NewSession, String)>) -> Result<Vec<Delivery>, StoreError> {
+    /// Records the jobs' legacy signatures and says, per job, whether it replays a signature
+    /// already used for another delivery id (earlier, earlier in this batch, or by another
+    /// replica, whose insert the unique key makes us wait for). In key order: every batch takes
+    /// these locks in one order, before the delivery rows'.
+    async fn claim_signatures(tx: &mut crate::WriteTx, jobs: &[DeliveryJob]) -> Result<Vec<bool>, StoreError> {
+        let mut replayed = vec![false; jobs.len()];
+        let mut signed: Vec<(usize, &SignatureOnce)> = jobs.iter().enumerate().filter_map(|(i, j)| Some((i, j.once.as_ref()?))).collect();
+        signed.sort_by(|a, b| a.1.key.cmp(&b.1.key));
+        for (i, once) in signed {
+            let inserted = sqlx::query(
+                "INSERT INTO trigger_signatures (signature_key, delivery_id, expires_at) VALUES ($1, $2, $3) ON CONFLICT (signature_key) DO NOTHING",
+            )
+            .bind(&once.key)
+            .bind(&jobs[i].delivery_id)
+            .bind(once.expires_at)
+            .execute(&mut **tx)
+            .await?;
+            if inserted.rows_affected() == 0 {
+                let row = sqlx::query("SELECT delivery_id FROM trigger_signatures WHERE signature_key = $1")
+                    .bind(&once.key)
+                    .fetch_one(&mut **tx)
+                    .await?;
+                // The same delivery re-sent with its own signature is a retry (a duplicate), not a replay.
+                replayed[i] = row.try_get::<String, _>("delivery_id")? != jobs[i].delivery_id;
+            }
+        }
+        Ok(replayed)
+    }
+
+    async fn accept_batch(&self, jobs: Vec<DeliveryJob>) -> Result<Vec<Delivery>, StoreError> {
         let mut tx = self.write_tx().await?;
         let now = self.now();
+        let replayed = Self::claim_signatures(&mut tx, &jobs).await?;
         let mut results = Vec::with_capacity(jobs.len());
         let mut fired: std::collections::BTreeMap<TriggerId, i64> = Default::default();
-        for (trigger_id, delivery_id, payload, new, input) in jobs {
+        for (job, replayed) in jobs.into_iter().zip(replayed) {
+            if replayed {
+                results.push(Delivery::Replayed);
+                continue;
+            }
+            let DeliveryJob { trigger_id, delivery_id, payload, new, input, .. } = job;
             let (session_id, run_id) = (SessionId::generate(), RunId::generate());
             // The delivery row first: a duplicate (an earlier delivery, one earlier in this batch,
             // or another replica's committed twin) inserts nothing and starts nothing.

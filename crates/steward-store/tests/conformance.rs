@@ -89,6 +89,8 @@ conformance!(
     environment_delete_is_refused_while_an_agent_uses_it,
     a_delivery_id_starts_one_run_even_when_sent_concurrently,
     a_burst_of_deliveries_on_two_replicas_starts_one_run_per_delivery_id,
+    a_legacy_signature_starts_one_run_however_often_replicas_race_it,
+    expired_signatures_are_forgotten_a_bounded_batch_at_a_time,
     trigger_state_errors_and_names,
     a_due_time_fires_once_when_replicas_race,
     deliveries_are_claimed_by_one_replica_and_retried,

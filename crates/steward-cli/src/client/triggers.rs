@@ -105,7 +105,11 @@ pub async fn run_trigger(ctx: &Context, cmd: TriggerCommand) -> anyhow::Result<(
             ctx.out.show(&t, || {
                 show_trigger(&t);
                 println!("secret   {}", cell(&t["secret"]));
-                eprintln!("\nthe secret is shown only this once. Senders sign \"<timestamp>.<body>\" with HMAC-SHA256 and send Steward-Timestamp and Steward-Signature: v1=<hex>");
+                eprintln!(
+                    "\nthe secret is shown only this once. Senders sign with Standard Webhooks (any standardwebhooks library, with this secret): \
+                     webhook-id, webhook-timestamp and webhook-signature: v1,<base64 HMAC-SHA256 of \"<id>.<timestamp>.<body>\"> keyed with the \
+                     base64-decoded part after whsec_. Older senders may send Steward-Timestamp and Steward-Signature: v1=<hex>, each signature once."
+                );
             })
         }
         TriggerCommand::List { agent } => {

@@ -225,8 +225,11 @@ fn secret_note(t: &Value) -> String {
                 (a lost secret means disconnecting the trigger and creating a new one).";
     let how = match t["verification"].as_str() {
         Some("steward_v1") | None => {
-            "Senders sign each delivery: header `Steward-Timestamp: <unix seconds>` and `Steward-Signature: v1=<hex \
-             HMAC-SHA256 of \"<timestamp>.<raw body>\" with the secret>`."
+            "Senders sign each delivery with Standard Webhooks (any `standardwebhooks` library does it with the secret as \
+             given): headers `webhook-id` (the delivery id), `webhook-timestamp: <unix seconds>` and `webhook-signature: \
+             v1,<base64 HMAC-SHA256 of \"<id>.<timestamp>.<raw body>\">`, keyed with the base64-decoded part of the secret \
+             after `whsec_`. Older senders may use `Steward-Timestamp` + `Steward-Signature: v1=<hex HMAC-SHA256 of \
+             \"<timestamp>.<raw body>\">`, each signature accepted once."
         }
         Some(_) => "Configure the app to send its events to the inbound URL; deliveries are verified the way that app signs them.",
     };

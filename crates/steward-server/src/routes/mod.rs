@@ -125,13 +125,6 @@ pub fn pause_until(body: &[u8], now: i64, what: &str, sandbox_zone: &str) -> Res
     Ok(Some(at))
 }
 
-/// A fresh webhook signing secret: `whsec_` and 256 random bits, base64url.
-pub fn signing_secret() -> String {
-    let mut raw = [0u8; 32];
-    rand::fill(&mut raw);
-    format!("whsec_{}", B64.encode(raw))
-}
-
 /// Marks a response whose body holds a secret shown only once, so the idempotency layer
 /// stores a refusal instead of the body.
 #[derive(Debug, Clone)]

@@ -1,6 +1,7 @@
 //! Outbound webhook subscriptions (§12): `/v1/subscriptions`. A subscription belongs to a
 //! sandbox and optionally one agent, names the events it wants (`run.completed`, `run.failed`,
-//! `agent.error`) and gets a signing secret, shown once. Deliveries and their attempts are at
+//! `agent.error`) and gets a signing secret (`whsec_…`, Standard Webhooks; see `notify` in the
+//! runtime for the headers), shown once. Deliveries and their attempts are at
 //! `GET /v1/subscriptions/{id}/deliveries`. Reads `viewer`; create/delete `editor`.
 
 use axum::Json;
@@ -17,7 +18,7 @@ use crate::AppState;
 use crate::auth::{Caller, Need};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery};
-use crate::routes::{Deleted, NoReplay, signing_secret, ts};
+use crate::routes::{Deleted, NoReplay, ts};
 
 /// The events a subscription can ask for.
 pub const EVENTS: &[&str] = &["run.completed", "run.failed", "agent.error"];
@@ -64,7 +65,11 @@ pub struct CreateSubscription {
 pub struct CreatedSubscription {
     #[serde(flatten)]
     pub subscription: SubscriptionView,
-    /// Verify `Steward-Signature: v1=<hex HMAC-SHA256 of "<Steward-Timestamp>.<body>">` with it.
+    /// `whsec_…`: verify deliveries with any Standard Webhooks library
+    /// (`Webhook(secret).verify(body, headers)`: `webhook-signature: v1,<base64 HMAC-SHA256 of
+    /// "<webhook-id>.<webhook-timestamp>.<body>">`, keyed with the base64 after `whsec_`), or the
+    /// legacy `Steward-Signature: v1=<hex HMAC-SHA256 of "<Steward-Timestamp>.<body>">` under the
+    /// whole secret.
     pub secret: String,
 }
 
@@ -150,7 +155,7 @@ pub async fn create(State(state): State<AppState>, caller: Caller, ApiJson(body)
         events,
         created_at: state.clock.now_ms(),
     };
-    let secret = signing_secret();
+    let secret = steward_core::signing::new_secret();
     let sealed = state.vault.encrypt(sub.sandbox_id.as_str(), sub.id.as_str(), &secret);
     state.store.create_subscription(&sub, &sealed).await?;
     let no_replay = NoReplay(format!("this Idempotency-Key already created subscription {}; its secret is shown only once", sub.id));

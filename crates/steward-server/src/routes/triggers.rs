@@ -1,18 +1,26 @@
 //! Webhook triggers (§11): `…/agents/{id}/triggers` to manage them, and the public inbound URL
 //! `POST /v1/webhooks/triggers/{trigger_id}` that starts runs.
 //!
-//! **Verifying a delivery.** The sender signs `"<timestamp>.<raw body>"` with HMAC-SHA256 under
-//! the trigger's secret and sends `Steward-Timestamp: <unix seconds>` and
-//! `Steward-Signature: v1=<lower-case hex>`. The timestamp must be within 5 minutes of the
-//! server's clock (replays of old deliveries are refused) and the signature is compared in
-//! constant time. A trigger with `allow_token` also accepts the secret itself in
-//! `Steward-Trigger-Token`, for senders that cannot sign. `Steward-Delivery` (or `Webhook-Id`)
-//! names the delivery: a retry with the same id starts no second run.
+//! **Verifying a delivery** (`steward_core::webhook`; the `inbound` submodule). Senders sign
+//! with [Standard Webhooks](https://www.standardwebhooks.com): `webhook-id`, `webhook-timestamp`
+//! (unix seconds) and `webhook-signature: v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<raw
+//! body>">`, keyed with the base64-decoded part of the trigger's secret after `whsec_` — any
+//! Standard Webhooks library does this with the secret as given. The id is signed and is the
+//! delivery id, so a re-sent delivery starts no second run and a changed id fails the signature.
+//! Existing senders may keep the legacy `Steward-Timestamp` + `Steward-Signature: v1=<hex
+//! HMAC-SHA256 of "<timestamp>.<raw body>">` under the whole secret, with `Steward-Delivery` (or
+//! `Webhook-Id`) naming the delivery; that signature does not cover the id, so each one is
+//! accepted once (recorded with the delivery; a replay under another id is a 409
+//! `replayed_delivery`). A trigger with `allow_token` also accepts the secret itself in
+//! `Steward-Trigger-Token`, for senders that cannot sign. Timestamps must be within 5 minutes of
+//! the server's clock; signatures are compared in constant time.
 //!
 //! **Answering.** Authentication comes first (a stranger learns nothing about the trigger's
-//! state), then the pause, the agent's state, the body and the template; a refused delivery is
-//! recorded as the trigger's `last_error`. An accepted delivery is stored with its session and
-//! run in one transaction, then answered `202` at once; the run goes on asynchronously.
+//! state) and an unauthenticated delivery changes nothing in the store: it is counted in
+//! `steward_webhook_refusals_total{reason}`. Then the pause, the agent's state, the body and the
+//! template; a refused authenticated delivery is recorded as the trigger's `last_error`. An
+//! accepted delivery is stored with its session and run in one transaction, then answered `202`
+//! at once; the run goes on asynchronously.
 //!
 //! Roles: list/get `viewer`; create/update/pause/resume `editor`; delete `owner` (§9:
 //! `steward trigger disconnect`).
@@ -29,8 +37,11 @@ use serde_json::{Map, Value, json};
 use steward_core::agent::Agent;
 use steward_core::ids::TriggerId;
 use steward_core::trigger::{Trigger, TriggerConfig, TriggerState};
+use steward_core::webhook::Verified;
 use steward_store::{Delivery, NewSession, StoreError};
 use utoipa::ToSchema;
+
+mod inbound;
 
 use crate::AppState;
 use crate::auth::{Caller, Need};
@@ -38,10 +49,7 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiJson;
 use crate::routes::agents::load;
 use crate::routes::sessions::check_accepts_work;
-use crate::routes::{Deleted, NoReplay, PauseBody, pause_until, signing_secret, ts};
-
-/// How far a delivery's timestamp may be from the server's clock.
-pub const REPLAY_WINDOW_SECS: i64 = 300;
+use crate::routes::{Deleted, NoReplay, PauseBody, pause_until, ts};
 
 /// A trigger (never its secret).
 #[derive(Debug, Serialize, ToSchema)]
@@ -58,7 +66,8 @@ pub struct TriggerView {
     pub component: Option<String>,
     /// …and the connected account its events come from.
     pub account_id: Option<String>,
-    /// How deliveries are verified: `steward_v1` (`Steward-Signature`), or `app:<app id>`: the
+    /// How deliveries are verified: `steward_v1` (Standard Webhooks `webhook-signature`, or the
+    /// legacy `Steward-Signature`), or `app:<app id>`: the
     /// way that app signs its events, with the app's configured secret (Slack's signing secret…)
     /// or, when the operator configured none, this trigger's secret (GitHub, Linear webhooks).
     pub verification: String,
@@ -111,7 +120,8 @@ fn view(t: Trigger, now: i64) -> TriggerView {
 pub struct CreatedTrigger {
     #[serde(flatten)]
     pub trigger: TriggerView,
-    /// The signing secret (`whsec_…`). Shown only in this response.
+    /// The signing secret: `whsec_` and the base64 of 32 random bytes, usable as is by any
+    /// Standard Webhooks library. Shown only in this response.
     pub secret: String,
 }
 
@@ -203,7 +213,7 @@ pub async fn create(
     check_template(&config)?;
     check_binding(&state, &agent.sandbox_id, &config).await?;
     let trigger_id = TriggerId::generate();
-    let secret = signing_secret();
+    let secret = steward_core::signing::new_secret();
     let sealed = state.vault.encrypt(agent.sandbox_id.as_str(), trigger_id.as_str(), &secret);
     let trigger = state.store.create_trigger(&trigger_id, &agent.sandbox_id, &agent.id, config, &sealed).await.map_err(|e| match e {
         StoreError::Conflict(m) => ApiError::conflict(m).with_param("name"),
@@ -303,38 +313,6 @@ pub struct DeliveryView {
     pub duplicate: bool,
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-/// Checks the delivery's signature (or token). The error is for the sender and the trigger's log.
-fn verify(secret: &str, trigger: &Trigger, headers: &HeaderMap, body: &[u8], now_ms: i64) -> Result<(), String> {
-    if let Some(sig) = header(headers, "steward-signature") {
-        let ts = header(headers, "steward-timestamp").ok_or("`Steward-Signature` needs `Steward-Timestamp` (unix seconds) too")?;
-        let ts: i64 = ts.trim().parse().map_err(|_| "`Steward-Timestamp` must be unix seconds, e.g. 1764000000".to_string())?;
-        if (now_ms / 1000 - ts).abs() > REPLAY_WINDOW_SECS {
-            return Err(format!(
-                "the delivery's timestamp is more than {} minutes from the server's clock (stale or replayed); sign with the current time",
-                REPLAY_WINDOW_SECS / 60
-            ));
-        }
-        return match steward_core::signing::steward_signature_matches(secret, ts, body, sig)? {
-            true => Ok(()),
-            false => Err("the signature does not match: sign `<timestamp>.<raw body>` with HMAC-SHA256 under the trigger's secret".into()),
-        };
-    }
-    if let Some(token) = header(headers, "steward-trigger-token") {
-        if !trigger.config.allow_token {
-            return Err("this trigger does not accept tokens; sign the delivery (`Steward-Timestamp` + `Steward-Signature`)".into());
-        }
-        if steward_core::keys::hashes_equal(token.trim(), secret) {
-            return Ok(());
-        }
-        return Err("the token does not match the trigger's secret".into());
-    }
-    Err("unsigned delivery: send `Steward-Timestamp` and `Steward-Signature: v1=<hex HMAC-SHA256 of \"<timestamp>.<body>\">`".into())
-}
-
 /// Receives a delivery (public: authenticated by the signature, not a key).
 #[utoipa::path(post, path = "/v1/webhooks/triggers/{trigger_id}", tag = "triggers", security(()), params(("trigger_id" = String, Path)),
     request_body(content = Object, description = "any JSON payload, at most 1 MiB"),
@@ -346,6 +324,13 @@ pub async fn deliver(State(state): State<AppState>, Path(raw): Path<String>, hea
     let (trigger, sealed) = state.store.trigger_with_secret(&id).await?.ok_or_else(not_found)?;
     let secret = state.vault.decrypt(trigger.sandbox_id.as_str(), id.as_str(), &sealed).map_err(ApiError::internal)?;
     let now = state.clock.now_ms();
+    // Until the delivery is authenticated nothing is written (see `inbound`).
+    let app = inbound::app_of(&state, &trigger).map_err(|r| inbound::refuse(&state, r))?;
+    let verified = inbound::authenticate(&state, &trigger, secret.expose(), app.map(|(a, _)| a), &headers, &body, now)
+        .map_err(|r| inbound::refuse(&state, r))?;
+    let named = inbound::named_delivery(&verified, &headers);
+    let once = inbound::claim_once(&state, &trigger, &verified, named.as_deref()).await?;
+    // From here on the sender holds the secret: refusals are recorded as the trigger's last error.
     let refuse = |err: ApiError| {
         let store = state.store.clone();
         let id = id.clone();
@@ -356,30 +341,9 @@ pub async fn deliver(State(state): State<AppState>, Path(raw): Path<String>, hea
             err
         }
     };
-    // An integration trigger: verified the way its app signs, handshakes answered, events
-    // of other kinds acknowledged and ignored (so the app does not retry them).
-    let app = match &trigger.config.component {
-        None => None,
-        Some(c) => match state.runtime.integrations().catalog().component(c) {
-            Some((app, component)) => Some((app, component)),
-            None => return Err(refuse(ApiError::unprocessable(format!("trigger component `{c}` is no longer in the catalog"))).await),
-        },
-    };
-    let lookup = |name: &str| header(&headers, name).map(str::to_owned);
-    match app {
-        None => {
-            if let Err(m) = verify(secret.expose(), &trigger, &headers, &body, now) {
-                return Err(refuse(ApiError::unauthenticated(m)).await);
-            }
-        }
-        Some((app, _)) => {
-            let scheme = app.webhook.as_ref().ok_or_else(|| ApiError::unprocessable(format!("app `{}` sends no events", app.id)))?;
-            let key = state.runtime.integrations().webhook_secret(&app.id).unwrap_or(secret.expose());
-            if let Err(m) = steward_core::integration::verify_inbound(scheme, key, &lookup, &body, now) {
-                return Err(refuse(ApiError::unauthenticated(m)).await);
-            }
-        }
-    }
+    let lookup = |name: &str| inbound::header(&headers, name).map(str::to_owned);
+    // An integration trigger: handshakes answered, events of other kinds acknowledged and
+    // ignored (so the app does not retry them).
     if let Some((app, component)) = app {
         let payload: Value = if body.is_empty() { Value::Null } else { serde_json::from_slice(&body).unwrap_or(Value::Null) };
         if let Some(answer) = app.challenge_response(&payload) {
@@ -412,23 +376,17 @@ pub async fn deliver(State(state): State<AppState>, Path(raw): Path<String>, hea
         Err(e) => return Err(refuse(ApiError::bad_request(format!("the body is not JSON: {e}"))).await),
     };
     let app_delivery = app.and_then(|(a, _)| a.delivery_id(&lookup, &payload));
-    let delivery_id =
-        match app_delivery.as_deref().or_else(|| header(&headers, "steward-delivery")).or_else(|| header(&headers, "webhook-id")) {
-            Some(d) if !d.is_empty() && d.len() <= 200 && d.chars().all(|c| c.is_ascii_graphic()) => d.to_owned(),
-            Some(_) => return Err(refuse(ApiError::invalid("Steward-Delivery", "must be 1–200 visible ASCII characters")).await),
-            None => format!("auto_{}", steward_core::ids::fresh("")),
-        };
-    let hidden = [
-        "steward-signature",
-        "steward-trigger-token",
-        "authorization",
-        "cookie",
-        "x-telegram-bot-api-secret-token",
-        "x-goog-channel-token",
-    ];
+    let delivery_id = match app_delivery.or(named) {
+        Some(d) if !d.is_empty() && d.len() <= 200 && d.chars().all(|c| c.is_ascii_graphic()) => d,
+        Some(_) => {
+            let field = if matches!(verified, Verified::Standard { .. }) { "webhook-id" } else { "Steward-Delivery" };
+            return Err(refuse(ApiError::invalid(field, "must be 1–200 visible ASCII characters")).await);
+        }
+        None => format!("auto_{}", steward_core::ids::fresh("")),
+    };
     let header_map: BTreeMap<String, String> = headers
         .iter()
-        .filter(|(k, _)| !hidden.contains(&k.as_str()))
+        .filter(|(k, _)| !inbound::HIDDEN_HEADERS.contains(&k.as_str()))
         .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_owned(), v.to_owned())))
         .collect();
     let rendered = match steward_runtime::template::render(&trigger.config.input_template, &payload, &header_map, &ts(now)) {
@@ -445,7 +403,7 @@ pub async fn deliver(State(state): State<AppState>, Path(raw): Path<String>, hea
         metadata: BTreeMap::from([("trigger_id".to_owned(), id.to_string()), ("delivery_id".to_owned(), delivery_id.clone())]),
     };
     let raw_payload = String::from_utf8_lossy(&body).into_owned();
-    match state.store.accept_delivery(&trigger, &delivery_id, &raw_payload, new, &input).await? {
+    match state.store.accept_delivery(&trigger, &delivery_id, once, &raw_payload, new, &input).await? {
         Delivery::Started { session, run } => {
             state.runtime.kick(&session.id);
             Ok((
@@ -458,5 +416,6 @@ pub async fn deliver(State(state): State<AppState>, Path(raw): Path<String>, hea
             Ok((StatusCode::OK, Json(DeliveryView { delivery_id, session_id: session_id.to_string(), run_id, duplicate: true }))
                 .into_response())
         }
+        Delivery::Replayed => Err(inbound::refuse(&state, inbound::replayed())),
     }
 }

@@ -4,7 +4,7 @@
 use serde_json::json;
 use steward_core::ids::TriggerId;
 use steward_core::trigger::{TriggerConfig, TriggerState};
-use steward_store::{Delivery, NewSession};
+use steward_store::{Delivery, NewSession, SignatureOnce};
 
 use super::*;
 
@@ -36,7 +36,7 @@ pub(crate) async fn a_delivery_id_starts_one_run_even_when_sent_concurrently(sto
     let mut set = JoinSet::new();
     for _ in 0..4 {
         let (store, t, input, new) = (store.clone(), t.clone(), input.clone(), new_session(&sbx, &agent));
-        set.spawn(async move { store.accept_delivery(&t, "d-1", "{}", new, &input).await.unwrap() });
+        set.spawn(async move { store.accept_delivery(&t, "d-1", None, "{}", new, &input).await.unwrap() });
     }
     let mut started = 0;
     let mut runs = BTreeSet::new();
@@ -49,6 +49,7 @@ pub(crate) async fn a_delivery_id_starts_one_run_even_when_sent_concurrently(sto
             Delivery::Duplicate { run_id, .. } => {
                 runs.insert(run_id);
             }
+            Delivery::Replayed => panic!("no signature was given, so nothing is a replay"),
         }
     }
     assert_eq!(started, 1, "exactly one delivery started a run");
@@ -68,9 +69,9 @@ pub(crate) async fn a_burst_of_deliveries_on_two_replicas_starts_one_run_per_del
         for n in 0..100 {
             let (store, t, new) = (replicas[round % 2].clone(), t.clone(), new_session(&sbx, &agent));
             let input = json!([{"role": "user", "content": format!("delivery {n}")}]);
-            set.spawn(
-                async move { (n, store.accept_delivery(&t, &format!("d-{n}"), &format!("{{\"n\":{n}}}"), new, &input).await.unwrap()) },
-            );
+            set.spawn(async move {
+                (n, store.accept_delivery(&t, &format!("d-{n}"), None, &format!("{{\"n\":{n}}}"), new, &input).await.unwrap())
+            });
         }
     }
     let mut started = BTreeMap::new();
@@ -84,6 +85,7 @@ pub(crate) async fn a_burst_of_deliveries_on_two_replicas_starts_one_run_per_del
                 run.id.to_string()
             }
             Delivery::Duplicate { run_id, .. } => run_id,
+            Delivery::Replayed => panic!("no signature was given, so nothing is a replay"),
         };
         pointed.entry(n).or_default().insert(run);
     }
@@ -98,6 +100,73 @@ pub(crate) async fn a_burst_of_deliveries_on_two_replicas_starts_one_run_per_del
     assert_eq!(store.delivery_payload(&t.id, "d-7").await.unwrap().as_deref(), Some(r#"{"n":7}"#));
     let run = store.run(&steward_core::ids::RunId::from_trusted(started[&7].clone())).await.unwrap().unwrap();
     assert_eq!(run.input, json!([{"role": "user", "content": "delivery 7"}]));
+}
+
+fn once(key: &str, expires_at: i64) -> Option<SignatureOnce> {
+    Some(SignatureOnce { key: key.to_owned(), expires_at })
+}
+
+pub(crate) async fn a_legacy_signature_starts_one_run_however_often_replicas_race_it(store: Store, _clock: ManualClock) {
+    let (sbx, agent, t) = agent_with_trigger(&store).await;
+    let replicas = [store.clone(), store.as_another_replica()];
+    let input = json!([{"role": "user", "content": "hi"}]);
+    // One captured signature re-sent with 20 delivery ids, 10 to each replica, all at once.
+    let mut set = JoinSet::new();
+    for n in 0..20 {
+        let (store, t, new, input) = (replicas[n % 2].clone(), t.clone(), new_session(&sbx, &agent), input.clone());
+        set.spawn(async move {
+            store.accept_delivery(&t, &format!("r-{n}"), once("sig-a", START_MS + 600_000), "{}", new, &input).await.unwrap()
+        });
+    }
+    let (mut started, mut replayed) = (Vec::new(), 0);
+    while let Some(r) = set.join_next().await {
+        match r.unwrap() {
+            Delivery::Started { run, .. } => started.push(run.id.to_string()),
+            Delivery::Replayed => replayed += 1,
+            Delivery::Duplicate { .. } => panic!("every delivery id is new"),
+        }
+    }
+    assert_eq!((started.len(), replayed), (1, 19), "one signature, one run");
+    assert_eq!(store.trigger(&t.id).await.unwrap().unwrap().fire_count, 1);
+    let first = store.signature_used_for("sig-a").await.unwrap().expect("recorded");
+    // The sender's own retry (same delivery id, same signature) is a duplicate, not a replay.
+    let retry =
+        store.accept_delivery(&t, &first, once("sig-a", START_MS + 600_000), "{}", new_session(&sbx, &agent), &input).await.unwrap();
+    assert!(matches!(retry, Delivery::Duplicate { ref run_id, .. } if *run_id == started[0]), "{retry:?}");
+    // Another signature is another delivery; the key is per signature, not per trigger.
+    let other =
+        store.accept_delivery(&t, "r-new", once("sig-b", START_MS + 600_000), "{}", new_session(&sbx, &agent), &input).await.unwrap();
+    assert!(matches!(other, Delivery::Started { .. }), "{other:?}");
+    assert_eq!(store.signature_used_for("sig-c").await.unwrap(), None);
+}
+
+pub(crate) async fn expired_signatures_are_forgotten_a_bounded_batch_at_a_time(store: Store, clock: ManualClock) {
+    let (sbx, agent, t) = agent_with_trigger(&store).await;
+    let input = json!([{"role": "user", "content": "hi"}]);
+    let n = steward_store::MAX_DELIVERY_BATCH + 44;
+    let mut set = JoinSet::new();
+    for i in 0..n {
+        let (store, t, new, input) = (store.clone(), t.clone(), new_session(&sbx, &agent), input.clone());
+        set.spawn(async move {
+            store.accept_delivery(&t, &format!("e-{i}"), once(&format!("sig-{i}"), START_MS + 600_000), "{}", new, &input).await.unwrap()
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        assert!(matches!(r.unwrap(), Delivery::Started { .. }));
+    }
+    // Within the window nothing is forgotten.
+    assert_eq!(store.forget_expired_signatures().await.unwrap(), 0);
+    clock.advance_ms(600_001);
+    assert_eq!(store.forget_expired_signatures().await.unwrap(), steward_store::MAX_DELIVERY_BATCH as u64);
+    assert_eq!(store.forget_expired_signatures().await.unwrap(), 44);
+    assert_eq!(store.forget_expired_signatures().await.unwrap(), 0);
+    assert_eq!(store.signature_used_for("sig-0").await.unwrap(), None);
+    // A batch that records a signature cleans up after itself.
+    store.accept_delivery(&t, "late-1", once("late-a", START_MS + 1_300_000), "{}", new_session(&sbx, &agent), &input).await.unwrap();
+    clock.advance_ms(700_000);
+    store.accept_delivery(&t, "late-2", once("late-b", START_MS + 2_000_000), "{}", new_session(&sbx, &agent), &input).await.unwrap();
+    assert_eq!(store.signature_used_for("late-a").await.unwrap(), None, "expired, deleted after the next batch");
+    assert!(store.signature_used_for("late-b").await.unwrap().is_some());
 }
 
 pub(crate) async fn trigger_state_errors_and_names(store: Store, _clock: ManualClock) {
