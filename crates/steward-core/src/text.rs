@@ -74,7 +74,8 @@ mod tests {
 
     #[test]
     fn ordinary_text_in_any_script_passes() {
-        for ok in ["Support team", "Équipe support", "فريق الدعم", "צוות תמיכה", "サポート", "a — b", "🚀 launch", ""] {
+        for ok in ["Support team", "Équipe support", "فريق الدعم", "צוות תמיכה", "サポート", "a — b", "🚀 launch", ""]
+        {
             check_display_text(ok, "name").unwrap();
         }
         let e = check_display_text("prod\u{202E}lanretni", "description").unwrap_err();

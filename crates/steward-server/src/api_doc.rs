@@ -75,9 +75,7 @@ fn operation_mut(item: &mut utoipa::openapi::PathItem, method: HttpMethod) -> Op
 
 fn add_shared_errors(op: &mut Operation) {
     let public = op.security.as_ref().is_some_and(|s| s.iter().any(|r| *r == SecurityRequirement::default()));
-    let takes = |place: ParameterIn| {
-        op.parameters.iter().flatten().any(|p| matches!(p, RefOr::T(p) if p.parameter_in == place))
-    };
+    let takes = |place: ParameterIn| op.parameters.iter().flatten().any(|p| matches!(p, RefOr::T(p) if p.parameter_in == place));
     let (path, query, body) = (takes(ParameterIn::Path), takes(ParameterIn::Query), op.request_body.is_some());
     let mut add = |status: &str, description: &str| {
         op.responses.responses.entry(status.to_owned()).or_insert_with(|| RefOr::T(error_response(description)));
@@ -141,6 +139,9 @@ mod tests {
         }
         public.sort_unstable();
         public.dedup();
-        assert_eq!(public, ["/health", "/v1/auth/email/start", "/v1/auth/email/verify", "/v1/integrations/callback", "/v1/webhooks/triggers/{trigger_id}"]);
+        assert_eq!(
+            public,
+            ["/health", "/v1/auth/email/start", "/v1/auth/email/verify", "/v1/integrations/callback", "/v1/webhooks/triggers/{trigger_id}"]
+        );
     }
 }

@@ -224,9 +224,9 @@ fn rejection_message(status: StatusCode, text: &str) -> String {
             format!("the request body is larger than the {} KiB limit; send less", crate::extract::MAX_BODY_BYTES / 1024)
         }
         StatusCode::UNSUPPORTED_MEDIA_TYPE if text.is_empty() => "send the body as JSON with `Content-Type: application/json`".to_owned(),
-        StatusCode::BAD_REQUEST if text.starts_with("Invalid URL") => format!(
-            "the request path is not valid: {text}; percent-encode each path segment as UTF-8 (ids are ASCII)"
-        ),
+        StatusCode::BAD_REQUEST if text.starts_with("Invalid URL") => {
+            format!("the request path is not valid: {text}; percent-encode each path segment as UTF-8 (ids are ASCII)")
+        }
         _ if text.is_empty() => format!("{} ({})", status.canonical_reason().unwrap_or("error"), status.as_u16()),
         _ => text,
     }

@@ -282,7 +282,8 @@ async fn invisible_and_direction_changing_characters_are_refused_in_names() {
     assert_eq!(error_param(&v).as_deref(), Some("name"));
     let msg = error_message(&v);
     assert!(msg.contains("U+202E RIGHT-TO-LEFT OVERRIDE") && msg.contains("remove it"), "{msg}");
-    let (st, v) = s.call(Method::PATCH, &format!("/v1/sandboxes/{}", u.sandbox_id), Some(&u.key), Some(json!({"name": "a\u{200B}b"}))).await;
+    let (st, v) =
+        s.call(Method::PATCH, &format!("/v1/sandboxes/{}", u.sandbox_id), Some(&u.key), Some(json!({"name": "a\u{200B}b"}))).await;
     assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
     assert!(error_message(&v).contains("U+200B ZERO WIDTH SPACE"), "{v}");
     let mut body = agent_body("support");

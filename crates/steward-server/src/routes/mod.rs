@@ -56,6 +56,18 @@ pub struct List<T: ToSchema> {
     pub data: Vec<T>,
 }
 
+/// One server-sent event of a stream (`text/event-stream`), as a client parses it. The
+/// document describes each event with this schema; heartbeats are `: heartbeat` comments.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SseFrame {
+    /// The event id (`evt_…`); resume after it with `?after=` or `Last-Event-ID`.
+    pub id: Option<String>,
+    /// The event type: `run_started`, `agent_text_delta`, …, `agent_finish` / `agent_error`.
+    pub event: String,
+    /// The event's JSON, as text.
+    pub data: String,
+}
+
 /// The network policy of an environment, as sent and returned: `"none"`, `"open"` or
 /// `{"allowlist": ["host", "*.host", "host:port"]}`. Documentation only; the domain type is
 /// `steward_core::environment::Network`.

@@ -467,7 +467,10 @@ async fn resume_point(state: &AppState, session: &Session, after: Option<&str>, 
         } else {
             format!("its last event is {}; pass that or an earlier id, or omit it to read from the start", event_id(&session.id, last))
         };
-        return Err(ApiError::invalid(param, format!("`{}` is past the end of this session's event log: {fix}", steward_core::ids::shorten(raw))));
+        return Err(ApiError::invalid(
+            param,
+            format!("`{}` is past the end of this session's event log: {fix}", steward_core::ids::shorten(raw)),
+        ));
     }
     Ok(seq)
 }
@@ -504,7 +507,7 @@ pub async fn events(
 /// frame has `id:`, `event:` and `data:`; heartbeat comments keep idle connections open.
 /// Closing the stream does not cancel the run.
 #[utoipa::path(get, path = "/v1/sessions/{id}/stream", tag = "sessions", params(("id" = String, Path), AfterQuery),
-    responses((status = 200, description = "text/event-stream", content_type = "text/event-stream", body = String), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "Server-sent events: `id:` (the event id), `event:` (its type), `data:` (its JSON), and `: heartbeat` comments", content_type = "text/event-stream", body = crate::routes::SseFrame), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn stream(
     State(state): State<AppState>,
     caller: Caller,
