@@ -78,7 +78,7 @@ impl AgentConfig {
     /// Checks every field; the first problem found is returned, naming its field.
     pub fn validated(self) -> Result<Self, ValidationError> {
         check_slug(&self.name, "name")?;
-        check_len(&self.description, "description", MAX_DESCRIPTION_CHARS)?;
+        crate::text::check_description(&self.description, "description", MAX_DESCRIPTION_CHARS)?;
         check_slug(&self.model.provider_id, "model.provider_id")?;
         check_model_name(&self.model.name)?;
         check_len(&self.system_prompt, "system_prompt", MAX_PROMPT_CHARS)?;

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::ValidationError;
-use crate::agent::{check_len, check_slug};
+use crate::agent::check_slug;
 use crate::ids::{EnvironmentId, SandboxId};
 use crate::source::{ValueRef, check_env_name, check_map, check_text, from_value};
 
@@ -107,7 +107,7 @@ impl EnvironmentConfig {
 
     pub fn validate(&self) -> Result<(), ValidationError> {
         check_slug(&self.name, "name")?;
-        check_len(&self.description, "description", 2_000)?;
+        crate::text::check_description(&self.description, "description", 2_000)?;
         if self.packages.len() > MAX_PACKAGES {
             return Err(ValidationError::new("packages", format!("has {} items; the limit is {MAX_PACKAGES}", self.packages.len())));
         }

@@ -19,6 +19,7 @@ pub mod session;
 pub mod signing;
 pub mod source;
 pub mod tenancy;
+pub mod text;
 pub mod trigger;
 pub mod vault;
 pub mod webhook;

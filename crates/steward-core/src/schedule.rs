@@ -134,7 +134,7 @@ impl ScheduleConfig {
     /// Shape checks; the runtime checks that the template parses.
     pub fn validate(&self) -> Result<(), ValidationError> {
         check_slug(&self.name, "name")?;
-        check_len(&self.description, "description", MAX_DESCRIPTION_CHARS)?;
+        crate::text::check_description(&self.description, "description", MAX_DESCRIPTION_CHARS)?;
         check_cron(&self.cron)?;
         check_timezone(&self.timezone)?;
         check_len(&self.input_template, "input_template", MAX_TEMPLATE_CHARS)?;

@@ -15,7 +15,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::ValidationError;
-use crate::agent::{check_len, check_slug};
+use crate::agent::check_slug;
 use crate::ids::{self, ConnectedAccountId, SandboxId, SourceId, VaultId};
 
 const MAX_DESCRIPTION_CHARS: usize = 2_000;
@@ -167,7 +167,7 @@ impl SourceConfig {
 
     pub fn validate(&self) -> Result<(), ValidationError> {
         check_slug(&self.name, "name")?;
-        check_len(&self.description, "description", MAX_DESCRIPTION_CHARS)?;
+        crate::text::check_description(&self.description, "description", MAX_DESCRIPTION_CHARS)?;
         if let Some(t) = self.timeout_seconds
             && (t == 0 || t > MAX_TIMEOUT_SECONDS)
         {

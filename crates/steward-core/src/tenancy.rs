@@ -108,6 +108,7 @@ pub fn sandbox_name(raw: &str, param: &str) -> Result<String, ValidationError> {
     if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
         return Err(ValidationError::new(param, "a sandbox name must be 1–100 printable characters"));
     }
+    crate::text::check_display_text(name, param)?;
     Ok(name.to_owned())
 }
 
@@ -183,6 +184,7 @@ pub fn key_name(raw: &str) -> Result<String, ValidationError> {
     if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
         return Err(ValidationError::new("name", "a key name must be 1–100 printable characters"));
     }
+    crate::text::check_display_text(name, "name")?;
     Ok(name.to_owned())
 }
 

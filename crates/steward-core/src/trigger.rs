@@ -68,7 +68,7 @@ impl TriggerConfig {
     /// Shape checks; the runtime checks that the template parses.
     pub fn validate(&self) -> Result<(), ValidationError> {
         check_slug(&self.name, "name")?;
-        check_len(&self.description, "description", 2_000)?;
+        crate::text::check_description(&self.description, "description", 2_000)?;
         check_len(&self.input_template, "input_template", MAX_TEMPLATE_CHARS)?;
         if self.input_template.trim().is_empty() {
             return Err(ValidationError::new("input_template", "is empty; leave it out to get the payload as JSON"));

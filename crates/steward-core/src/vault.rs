@@ -5,7 +5,7 @@
 //! Validation messages never quote a secret value, only its size.
 
 use crate::ValidationError;
-use crate::agent::{check_len, check_slug};
+use crate::agent::check_slug;
 use crate::ids::{SandboxId, VaultId};
 
 /// Longest description, in characters.
@@ -35,7 +35,7 @@ pub fn vault_name(raw: &str, param: &str) -> Result<String, ValidationError> {
 
 /// Checks a description: at most 500 characters, no NUL.
 pub fn vault_description(raw: &str, param: &str) -> Result<String, ValidationError> {
-    check_len(raw, param, MAX_DESCRIPTION_CHARS)?;
+    crate::text::check_description(raw, param, MAX_DESCRIPTION_CHARS)?;
     Ok(raw.to_owned())
 }
 

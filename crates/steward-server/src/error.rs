@@ -2,7 +2,10 @@
 //! with a fitting status. Messages say what was wrong and how to fix it; internal details go to
 //! the log, never to the client.
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::body::to_bytes;
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use steward_core::ValidationError;
@@ -120,6 +123,29 @@ impl ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
     }
 
+    /// An error with any status; the `type` is the status's usual category.
+    pub fn from_status(status: StatusCode, message: impl Into<String>) -> Self {
+        let kind = match status.as_u16() {
+            400 => "invalid_request",
+            401 => "authentication_failed",
+            403 => "permission_denied",
+            404 => "not_found",
+            405 => "method_not_allowed",
+            406 => "not_acceptable",
+            409 => "conflict",
+            413 => "payload_too_large",
+            414 => "uri_too_long",
+            415 => "unsupported_media_type",
+            422 => "unprocessable",
+            429 => "rate_limited",
+            431 => "headers_too_large",
+            503 => "unavailable",
+            s if s >= 500 => "internal_error",
+            _ => "invalid_request",
+        };
+        Self::new(status, kind, message)
+    }
+
     pub fn body(&self) -> ErrorBody {
         ErrorBody { error: ErrorDetail { kind: self.kind.to_owned(), message: self.message.clone(), param: self.param.clone() } }
     }
@@ -152,6 +178,57 @@ impl From<StoreError> for ApiError {
             StoreError::Connect(_) => ApiError::unavailable("the database is unreachable; try again shortly"),
             other => ApiError::internal(other),
         }
+    }
+}
+
+/// Middleware: an error response that is not JSON — axum's own extractor rejections (a path
+/// segment that is not UTF-8, the body limit of a raw `Bytes` body), rmcp's answers on the MCP
+/// route, anything a library answers by itself — is rewritten into the §2 shape, keeping its
+/// status and headers. The library's text becomes the message; a server error's text is logged
+/// instead. Responses already JSON (every `ApiError`) pass untouched.
+pub async fn json_errors(req: Request, next: Next) -> Response {
+    let res = next.run(req).await;
+    let status = res.status();
+    if !(status.is_client_error() || status.is_server_error()) || is_json(res.headers()) {
+        return res;
+    }
+    let (parts, body) = res.into_parts();
+    let text = to_bytes(body, 16 * 1024).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
+    let err = if status.is_server_error() {
+        tracing::error!(status = status.as_u16(), body = %text.trim(), "a library answered with a server error");
+        ApiError::from_status(status, "the server failed to handle this request; see its log")
+    } else {
+        ApiError::from_status(status, rejection_message(status, text.trim()))
+    };
+    let mut out = err.into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            out.headers_mut().entry(name).or_insert_with(|| value.clone());
+        }
+    }
+    out
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else { return false };
+    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+}
+
+/// What to tell the caller for a library's plain-text refusal, with the fix where we know it.
+fn rejection_message(status: StatusCode, text: &str) -> String {
+    let text: String = text.chars().filter(|c| !c.is_control()).take(300).collect();
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            format!("the request body is larger than the {} KiB limit; send less", crate::extract::MAX_BODY_BYTES / 1024)
+        }
+        StatusCode::UNSUPPORTED_MEDIA_TYPE if text.is_empty() => "send the body as JSON with `Content-Type: application/json`".to_owned(),
+        StatusCode::BAD_REQUEST if text.starts_with("Invalid URL") => {
+            format!("the request path is not valid: {text}; percent-encode each path segment as UTF-8 (ids are ASCII)")
+        }
+        _ if text.is_empty() => format!("{} ({})", status.canonical_reason().unwrap_or("error"), status.as_u16()),
+        _ => text,
     }
 }
 

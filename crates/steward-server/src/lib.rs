@@ -5,6 +5,7 @@
 //! call the store and convert to wire types (which live here, never in the domain crate).
 //! This crate never writes SQL.
 
+mod api_doc;
 pub mod auth;
 pub mod concierge;
 pub mod config;
@@ -30,7 +31,6 @@ use steward_runtime::{Providers, Runtime};
 use steward_store::Store;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -101,35 +101,10 @@ impl AppState {
     }
 }
 
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "Steward API", description = "Self-hostable platform for running LLM agents. Errors follow `{\"error\": {\"type\", \"message\", \"param\"}}`; lists take `limit` (1–100, default 20) and `cursor`; mutating POSTs accept `Idempotency-Key`."),
-    modifiers(&BearerAuth),
-    security(("bearer" = []))
-)]
-struct ApiDoc;
-
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("An API key (`stw_…`) or a session token from email login"))
-                    .build(),
-            ),
-        );
-    }
-}
-
 /// Every route, registered with its OpenAPI description. A route added anywhere else would be
 /// missing from the document and from the authorization tests that walk it.
 fn api_router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    OpenApiRouter::with_openapi(api_doc::ApiDoc::openapi())
         .routes(routes!(system::health))
         .routes(routes!(system::metrics))
         .routes(routes!(system::openapi))
@@ -243,7 +218,9 @@ impl AppState {
 
 /// The OpenAPI document of every route.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_router().split_for_parts().1
+    let mut doc = api_router().split_for_parts().1;
+    utoipa::Modify::modify(&api_doc::SharedErrors, &mut doc);
+    doc
 }
 
 /// The full HTTP application over `state`.
@@ -259,6 +236,7 @@ pub fn app(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), idempotency::layer))
         .layer(middleware::from_fn_with_state(state, metrics::record))
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
+        .layer(middleware::from_fn(error::json_errors))
         .layer(TraceLayer::new_for_http())
 }
 

@@ -271,3 +271,34 @@ async fn idempotency_keys_replay_the_first_response() {
     let (st, v) = s.call_with(Method::POST, "/v1/agents", Some(&u.key), Some(agent_body("x")), &[("Idempotency-Key", "")]).await;
     assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
 }
+
+#[tokio::test]
+async fn invisible_and_direction_changing_characters_are_refused_in_names() {
+    let s = TestServer::start().await;
+    let u = s.user("ada@example.com").await;
+    let rlo = "prod\u{202E}lanretni";
+    let (st, v) = s.post("/v1/sandboxes", &u.key, json!({"name": rlo})).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(error_param(&v).as_deref(), Some("name"));
+    let msg = error_message(&v);
+    assert!(msg.contains("U+202E RIGHT-TO-LEFT OVERRIDE") && msg.contains("remove it"), "{msg}");
+    let (st, v) =
+        s.call(Method::PATCH, &format!("/v1/sandboxes/{}", u.sandbox_id), Some(&u.key), Some(json!({"name": "a\u{200B}b"}))).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    assert!(error_message(&v).contains("U+200B ZERO WIDTH SPACE"), "{v}");
+    let mut body = agent_body("support");
+    body["description"] = json!("helps \u{2066}customers\u{2069}");
+    let (st, v) = s.post("/v1/agents", &u.key, body).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(error_param(&v).as_deref(), Some("description"));
+    let (st, v) = s.post("/v1/api_keys", &u.key, json!({"name": "\u{FEFF}ci"})).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    assert!(error_message(&v).contains("U+FEFF"), "{v}");
+    let (st, v) = s.post("/v1/vaults", &u.key, json!({"name": "k", "description": "x\u{200F}", "secret": "s"})).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    assert!(error_message(&v).contains("U+200F RIGHT-TO-LEFT MARK"), "{v}");
+    // Plain text in any script is fine, and nothing was created by the refusals.
+    let (st, v) = s.post("/v1/sandboxes", &u.key, json!({"name": "فريق الدعم"})).await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    assert_eq!(agent_count(&s, &u.key).await, 0);
+}

@@ -163,3 +163,45 @@ async fn idle_streams_get_heartbeats_and_closing_does_not_cancel() {
     assert!(text.contains(": heartbeat"), "no heartbeat on an idle stream: {text:?}");
     assert!(!text.contains("data:"), "nothing but heartbeats after the last event: {text:?}");
 }
+
+#[tokio::test]
+async fn a_resume_point_past_the_end_of_the_log_is_refused() {
+    let fake = FakeModel::start(|_, _| Reply::Slow { n: 3, delay: Duration::from_millis(1) }).await;
+    let s = TestServer::start().await;
+    let (u, agent) = setup(&s, &fake).await;
+    let (_, session) = s.post("/v1/sessions", &u.key, json!({"agent_id": agent, "input": [{"role": "user", "content": "talk"}]})).await;
+    let sid = session["id"].as_str().unwrap().to_owned();
+    let mut log = Vec::new();
+    for _ in 0..200 {
+        let (_, ev) = s.get(&format!("/v1/sessions/{sid}/events"), &u.key).await;
+        log = ev.as_array().unwrap().clone();
+        if log.last().is_some_and(|e| e["type"] == "agent_finish") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let last = log.last().expect("the run wrote events")["id"].as_str().unwrap().to_owned();
+    // `evt_<session body>_<12-digit seq>`: one past the last event does not exist yet.
+    let (prefix, seq) = last.rsplit_once('_').unwrap();
+    let beyond = format!("{prefix}_{:012}", seq.parse::<u64>().unwrap() + 1);
+    let (st, v) = s.get(&format!("/v1/sessions/{sid}/events?after={beyond}"), &u.key).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["error"]["param"], "after", "{v}");
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("past the end") && msg.contains(&last), "the message names the last event: {msg}");
+    for (query, header) in [(format!("?after={beyond}"), None), (String::new(), Some(beyond.as_str()))] {
+        let mut req = s.http.get(format!("{}/v1/sessions/{sid}/stream{query}", s.url)).bearer_auth(&u.key);
+        if let Some(h) = header {
+            req = req.header("last-event-id", h);
+        }
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+        let v: Value = res.json().await.unwrap();
+        let want = if header.is_some() { "Last-Event-ID" } else { "after" };
+        assert_eq!(v["error"]["param"], want, "{v}");
+    }
+    // The last id itself is a valid resume point: nothing after it.
+    let (st, v) = s.get(&format!("/v1/sessions/{sid}/events?after={last}"), &u.key).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v, json!([]));
+}

@@ -29,7 +29,7 @@ impl App {
     fn check(&self) -> Result<(), ValidationError> {
         check_app_id(&self.id)?;
         check_name(&self.display_name, "display_name")?;
-        check_len(&self.description, "description", MAX_DESCRIPTION_CHARS)?;
+        crate::text::check_description(&self.description, "description", MAX_DESCRIPTION_CHARS)?;
         if let Some(oauth) = &self.oauth {
             check_oauth(oauth)?;
         }
@@ -81,7 +81,7 @@ impl App {
             ));
         }
         check_name(&c.display_name, &format!("{param}.display_name"))?;
-        check_len(&c.description, &format!("{param}.description"), MAX_DESCRIPTION_CHARS)?;
+        crate::text::check_description(&c.description, &format!("{param}.description"), MAX_DESCRIPTION_CHARS)?;
         if c.matches.is_empty() {
             return Err(ValidationError::new(
                 format!("{param}.matches"),
@@ -124,7 +124,8 @@ fn check_name(v: &str, param: &str) -> Result<(), ValidationError> {
     if v.trim().is_empty() {
         return Err(ValidationError::new(param, "is empty; give a name people will recognise"));
     }
-    check_len(v, param, MAX_NAME_CHARS)
+    check_len(v, param, MAX_NAME_CHARS)?;
+    crate::text::check_display_text(v, param)
 }
 
 fn check_oauth(o: &OAuthSettings) -> Result<(), ValidationError> {

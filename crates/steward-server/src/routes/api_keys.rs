@@ -49,6 +49,7 @@ fn view(k: ApiKey) -> ApiKeyView {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListKeys {
     pub sandbox_id: Option<String>,

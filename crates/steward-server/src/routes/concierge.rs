@@ -246,7 +246,7 @@ pub async fn test(
 /// connection before the end cancels the run.
 #[utoipa::path(post, path = "/v1/sandboxes/{sandbox_id}/concierge/chat", tag = "concierge", params(("sandbox_id" = String, Path)),
     request_body = ConciergeBody,
-    responses((status = 200, description = "text/event-stream of the run's frames"), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, description = "Server-sent events: the run's frames (`id:`, `event:`, `data:` JSON), ending after the terminal one", content_type = "text/event-stream", body = crate::routes::SseFrame), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn chat(
     State(state): State<AppState>,
     caller: Caller,
@@ -272,7 +272,7 @@ pub async fn storage_test(
 /// `…/concierge/chat` at the `/storage` path.
 #[utoipa::path(post, path = "/storage/sandboxes/{sandbox_id}/concierge/chat", tag = "concierge", params(("sandbox_id" = String, Path)),
     request_body = ConciergeBody,
-    responses((status = 200, description = "text/event-stream of the run's frames"), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, description = "Server-sent events: the run's frames (`id:`, `event:`, `data:` JSON), ending after the terminal one", content_type = "text/event-stream", body = crate::routes::SseFrame), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn storage_chat(
     State(state): State<AppState>,
     caller: Caller,

@@ -51,6 +51,7 @@ async fn workspace(state: &AppState, caller: &Caller, id: &str, need: Need) -> A
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PathQuery {
     /// Relative to the workspace root; empty or `.` is the root (for listing).
@@ -59,6 +60,7 @@ pub struct PathQuery {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteQuery {
     pub path: String,

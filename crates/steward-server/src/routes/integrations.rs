@@ -90,6 +90,7 @@ fn app_view(state: &AppState, app: &App, accounts: Vec<ConnectedAccountView>, fu
 
 /// Which sandbox (default: the `Steward-Sandbox` header, then the key's sandbox).
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct InSandbox {
     pub sandbox_id: Option<String>,
@@ -97,6 +98,7 @@ pub struct InSandbox {
 
 /// Filters of `GET /v1/connected_accounts`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AccountsQuery {
     pub sandbox_id: Option<String>,
@@ -249,6 +251,7 @@ pub async fn connect_status(State(state): State<AppState>, caller: Caller, Path(
 
 /// The callback's query (what the app's authorization server sends back).
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CallbackQuery {
     pub state: Option<String>,
     pub code: Option<String>,

@@ -186,6 +186,7 @@ fn text_of(content: &Value) -> Vec<String> {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ReadMessages {
     /// The conversation (session id) to read.

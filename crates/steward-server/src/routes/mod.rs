@@ -50,6 +50,48 @@ impl<T: ToSchema> Page<T> {
     }
 }
 
+/// A list that is not paginated: `{"data": [...]}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct List<T: ToSchema> {
+    pub data: Vec<T>,
+}
+
+/// One server-sent event of a stream (`text/event-stream`), as a client parses it. The
+/// document describes each event with this schema; heartbeats are `: heartbeat` comments.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SseFrame {
+    /// The event id (`evt_…`); resume after it with `?after=` or `Last-Event-ID`.
+    pub id: Option<String>,
+    /// The event type: `run_started`, `agent_text_delta`, …, `agent_finish` / `agent_error`.
+    pub event: String,
+    /// The event's JSON, as text.
+    pub data: String,
+}
+
+/// The network policy of an environment, as sent and returned: `"none"`, `"open"` or
+/// `{"allowlist": ["host", "*.host", "host:port"]}`. Documentation only; the domain type is
+/// `steward_core::environment::Network`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum NetworkPolicy {
+    Mode(NetworkMode),
+    Allowlist(AllowlistPolicy),
+}
+
+/// `none`: no network; `open`: public addresses.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NetworkMode {
+    None,
+    Open,
+}
+
+/// `http_fetch` may reach these hosts; the shell gets no network.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AllowlistPolicy {
+    pub allowlist: Vec<String>,
+}
+
 /// Turns `limit` and `cursor` query parameters into a store page request.
 pub fn page_request(limit: Option<u32>, cursor: Option<&str>) -> Result<PageRequest, ApiError> {
     let limit = limit.unwrap_or(DEFAULT_LIMIT);

@@ -54,6 +54,7 @@ fn view(p: Provider) -> ProviderView {
 
 /// Which sandbox a provider path refers to.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct InSandbox {
     /// Default: the `Steward-Sandbox` header, then the key's sandbox.
@@ -84,6 +85,7 @@ fn write_error(e: StoreError, vault: Option<&VaultId>) -> ApiError {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListProviders {
     pub sandbox_id: Option<String>,

@@ -36,7 +36,9 @@ pub struct RunView {
     pub stop_reason: Option<String>,
     pub error: Option<RunError>,
     pub usage: UsageView,
-    #[schema(value_type = Object)]
+    /// The input messages of the run (`[{"role", "content"}, …]`; a trigger's run also has
+    /// `trigger`).
+    #[schema(value_type = Vec<Object>)]
     pub input: Value,
     pub created_at: String,
     pub started_at: Option<String>,
@@ -67,6 +69,7 @@ pub(crate) fn run_view(r: Run) -> RunView {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListRuns {
     pub agent_id: Option<String>,

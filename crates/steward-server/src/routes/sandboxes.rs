@@ -41,6 +41,7 @@ fn view(s: Sandbox, role: Role) -> SandboxView {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListSandboxes {
     /// List archived sandboxes instead of live ones.
@@ -174,6 +175,7 @@ fn grant_view(g: Grant) -> GrantView {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListGrants {
     pub limit: Option<u32>,

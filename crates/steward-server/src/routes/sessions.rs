@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use steward_core::agent::{Agent, AgentState};
 use steward_core::ids::{AgentId, SessionId};
-use steward_core::session::{Event, Session, parse_event_id};
+use steward_core::session::{Event, Session, event_id, parse_event_id};
 use steward_core::tenancy::KeyKind;
 use steward_store::{NewSession, SessionFilter};
 use utoipa::{IntoParams, ToSchema};
@@ -293,6 +293,7 @@ pub async fn create(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListSessions {
     pub agent_id: Option<String>,
@@ -340,6 +341,7 @@ pub async fn list(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EndUserQuery {
     /// Delegate keys: the end user (or the `Steward-End-User` header).
@@ -439,6 +441,7 @@ pub async fn delete(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AfterQuery {
     /// Only events after this event id.
@@ -446,14 +449,30 @@ pub struct AfterQuery {
     pub end_user: Option<String>,
 }
 
-/// The position to resume after: `?after=` or the `Last-Event-ID` header.
-fn resume_point(session: &Session, after: Option<&str>, headers: &HeaderMap) -> ApiResult<i64> {
+/// The position to resume after: `?after=` or the `Last-Event-ID` header. An id past the end
+/// of the log is refused like a malformed one: resuming there would wait for events that were
+/// never sent to this client and silently skip the ones numbered up to it.
+async fn resume_point(state: &AppState, session: &Session, after: Option<&str>, headers: &HeaderMap) -> ApiResult<i64> {
     let from_header = headers.get("last-event-id").and_then(|v| v.to_str().ok());
-    match (after, from_header) {
-        (Some(a), _) => Ok(parse_event_id(a, &session.id, "after")?),
-        (None, Some(h)) => Ok(parse_event_id(h, &session.id, "Last-Event-ID")?),
-        (None, None) => Ok(0),
+    let (raw, param) = match (after, from_header) {
+        (Some(a), _) => (a, "after"),
+        (None, Some(h)) => (h, "Last-Event-ID"),
+        (None, None) => return Ok(0),
+    };
+    let seq = parse_event_id(raw, &session.id, param)?;
+    let last = state.store.last_event_seq(&session.id).await?;
+    if seq > last {
+        let fix = if last == 0 {
+            "the session has no events yet; omit it to read from the start".to_owned()
+        } else {
+            format!("its last event is {}; pass that or an earlier id, or omit it to read from the start", event_id(&session.id, last))
+        };
+        return Err(ApiError::invalid(
+            param,
+            format!("`{}` is past the end of this session's event log: {fix}", steward_core::ids::shorten(raw)),
+        ));
     }
+    Ok(seq)
 }
 
 /// The event log, as a JSON array.
@@ -468,7 +487,7 @@ pub async fn events(
 ) -> ApiResult<Json<Vec<EventView>>> {
     let end_user = end_user_of(&caller, q.end_user.as_deref(), &headers)?;
     let session = load(&state, &caller, &id, Need::Read, end_user.as_deref()).await?;
-    let mut after = resume_point(&session, q.after.as_deref(), &headers)?;
+    let mut after = resume_point(&state, &session, q.after.as_deref(), &headers).await?;
     let mut out = Vec::new();
     loop {
         let batch = state.store.events_after(&session.id, after, 1000).await?;
@@ -488,7 +507,7 @@ pub async fn events(
 /// frame has `id:`, `event:` and `data:`; heartbeat comments keep idle connections open.
 /// Closing the stream does not cancel the run.
 #[utoipa::path(get, path = "/v1/sessions/{id}/stream", tag = "sessions", params(("id" = String, Path), AfterQuery),
-    responses((status = 200, description = "text/event-stream", content_type = "text/event-stream", body = String), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "Server-sent events: `id:` (the event id), `event:` (its type), `data:` (its JSON), and `: heartbeat` comments", content_type = "text/event-stream", body = crate::routes::SseFrame), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn stream(
     State(state): State<AppState>,
     caller: Caller,
@@ -498,7 +517,7 @@ pub async fn stream(
 ) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
     let end_user = end_user_of(&caller, q.end_user.as_deref(), &headers)?;
     let session = load(&state, &caller, &id, Need::Read, end_user.as_deref()).await?;
-    let after = resume_point(&session, q.after.as_deref(), &headers)?;
+    let after = resume_point(&state, &session, q.after.as_deref(), &headers).await?;
     let heartbeat = state.config.sse_heartbeat;
     Ok(Sse::new(tail(state, session.id, after)).keep_alive(KeepAlive::new().interval(heartbeat).text("heartbeat")))
 }

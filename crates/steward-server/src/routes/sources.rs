@@ -119,6 +119,7 @@ pub struct CreateSource {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     pub sandbox_id: Option<String>,
@@ -297,7 +298,7 @@ pub struct EnvironmentView {
     #[schema(value_type = Object)]
     pub env: Value,
     /// `"none"`, `"open"` or `{"allowlist": ["host", "*.host", "host:port"]}`.
-    #[schema(value_type = Object)]
+    #[schema(value_type = crate::routes::NetworkPolicy)]
     pub network: Value,
     /// `{cpu_seconds, memory_mb, max_processes, timeout_seconds}`
     #[schema(value_type = Object)]
@@ -334,7 +335,7 @@ pub struct CreateEnvironment {
     #[schema(value_type = Option<Object>)]
     pub env: Option<Value>,
     /// `"none"` (default), `"open"` or `{"allowlist": [...]}`.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::routes::NetworkPolicy>)]
     pub network: Option<Value>,
     /// `{cpu_seconds, memory_mb, max_processes, timeout_seconds}`; missing keys take defaults.
     #[schema(value_type = Option<Object>)]

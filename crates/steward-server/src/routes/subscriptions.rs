@@ -100,6 +100,7 @@ async fn load_sub(state: &AppState, caller: &Caller, raw: &str, need: Need) -> A
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct InSandbox {
     pub sandbox_id: Option<String>,
@@ -107,7 +108,7 @@ pub struct InSandbox {
 
 /// The subscriptions of a sandbox, newest first.
 #[utoipa::path(get, path = "/v1/subscriptions", tag = "subscriptions", params(InSandbox),
-    responses((status = 200, body = Vec<SubscriptionView>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = crate::routes::List<SubscriptionView>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn list(State(state): State<AppState>, caller: Caller, ApiQuery(q): ApiQuery<InSandbox>) -> ApiResult<Json<Value>> {
     let sandbox = caller.target_sandbox(&state, q.sandbox_id.as_deref()).await?;
     caller.authorize(&state, &sandbox, Need::Read).await?;

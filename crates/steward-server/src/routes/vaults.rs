@@ -72,6 +72,7 @@ fn name_conflict(e: StoreError) -> ApiError {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListVaults {
     pub sandbox_id: Option<String>,
