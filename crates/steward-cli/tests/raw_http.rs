@@ -1,8 +1,8 @@
 //! Errors as a client meets them on the wire, sent as raw bytes over a TCP socket so no HTTP
 //! client can normalise the request: every error the application answers is §2 JSON, whether
-//! it came from our handlers, an axum extractor, the body limit, or rmcp on the MCP route.
-//! Two refusals come from hyper's HTTP/1 parser before any service sees the request; their
-//! (empty) shape is pinned here so a change is noticed (see ARCHITECTURE.md, "Errors").
+//! it came from our handlers, an axum extractor, the body limit, rmcp on the MCP route, or
+//! hyper's HTTP/1 parser itself (which answers before any service sees the request; the
+//! listener gives those answers their JSON body, `steward_server::listener`).
 
 #[allow(dead_code)]
 mod support;
@@ -89,23 +89,35 @@ fn library_refusals_are_json_errors() {
     assert_eq!(v["error"]["type"], "method_not_allowed", "{v}");
 }
 
-/// hyper's HTTP/1 parser answers these itself, with an empty body, before any service (and so
-/// any middleware) runs; hyper offers no hook to shape that answer. If this test fails because
-/// the answers became JSON, update ARCHITECTURE.md and turn these into `json_error` checks.
+/// hyper's HTTP/1 parser answers these itself, before any service (and so any middleware) runs,
+/// with an empty body; the listener rewrites those answers into §2 JSON.
 #[test]
-fn parser_refusals_are_hypers_own() {
+fn parser_refusals_are_json_too() {
     let server = Server::start();
     let acct = server.create_account("parser@example.com");
     let key = acct["api_key"].as_str().unwrap();
 
-    let a = send(&server, &get(b"/v1/agents/\xFF", key));
-    assert_eq!((a.status, a.body.len()), (400, 0), "a raw 0xFF byte in the path: {}", a.head);
+    let v = send(&server, &get(b"/v1/agents/\xFF", key)).json_error(400);
+    assert!(v["error"]["message"].as_str().unwrap().contains("percent-encode"), "a raw 0xFF byte in the path: {v}");
 
     let mut many = b"GET /v1/me HTTP/1.1\r\nHost: x\r\n".to_vec();
     for i in 0..120 {
         many.extend_from_slice(format!("X-Filler-{i}: y\r\n").as_bytes());
     }
     many.extend_from_slice(b"\r\n");
-    let a = send(&server, &many);
-    assert_eq!((a.status, a.body.len()), (431, 0), "more headers than hyper's limit: {}", a.head);
+    let v = send(&server, &many).json_error(431);
+    assert_eq!(v["error"]["type"], "headers_too_large", "more headers than hyper's limit: {v}");
+
+    // One header larger than hyper's read buffer.
+    let mut huge = b"GET /v1/me HTTP/1.1\r\nHost: x\r\nX-Huge: ".to_vec();
+    huge.extend(std::iter::repeat_n(b'a', 512 * 1024));
+    huge.extend_from_slice(b"\r\n\r\n");
+    let v = send(&server, &huge).json_error(431);
+    assert_eq!(v["error"]["type"], "headers_too_large", "a header over hyper's buffer: {v}");
+
+    // The connection still serves ordinary answers: the rewrite touches nothing else.
+    let a = send(&server, &get(b"/v1/me", key));
+    assert_eq!(a.status, 200, "{}", a.head);
+    let me: Value = serde_json::from_slice(&a.body).unwrap();
+    assert!(me.is_object(), "{me}");
 }

@@ -12,6 +12,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 mod idempotency;
+pub mod listener;
 pub mod logging;
 pub mod mail;
 pub mod metrics;
@@ -269,12 +270,8 @@ pub async fn serve(state: AppState, listener: tokio::net::TcpListener) -> anyhow
     for warning in runtime.tool_warnings().await {
         tracing::warn!("{warning}");
     }
-    // Small SSE frames and JSON answers must leave at once, not wait for Nagle's algorithm.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
+    // TCP_NODELAY, and hyper's own parse-error answers in the §2 shape (`listener.rs`).
+    let listener = listener::ApiListener(listener);
     axum::serve(listener, app(state)).with_graceful_shutdown(shutdown_signal()).await?;
     runtime.shutdown(std::time::Duration::from_secs(10)).await;
     store.close().await;
