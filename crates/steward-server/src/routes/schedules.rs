@@ -110,7 +110,7 @@ fn conflict(e: StoreError) -> ApiError {
 
 /// An agent's schedules, by name.
 #[utoipa::path(get, path = "/v1/agents/{id}/schedules", tag = "schedules", params(("id" = String, Path)),
-    responses((status = 200, body = Vec<ScheduleView>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = crate::routes::List<ScheduleView>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn list(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let agent = load(&state, &caller, &id, Need::Read).await?;
     let now = state.clock.now_ms();
@@ -255,7 +255,7 @@ fn execution_view(e: Execution) -> ExecutionView {
 
 /// The schedule's last 100 executions, newest first.
 #[utoipa::path(get, path = "/v1/agents/{id}/schedules/{schedule_id}/executions", tag = "schedules", params(("id" = String, Path), ("schedule_id" = String, Path)),
-    responses((status = 200, body = Vec<ExecutionView>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = crate::routes::List<ExecutionView>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn executions(State(state): State<AppState>, caller: Caller, Path((id, sid)): Path<(String, String)>) -> ApiResult<Json<Value>> {
     let (_, s) = load_schedule(&state, &caller, &id, &sid, Need::Read).await?;
     let items: Vec<ExecutionView> = state.store.executions(&s.id, 100).await?.into_iter().map(execution_view).collect();

@@ -214,7 +214,7 @@ fn attempt_view(a: Attempt) -> AttemptView {
 
 /// The last 100 delivery attempts, newest first.
 #[utoipa::path(get, path = "/v1/subscriptions/{id}/deliveries", tag = "subscriptions", params(("id" = String, Path)),
-    responses((status = 200, body = Vec<AttemptView>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = crate::routes::List<AttemptView>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn deliveries(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let s = load_sub(&state, &caller, &id, Need::Read).await?;
     let items: Vec<AttemptView> = state.store.attempts(&s.id, 100).await?.into_iter().map(attempt_view).collect();

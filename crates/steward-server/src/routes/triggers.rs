@@ -191,7 +191,7 @@ async fn load_trigger(state: &AppState, caller: &Caller, agent_raw: &str, raw: &
 
 /// An agent's webhook triggers, by name.
 #[utoipa::path(get, path = "/v1/agents/{id}/triggers", tag = "triggers", params(("id" = String, Path)),
-    responses((status = 200, body = Vec<TriggerView>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = crate::routes::List<TriggerView>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn list(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let agent = load(&state, &caller, &id, Need::Read).await?;
     let now = state.clock.now_ms();
