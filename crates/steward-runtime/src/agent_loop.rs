@@ -352,28 +352,11 @@ async fn finish(ctx: &mut Ctx<'_>, result: Result<String, Halt>) {
     let budget = outcome.stop_reason.as_deref() == Some(stop_reason::BUDGET_EXHAUSTED);
     // A retry loop, because a run must never be left `running` if the database hiccups.
     for attempt in 0..5u64 {
-        match store.finish_run(&ctx.run.id, &outcome).await {
-            Ok(true) => {
-                if let Err(e) = ctx.rt.emit(&ctx.run.session_id, &ctx.run.id, kind, data.clone()).await {
-                    tracing::error!(error = %e, run = %ctx.run.id, "cannot record the terminal event");
-                }
-                let event = match outcome.status {
-                    RunStatus::Completed => Some("run.completed"),
-                    RunStatus::Failed => Some("run.failed"),
-                    _ => None,
-                };
-                if let Some(event) = event {
-                    let payload = json!({
-                        "run_id": ctx.run.id, "session_id": ctx.run.session_id, "agent_id": ctx.run.agent_id,
-                        "status": outcome.status.as_str(), "stop_reason": outcome.stop_reason, "usage": usage,
-                        "error": outcome.error_type.as_ref().map(|t| json!({"type": t, "message": outcome.error_message})),
-                    });
-                    ctx.rt.notify(&ctx.run.sandbox_id, &ctx.run.agent_id, event, payload).await;
-                }
-                break;
-            }
-            // Someone else (a cancel from another replica, the reaper) ended it first.
-            Ok(false) => break,
+        // The run's end, its terminal event and its notification commit together, or not at
+        // all; `false` means someone else (a cancel from another replica, the reaper) ended it
+        // first and wrote its terminal event.
+        match ctx.rt.end_run(&ctx.run, &outcome, kind, data.clone(), usage.clone()).await {
+            Ok(_) => break,
             Err(e) => {
                 tracing::warn!(error = %e, attempt, "cannot finish a run; retrying");
                 tokio::time::sleep(Duration::from_millis(200 * (attempt + 1))).await;
@@ -385,12 +368,14 @@ async fn finish(ctx: &mut Ctx<'_>, result: Result<String, Halt>) {
         if let Ok(Some(a)) = store.agent(&ctx.run.agent_id).await
             && a.state.can_become(AgentState::Error)
         {
-            match store.set_agent_state(&a.id, a.state, AgentState::Error, reason).await {
-                Err(e) => tracing::warn!(error = %e, "cannot put the agent in error after its budget ran out"),
-                Ok(_) => {
-                    let payload = json!({"agent_id": a.id, "state": "error", "reason": reason, "run_id": ctx.run.id});
-                    ctx.rt.notify(&ctx.run.sandbox_id, &a.id, "agent.error", payload).await;
-                }
+            let notification = steward_store::Notification {
+                sandbox_id: ctx.run.sandbox_id.clone(),
+                agent_id: a.id.clone(),
+                event: "agent.error".into(),
+                payload: json!({"agent_id": a.id, "state": "error", "reason": reason, "run_id": ctx.run.id}),
+            };
+            if let Err(e) = store.set_agent_state_notifying(&a.id, a.state, AgentState::Error, reason, &notification).await {
+                tracing::warn!(error = %e, "cannot put the agent in error after its budget ran out");
             }
         }
     }

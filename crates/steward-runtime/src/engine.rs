@@ -283,18 +283,10 @@ impl Runtime {
                 error_message: Some(message.into()),
                 trace: run.trace.clone(),
             };
-            if self.inner.store.finish_run(&run.id, &outcome).await? {
+            let data = json!({"message": message, "type": "interrupted", "run_id": run.id});
+            let usage = json!({"input_tokens": run.input_tokens, "output_tokens": run.output_tokens});
+            if self.end_run(&run, &outcome, event_type::ERROR, data, usage).await? {
                 tracing::warn!(run = %run.id, "recovered an interrupted run");
-                self.emit(
-                    &run.session_id,
-                    &run.id,
-                    event_type::ERROR,
-                    json!({"message": message, "type": "interrupted", "run_id": run.id}),
-                )
-                .await?;
-                let payload = json!({"run_id": run.id, "session_id": run.session_id, "agent_id": run.agent_id, "status": "failed",
-                                     "stop_reason": stop_reason::INTERRUPTED, "error": {"type": "interrupted", "message": message}});
-                self.notify(&run.sandbox_id, &run.agent_id, "run.failed", payload).await;
                 self.kick(&run.session_id);
             }
         }
@@ -359,6 +351,34 @@ impl Runtime {
         Ok(stored)
     }
 
+    /// Ends `run` with `outcome`, its terminal event and (for `run.completed`/`run.failed`) its
+    /// outbound notification in one transaction, then wakes the session's tails. Returns
+    /// whether this call ended it (only then was the terminal event written).
+    pub async fn end_run(&self, run: &Run, outcome: &RunOutcome, kind: &str, data: Value, usage: Value) -> Result<bool, StoreError> {
+        let event = match outcome.status {
+            RunStatus::Completed => Some("run.completed"),
+            RunStatus::Failed => Some("run.failed"),
+            _ => None,
+        };
+        let notification = event.map(|event| steward_store::Notification {
+            sandbox_id: run.sandbox_id.clone(),
+            agent_id: run.agent_id.clone(),
+            event: event.to_owned(),
+            payload: json!({
+                "run_id": run.id, "session_id": run.session_id, "agent_id": run.agent_id,
+                "status": outcome.status.as_str(), "stop_reason": outcome.stop_reason, "usage": usage,
+                "error": outcome.error_type.as_ref().map(|t| json!({"type": t, "message": outcome.error_message})),
+            }),
+        });
+        match self.inner.store.end_run(run, outcome, (kind, data), notification.as_ref()).await? {
+            Some(stored) => {
+                self.inner.bus.publish(&run.session_id, stored.seq);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
     /// Cancels a run wherever it is: a local running run stops at once (its model request is
     /// dropped); a queued run, or one running elsewhere, is ended in the store and its owner
     /// notices at its next poll. Returns whether the run was still active.
@@ -374,8 +394,8 @@ impl Runtime {
             error_message: Some(reason.into()),
             trace: run.trace.clone(),
         };
-        if self.inner.store.finish_run(&run.id, &outcome).await? {
-            self.emit(&run.session_id, &run.id, event_type::CANCELLED, json!({"run_id": run.id, "reason": reason})).await?;
+        let usage = json!({"input_tokens": run.input_tokens, "output_tokens": run.output_tokens});
+        if self.end_run(run, &outcome, event_type::CANCELLED, json!({"run_id": run.id, "reason": reason}), usage).await? {
             self.kick(&run.session_id);
             return Ok(true);
         }

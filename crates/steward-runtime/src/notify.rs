@@ -21,7 +21,6 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use steward_core::ids::{AgentId, SandboxId};
 use steward_store::OutboundDelivery;
 
 use crate::engine::Runtime;
@@ -50,14 +49,6 @@ pub fn backoff_ms(attempt: i64) -> i64 {
 }
 
 impl Runtime {
-    /// Enqueues `event` for the sandbox's subscriptions; never fails the caller.
-    pub async fn notify(&self, sandbox: &SandboxId, agent: &AgentId, event: &str, data: Value) {
-        let payload = data.to_string();
-        if let Err(e) = self.inner.store.enqueue_notification(sandbox, agent, event, &payload).await {
-            tracing::warn!(error = %e, event, "cannot enqueue a notification");
-        }
-    }
-
     /// One pass: claims due deliveries and sends each on its own tracked task.
     pub async fn deliver_notifications(&self) {
         let c = &self.inner.config;
@@ -79,7 +70,15 @@ impl Runtime {
     }
 
     async fn send(&self, d: OutboundDelivery) {
-        let attempt = d.attempts + 1;
+        // Recorded as started first, so a replica that dies mid-send leaves the attempt in the
+        // history (the survivor's re-send is the next attempt, with the same delivery id).
+        let attempt = match self.inner.store.begin_attempt(&d.id).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, delivery = %d.id, "cannot record a notification attempt; not sending it now");
+                return;
+            }
+        };
         let sub = &d.subscription;
         let secret = match self.inner.providers.cipher().decrypt(sub.sandbox_id.as_str(), sub.id.as_str(), &d.secret_ciphertext) {
             Ok(s) => s,

@@ -251,6 +251,37 @@ impl Store {
         }
         self.agent(id).await?.ok_or(StoreError::NotFound("agent"))
     }
+
+    /// Moves the agent from `from` to `to` (compare-and-set, like [`Self::set_agent_state`]) and
+    /// enqueues `notification` in the same transaction, so a crash cannot keep the change and
+    /// lose its `agent.error`. Returns whether the state changed.
+    pub async fn set_agent_state_notifying(
+        &self,
+        id: &AgentId,
+        from: AgentState,
+        to: AgentState,
+        reason: Option<&str>,
+        notification: &crate::Notification,
+    ) -> Result<bool, StoreError> {
+        let now = self.now();
+        let mut tx = self.write_tx().await?;
+        let n = sqlx::query(
+            "UPDATE agents SET state = $1, state_reason = $2, updated_at = $3 WHERE id = $4 AND state = $5 AND archived_at IS NULL",
+        )
+        .bind(to.as_str())
+        .bind(reason.map(str::to_owned))
+        .bind(now)
+        .bind(id.as_str())
+        .bind(from.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if n.rows_affected() == 0 {
+            return Ok(false);
+        }
+        Self::enqueue_in(&mut tx, notification, now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
 }
 
 fn version_from(row: &AnyRow) -> Result<AgentVersion, StoreError> {

@@ -34,11 +34,24 @@ impl Store {
     pub async fn append_events(&self, session: &SessionId, run: &RunId, events: &[(&str, Value)]) -> Result<Vec<Event>, StoreError> {
         let now = self.now();
         let mut tx = self.write_tx().await?;
+        let out = Self::append_in(&mut tx, session, run, events, now).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// [`Self::append_events`] inside `tx`.
+    pub(crate) async fn append_in(
+        tx: &mut crate::WriteTx,
+        session: &SessionId,
+        run: &RunId,
+        events: &[(&str, Value)],
+        now: i64,
+    ) -> Result<Vec<Event>, StoreError> {
         let n = events.len() as i64;
         let row = sqlx::query("UPDATE sessions SET last_seq = last_seq + $1 WHERE id = $2 RETURNING last_seq")
             .bind(n)
             .bind(session.as_str())
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?
             .ok_or(StoreError::NotFound("session"))?;
         let last: i64 = row.try_get("last_seq")?;
@@ -52,7 +65,7 @@ impl Store {
                 .bind(*kind)
                 .bind(data.to_string())
                 .bind(now)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
             out.push(Event {
                 session_id: session.clone(),
@@ -63,7 +76,6 @@ impl Store {
                 created_at: now,
             });
         }
-        tx.commit().await?;
         Ok(out)
     }
 

@@ -38,7 +38,7 @@ pub use events::{AgentStats, Charge};
 pub use idempotency::{IdempotencyBegin, StoredResponse};
 pub use integrations::{ConnectedAccount, NewConnectedAccount, OAuthAttempt, Publication, Take};
 pub use keys::NewApiKey;
-pub use notifications::{Attempt, OutboundDelivery, Subscription};
+pub use notifications::{Attempt, Notification, OutboundDelivery, Subscription, UNFINISHED_ATTEMPT};
 pub use page::{Listing, PageRequest};
 pub use sandboxes::SandboxWithRole;
 pub use schedules::{Execution, Fire, Schedule};

@@ -60,6 +60,21 @@ fn subscription_from(row: &AnyRow) -> Result<Subscription, StoreError> {
 
 const SUB_COLS: &str = "id, sandbox_id, agent_id, url, events, created_at";
 
+/// The error an attempt carries from when it is sent until its answer is recorded; what the
+/// history shows for an attempt whose replica died in between.
+pub const UNFINISHED_ATTEMPT: &str =
+    "no answer recorded: the replica sending this attempt stopped before it finished; the delivery was sent again";
+
+/// An outbound notification to enqueue: `event` (`run.completed`, …) of `agent`, for every
+/// subscription of `sandbox_id` that wants it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notification {
+    pub sandbox_id: SandboxId,
+    pub agent_id: AgentId,
+    pub event: String,
+    pub payload: serde_json::Value,
+}
+
 impl Store {
     pub async fn create_subscription(&self, sub: &Subscription, secret_ciphertext: &str) -> Result<(), StoreError> {
         self.write(
@@ -104,39 +119,41 @@ impl Store {
 
     /// Enqueues `event` for every subscription of the sandbox that wants it (sandbox-wide ones
     /// and the agent's own). Returns how many deliveries were created.
-    pub async fn enqueue_notification(
-        &self,
-        sandbox: &SandboxId,
-        agent: &AgentId,
-        event: &str,
-        payload: &str,
-    ) -> Result<usize, StoreError> {
-        let subs: Vec<Subscription> = self
-            .subscriptions(sandbox)
-            .await?
-            .into_iter()
-            .filter(|s| s.agent_id.as_ref().is_none_or(|a| a == agent) && s.events.iter().any(|e| e == event))
-            .collect();
-        if subs.is_empty() {
-            return Ok(0);
-        }
+    pub async fn enqueue_notification(&self, draft: &Notification) -> Result<usize, StoreError> {
         let now = self.now();
         let mut tx = self.write_tx().await?;
-        for s in &subs {
+        let n = Self::enqueue_in(&mut tx, draft, now).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// [`Self::enqueue_notification`] inside `tx`: the outbox rows commit with whatever caused
+    /// them (a run's terminal event), or not at all.
+    pub(crate) async fn enqueue_in(tx: &mut crate::WriteTx, draft: &Notification, now: i64) -> Result<usize, StoreError> {
+        let rows = sqlx::query(AssertSqlSafe(format!("SELECT {SUB_COLS} FROM subscriptions WHERE sandbox_id = $1 ORDER BY id")))
+            .bind(draft.sandbox_id.as_str())
+            .fetch_all(&mut **tx)
+            .await?;
+        let mut n = 0;
+        for row in &rows {
+            let s = subscription_from(row)?;
+            if !(s.agent_id.as_ref().is_none_or(|a| *a == draft.agent_id) && s.events.iter().any(|e| *e == draft.event)) {
+                continue;
+            }
             sqlx::query(
                 "INSERT INTO notification_deliveries (id, subscription_id, event, payload, status, next_attempt_at, created_at)
                  VALUES ($1, $2, $3, $4, 'pending', $5, $5)",
             )
             .bind(DeliveryId::generate().as_str())
             .bind(s.id.as_str())
-            .bind(event)
-            .bind(payload)
+            .bind(&draft.event)
+            .bind(draft.payload.to_string())
             .bind(now)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
+            n += 1;
         }
-        tx.commit().await?;
-        Ok(subs.len())
+        Ok(n)
     }
 
     /// Claims up to `limit` due deliveries under `token` (unique per claiming pass) until
@@ -148,7 +165,7 @@ impl Store {
                 "UPDATE notification_deliveries SET claimed_by = $1, claimed_until = $2
                  WHERE id IN (SELECT id FROM notification_deliveries
                               WHERE status = 'pending' AND next_attempt_at <= $3 AND (claimed_until IS NULL OR claimed_until < $3)
-                              ORDER BY next_attempt_at LIMIT $4)
+                              ORDER BY next_attempt_at, id LIMIT $4)
                    AND status = 'pending' AND (claimed_until IS NULL OR claimed_until < $3)",
             )
             .bind(node)
@@ -180,6 +197,32 @@ impl Store {
             .collect()
     }
 
+    /// Records attempt number `attempts + 1` of `delivery` as started, before it is sent, and
+    /// returns its number. If this replica dies before [`Self::record_attempt`], the history
+    /// still shows the attempt (with no answer), and the survivor that re-sends after the lease
+    /// records the next number.
+    pub async fn begin_attempt(&self, delivery: &DeliveryId) -> Result<i64, StoreError> {
+        let now = self.now();
+        let mut tx = self.write_tx().await?;
+        let row = sqlx::query("UPDATE notification_deliveries SET attempts = attempts + 1 WHERE id = $1 RETURNING attempts")
+            .bind(delivery.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound("delivery"))?;
+        let attempt: i64 = row.try_get("attempts")?;
+        sqlx::query(
+            "INSERT INTO notification_attempts (delivery_id, attempt, at, status_code, latency_ms, error, excerpt) VALUES ($1, $2, $3, NULL, 0, $4, NULL)",
+        )
+        .bind(delivery.as_str())
+        .bind(attempt)
+        .bind(now)
+        .bind(UNFINISHED_ATTEMPT)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(attempt)
+    }
+
     /// Records attempt `attempt` of a claimed delivery. `next` is when to try again (`None`:
     /// the delivery is finished, `delivered` when `ok`, else `failed`).
     #[allow(clippy::too_many_arguments)]
@@ -196,16 +239,16 @@ impl Store {
     ) -> Result<(), StoreError> {
         let now = self.now();
         let mut tx = self.write_tx().await?;
+        // The row `begin_attempt` wrote gets the answer; `at` stays when it was sent.
         sqlx::query(
-            "INSERT INTO notification_attempts (delivery_id, attempt, at, status_code, latency_ms, error, excerpt) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "UPDATE notification_attempts SET status_code = $1, latency_ms = $2, error = $3, excerpt = $4 WHERE delivery_id = $5 AND attempt = $6",
         )
-        .bind(delivery.as_str())
-        .bind(attempt)
-        .bind(now)
         .bind(status_code)
         .bind(latency_ms)
         .bind(error)
         .bind(excerpt)
+        .bind(delivery.as_str())
+        .bind(attempt)
         .execute(&mut *tx)
         .await?;
         let (status, next_at, finished) = match (ok, next) {

@@ -244,8 +244,15 @@ impl Store {
 
     /// [`Self::fire_schedule`] for many due times in one transaction (the scheduler fires
     /// everything due at one tick together). Each entry is compare-and-set on its own: the
-    /// answer has one element per entry, `None` where another replica fired it first.
-    pub async fn fire_schedules(&self, fires: Vec<(&Schedule, i64, Option<i64>, Fire)>) -> Result<Vec<Option<Execution>>, StoreError> {
+    /// answer has one element per entry, in schedule id order, `None` where another replica
+    /// fired it first.
+    pub async fn fire_schedules(&self, mut fires: Vec<(&Schedule, i64, Option<i64>, Fire)>) -> Result<Vec<Option<Execution>>, StoreError> {
+        // Rows are locked in one total order (by id) by every replica: due rows come ordered by
+        // time, and rows due at the same time in whatever order each replica read them, so two
+        // replicas firing the same second locked them crosswise and PostgreSQL aborted one after
+        // its 1 s `deadlock_timeout`. In id order the loser just waits for the winner's commit,
+        // then its compare-and-set matches nothing.
+        fires.sort_by(|a, b| a.0.id.as_str().cmp(b.0.id.as_str()));
         let mut tx = self.write_tx().await?;
         // Read after the writer slot is ours, so `fired_at` is when it really fired.
         let now = self.now();

@@ -11,7 +11,7 @@ use serde_json::Value;
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 use steward_core::ids::{AccountId, AgentId, RunId, SandboxId, SessionId};
-use steward_core::session::{Run, RunStatus, Session};
+use steward_core::session::{Event, Run, RunStatus, Session};
 
 use crate::{Listing, PageRequest, Store, StoreError};
 
@@ -466,6 +466,38 @@ impl Store {
     pub async fn finish_run(&self, id: &RunId, outcome: &RunOutcome) -> Result<bool, StoreError> {
         let now = self.now();
         let mut tx = self.write_tx().await?;
+        if !Self::finish_in(&mut tx, id, outcome, now).await? {
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Ends a run, appends its terminal event and enqueues its notification, in one
+    /// transaction (a transactional outbox: a crash can lose neither the event nor the
+    /// notification of a run that ended). `None` when the run had already ended (someone else
+    /// ended it first and emits its terminal event); else the stored event, to announce.
+    pub async fn end_run(
+        &self,
+        run: &Run,
+        outcome: &RunOutcome,
+        terminal: (&str, Value),
+        notification: Option<&crate::Notification>,
+    ) -> Result<Option<Event>, StoreError> {
+        let now = self.now();
+        let mut tx = self.write_tx().await?;
+        if !Self::finish_in(&mut tx, &run.id, outcome, now).await? {
+            return Ok(None);
+        }
+        let event = Self::append_in(&mut tx, &run.session_id, &run.id, &[terminal], now).await?.pop();
+        if let Some(n) = notification {
+            Self::enqueue_in(&mut tx, n, now).await?;
+        }
+        tx.commit().await?;
+        Ok(event)
+    }
+
+    async fn finish_in(tx: &mut crate::WriteTx, id: &RunId, outcome: &RunOutcome, now: i64) -> Result<bool, StoreError> {
         let n = sqlx::query(
             "UPDATE runs SET status = $1, stop_reason = $2, error_type = $3, error_message = $4, trace = $5, finished_at = $6,
                     started_at = COALESCE(started_at, $6), owner = NULL
@@ -478,7 +510,7 @@ impl Store {
         .bind(outcome.trace.to_string())
         .bind(now)
         .bind(id.as_str())
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         if n.rows_affected() == 0 {
             return Ok(false);
@@ -491,9 +523,8 @@ impl Store {
         )
         .bind(now)
         .bind(id.as_str())
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-        tx.commit().await?;
         Ok(true)
     }
 

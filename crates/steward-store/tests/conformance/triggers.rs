@@ -218,9 +218,15 @@ pub(crate) async fn deliveries_are_claimed_by_one_replica_and_retried(store: Sto
         created_at: START_MS,
     };
     store.create_subscription(&sub, "sealed").await.unwrap();
-    assert_eq!(store.enqueue_notification(&sbx, &agent, "run.failed", "{}").await.unwrap(), 0, "not subscribed");
+    let draft = |event: &str| steward_store::Notification {
+        sandbox_id: sbx.clone(),
+        agent_id: agent.clone(),
+        event: event.into(),
+        payload: serde_json::json!({}),
+    };
+    assert_eq!(store.enqueue_notification(&draft("run.failed")).await.unwrap(), 0, "not subscribed");
     for _ in 0..10 {
-        assert_eq!(store.enqueue_notification(&sbx, &agent, "run.completed", "{}").await.unwrap(), 1);
+        assert_eq!(store.enqueue_notification(&draft("run.completed")).await.unwrap(), 1);
     }
     // Three replicas claim at once: every delivery goes to exactly one of them.
     let mut set = JoinSet::new();
@@ -237,13 +243,23 @@ pub(crate) async fn deliveries_are_claimed_by_one_replica_and_retried(store: Sto
     // Leased: nobody else gets them until the lease ends or an attempt is recorded.
     assert!(store.claim_deliveries("late", START_MS + 60_000, 32).await.unwrap().is_empty());
     let first = steward_core::ids::DeliveryId::from_trusted(ids[0].clone());
+    assert_eq!(store.begin_attempt(&first).await.unwrap(), 1);
     store.record_attempt(&first, 1, Some(500), 12, Some("HTTP 500"), Some("oops"), false, Some(START_MS + 1_000)).await.unwrap();
     assert!(store.claim_deliveries("early", START_MS + 60_000, 32).await.unwrap().is_empty(), "not before its backoff");
     clock.advance_ms(1_000);
     let again = store.claim_deliveries("retry", START_MS + 61_000, 32).await.unwrap();
     assert_eq!((again.len(), again[0].attempts), (1, 1));
-    store.record_attempt(&first, 2, Some(200), 8, None, Some("ok"), true, None).await.unwrap();
-    let attempts = store.attempts(&sub.id, 10).await.unwrap();
-    assert_eq!(attempts.iter().map(|a| a.status_code).collect::<Vec<_>>(), vec![Some(200), Some(500)]);
+    // The replica sending attempt 2 dies after starting it: the attempt stays in the history,
+    // and once the lease is over a survivor sends attempt 3 (same delivery id).
+    assert_eq!(store.begin_attempt(&first).await.unwrap(), 2);
+    clock.advance_ms(61_000);
+    let survivor = store.claim_deliveries("survivor", START_MS + 200_000, 32).await.unwrap();
+    let retried: Vec<_> = survivor.iter().filter(|d| d.id == first).collect();
+    assert_eq!((retried.len(), retried[0].attempts), (1, 2), "re-sent after the dead replica's lease");
+    assert_eq!(store.begin_attempt(&first).await.unwrap(), 3);
+    store.record_attempt(&first, 3, Some(200), 8, None, Some("ok"), true, None).await.unwrap();
+    let attempts: Vec<_> = store.attempts(&sub.id, 50).await.unwrap().into_iter().filter(|a| a.delivery_id == first).collect();
+    assert_eq!(attempts.iter().map(|a| (a.attempt, a.status_code)).collect::<Vec<_>>(), vec![(3, Some(200)), (2, None), (1, Some(500))]);
+    assert_eq!(attempts[1].error.as_deref(), Some(steward_store::UNFINISHED_ATTEMPT), "the interrupted attempt says so");
     assert!(attempts.iter().all(|a| a.status == "delivered"));
 }
