@@ -60,6 +60,14 @@ pub struct ServeArgs {
     /// Most runs executing at once on this server; more wait, queued, for a slot [default: 64]
     #[arg(long, env = "STEWARD_MAX_CONCURRENT_RUNS")]
     pub max_concurrent_runs: Option<usize>,
+    /// How often this server heartbeats the runs it executes, in seconds [default: 2]
+    #[arg(long, env = "STEWARD_HEARTBEAT_SECS")]
+    pub heartbeat_secs: Option<u64>,
+    /// A run whose heartbeat is older than this (seconds) was left by a dead replica and is ended as `interrupted`;
+    /// also the lease of an in-flight Idempotency-Key. Lower recovers faster, but a replica stalled that long loses its runs
+    /// [default: 10; at least 3 heartbeats]
+    #[arg(long, env = "STEWARD_STALE_AFTER_SECS")]
+    pub stale_after_secs: Option<u64>,
     /// This server's public base URL, used in OAuth callbacks (`<url>/v1/integrations/callback`) [default: http://<listen address>]
     #[arg(long, env = "STEWARD_PUBLIC_URL")]
     pub public_url: Option<String>,
@@ -86,6 +94,8 @@ pub struct FileConfig {
     pub workspaces_dir: Option<PathBuf>,
     pub no_stdio_sources: Option<bool>,
     pub max_concurrent_runs: Option<usize>,
+    pub heartbeat_secs: Option<u64>,
+    pub stale_after_secs: Option<u64>,
     pub public_url: Option<String>,
     pub integrations_dir: Option<PathBuf>,
     pub concierge_model: Option<String>,
@@ -160,6 +170,16 @@ fn build(args: ServeArgs) -> anyhow::Result<(ServerConfig, bool)> {
         }
         runtime.max_concurrent_runs = n;
     }
+    let heartbeat = args.heartbeat_secs.or(file.heartbeat_secs).unwrap_or(runtime.heartbeat.as_secs());
+    let stale_after = args.stale_after_secs.or(file.stale_after_secs).unwrap_or(runtime.stale_after.as_secs());
+    if !(1..=300).contains(&heartbeat) {
+        bail!("--heartbeat-secs must be between 1 and 300; got {heartbeat}");
+    }
+    if stale_after < 3 * heartbeat || stale_after > 3600 {
+        bail!("--stale-after-secs must be at least 3 heartbeats ({}) and at most 3600; got {stale_after}", 3 * heartbeat);
+    }
+    runtime.heartbeat = std::time::Duration::from_secs(heartbeat);
+    runtime.stale_after = std::time::Duration::from_secs(stale_after);
     let mut catalog = steward_core::integration::Catalog::shipped();
     if let Some(dir) = args.integrations_dir.or(file.integrations_dir) {
         catalog = catalog.with_dir(&dir).map_err(|e| anyhow::anyhow!("integration apps in {}: {e}", dir.display()))?;

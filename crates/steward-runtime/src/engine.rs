@@ -28,7 +28,10 @@ pub struct RuntimeConfig {
     pub node_id: String,
     /// How often running runs are heartbeated.
     pub heartbeat: Duration,
-    /// A run whose heartbeat is older than this is considered orphaned.
+    /// A run whose heartbeat is older than this is considered orphaned (and ended as
+    /// `interrupted`); also the lease of an in-flight idempotency record. Shorter recovers a
+    /// dead replica's work sooner; a replica stalled longer than this (a frozen VM, a database
+    /// that stopped answering) loses its runs to the reaper. Its own live runs are never reaped.
     pub stale_after: Duration,
     /// How often to look for queued work and cancelled runs (covers other replicas).
     pub poll: Duration,
@@ -85,8 +88,8 @@ impl Default for RuntimeConfig {
     fn default() -> Self {
         Self {
             node_id: format!("node-{}", steward_core::ids::RunId::generate().as_str().trim_start_matches("run_")),
-            heartbeat: Duration::from_secs(5),
-            stale_after: Duration::from_secs(30),
+            heartbeat: Duration::from_secs(2),
+            stale_after: Duration::from_secs(10),
             poll: Duration::from_secs(1),
             tool_timeout: Duration::from_secs(60),
             schedule_poll: Duration::from_millis(250),

@@ -2,6 +2,13 @@
 //! retries with the same key from the same credential; the same key with a different request
 //! is refused. Responses carrying a once-only secret (new API keys) are not stored; a retry
 //! gets a 409 naming what the first request created.
+//!
+//! While a request runs, its record is leased to this process (renewed every third of
+//! `stale_after`), so a retry meanwhile answers 409 with `Retry-After`; if this process dies, the
+//! lease ends and the retry takes the record over (see `steward_store::idempotency`). Handlers
+//! that create something in one transaction (`POST /v1/sessions`) name it in the record there,
+//! from the [`IdempotencyClaim`] in the request's extensions, and answer a taken-over retry
+//! with what was created.
 
 use axum::body::{Body, Bytes, to_bytes};
 use axum::extract::{Request, State};
@@ -10,7 +17,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
-use steward_store::{IdempotencyBegin, StoredResponse};
+use steward_store::{IdempotencyBegin, IdempotencyClaim, StoredResponse};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -63,21 +70,70 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     };
     let target = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("");
     let fingerprint = keyed_hex(&state, &[parts.method.as_str().as_bytes(), target.as_bytes(), &bytes]);
-    match state.store.idempotency_begin(&scope, &key, &fingerprint).await {
+    let lease = state.config.runtime.stale_after;
+    let lease_until = move |state: &AppState| state.clock.now_ms() + lease.as_millis() as i64;
+    let owner = state.idempotency_owner.clone();
+    let begun = state.store.idempotency_begin(&scope, &key, &fingerprint, &owner, lease_until(&state)).await;
+    let created_ref = match &begun {
+        Ok(IdempotencyBegin::TakeOver { created_ref }) => {
+            tracing::info!(key = %key, "took over an idempotency key whose owner stopped renewing it");
+            Some(created_ref.clone())
+        }
+        Ok(IdempotencyBegin::Proceed) => Some(None),
+        _ => None,
+    };
+    if let Some(created_ref) = created_ref {
+        // The lease is renewed until the answer is recorded; the guard stops the renewal however
+        // the request ends (a dropped connection included).
+        let renewal = {
+            let (state, scope, key, owner) = (state.clone(), scope.clone(), key.clone(), owner.clone());
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(lease / 3);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    match state.store.idempotency_renew(&scope, &key, &owner, lease_until(&state)).await {
+                        Ok(true) => {}
+                        Ok(false) => return,
+                        Err(e) => tracing::warn!(error = %e, "cannot renew an idempotency lease"),
+                    }
+                }
+            })
+        };
+        let _renewing = AbortOnDrop(renewal);
+        let mut req = Request::from_parts(parts, Body::from(bytes));
+        req.extensions_mut().insert(IdempotencyClaim { scope: scope.clone(), key: key.clone(), created_ref });
+        let res = next.run(req).await;
+        return finish(&state, &scope, &key, res).await;
+    }
+    match begun {
         Err(e) => ApiError::from(e).into_response(),
         Ok(IdempotencyBegin::Mismatch) => {
             ApiError::unprocessable("this Idempotency-Key was already used for a different request; use a new key for a new request")
                 .with_param("Idempotency-Key")
                 .into_response()
         }
-        Ok(IdempotencyBegin::InFlight) => {
-            ApiError::conflict("a request with this Idempotency-Key is still being processed; retry shortly").into_response()
+        Ok(IdempotencyBegin::InFlight { retry_after_ms }) => {
+            let secs = (retry_after_ms.max(0) + 999) / 1000;
+            let mut res = ApiError::conflict(format!(
+                "a request with this Idempotency-Key is still being processed; retry in {secs} s (if the server handling it \
+                 stopped, the retry then runs it again)"
+            ))
+            .into_response();
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+            res
         }
         Ok(IdempotencyBegin::Replay(stored)) => replay(stored),
-        Ok(IdempotencyBegin::Proceed) => {
-            let res = next.run(Request::from_parts(parts, Body::from(bytes))).await;
-            finish(&state, &scope, &key, res).await
-        }
+        Ok(IdempotencyBegin::Proceed | IdempotencyBegin::TakeOver { .. }) => unreachable!("handled above"),
+    }
+}
+
+/// Aborts a spawned task when dropped, so the task never outlives the request that owns it.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

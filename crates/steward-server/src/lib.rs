@@ -64,6 +64,9 @@ pub struct AppState {
     pub management: Arc<concierge::ServerManagement>,
     /// This server's own address, for the management tools' loopback calls.
     pub local_url: concierge::LocalUrl,
+    /// Who holds the idempotency records of requests this process is handling: the node id and
+    /// this incarnation, so a restarted node does not mistake its dead life's records for live ones.
+    pub(crate) idempotency_owner: Arc<str>,
     openapi_json: Arc<String>,
 }
 
@@ -92,6 +95,7 @@ impl AppState {
             management,
             local_url,
             tokens,
+            idempotency_owner: format!("{}:{}", config.runtime.node_id, steward_core::ids::fresh("")).into(),
             config: Arc::new(config),
             mailer,
             metrics: Metrics::new(),

@@ -35,7 +35,7 @@ use steward_core::clock::Clock;
 pub use accounts::LoginCodeCheck;
 pub use error::StoreError;
 pub use events::{AgentStats, Charge};
-pub use idempotency::{IdempotencyBegin, StoredResponse};
+pub use idempotency::{IdempotencyBegin, IdempotencyClaim, StoredResponse};
 pub use integrations::{ConnectedAccount, NewConnectedAccount, OAuthAttempt, Publication, Take};
 pub use keys::NewApiKey;
 pub use notifications::{Attempt, Notification, OutboundDelivery, Subscription, UNFINISHED_ATTEMPT};

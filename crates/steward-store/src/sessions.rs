@@ -149,8 +149,24 @@ async fn insert_run_row(tx: &mut crate::WriteTx, session: &Session, id: RunId, i
 impl Store {
     /// Creates a session and, with `input`, its first (queued) run.
     pub async fn create_session(&self, new: NewSession, input: Option<&Value>) -> Result<(Session, Option<Run>), StoreError> {
+        self.create_session_claimed(new, input, None).await
+    }
+
+    /// [`Self::create_session`] for a request holding an idempotency `claim`: the record names
+    /// the session and its run (`ses_…/run_…`) in the same transaction, so a retry that takes
+    /// the record over after this process died answers with them instead of creating another.
+    pub async fn create_session_claimed(
+        &self,
+        new: NewSession,
+        input: Option<&Value>,
+        claim: Option<&crate::IdempotencyClaim>,
+    ) -> Result<(Session, Option<Run>), StoreError> {
         let mut tx = self.write_tx().await?;
         let (session, run) = Self::create_session_in(&mut tx, new, input, self.now()).await?;
+        if let Some(claim) = claim {
+            let created = format!("{}/{}", session.id, run.as_ref().map(|r| r.id.as_str()).unwrap_or(""));
+            Self::idempotency_created_in(&mut tx, claim, &created).await?;
+        }
         tx.commit().await?;
         Ok((session, run))
     }

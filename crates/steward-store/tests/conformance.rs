@@ -72,6 +72,7 @@ conformance!(
     idempotency_claim_replay_and_mismatch,
     abandoned_idempotency_key_can_be_claimed_again,
     idempotency_keys_expire_after_a_day,
+    an_idempotency_key_of_a_dead_owner_is_taken_over_after_its_lease,
     sql_metacharacters_are_stored_verbatim,
     unicode_is_stored_verbatim,
     vault_round_trips_and_lists_without_its_ciphertext,
@@ -827,53 +828,109 @@ async fn delete_agent_removes_its_versions(store: Store, _clock: ManualClock) {
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
 
+use steward_core::clock::Clock as _;
+
+const LEASE_MS: i64 = 10_000;
+
+/// Claims a key as replica `node-a`, with a lease of [`LEASE_MS`].
+async fn begin(
+    store: &Store,
+    clock: &ManualClock,
+    scope: &str,
+    key: &str,
+    fp: &str,
+) -> Result<IdempotencyBegin, steward_store::StoreError> {
+    store.idempotency_begin(scope, key, fp, "node-a:1", clock.now_ms() + LEASE_MS).await
+}
+
+/// A replica dies with a request in flight: its retry waits out the lease, then takes the record
+/// over — with what the dead request had created, when it got that far — and only one of two
+/// racing retries does; the owner's renewal keeps a live request's record.
+async fn an_idempotency_key_of_a_dead_owner_is_taken_over_after_its_lease(store: Store, clock: ManualClock) {
+    let (scope, key) = ("acc_1:POST /v1/sessions", "k-dead");
+    assert_eq!(begin(&store, &clock, scope, key, "fp").await.unwrap(), IdempotencyBegin::Proceed);
+    clock.advance_ms(4_000);
+    assert!(store.idempotency_renew(scope, key, "node-a:1", clock.now_ms() + LEASE_MS).await.unwrap(), "the owner renews");
+    assert!(!store.idempotency_renew(scope, key, "node-b:1", clock.now_ms() + LEASE_MS).await.unwrap(), "only the owner renews");
+    clock.advance_ms(9_000);
+    let retry = |node: &'static str| {
+        let (store, clock) = (store.clone(), clock.clone());
+        async move { store.idempotency_begin(scope, key, "fp", node, clock.now_ms() + LEASE_MS).await.unwrap() }
+    };
+    assert_eq!(retry("node-b:1").await, IdempotencyBegin::InFlight { retry_after_ms: 1_000 }, "the renewed lease still holds");
+    clock.advance_ms(1_001);
+    // The owner is gone; two retries race for the record: one takes it over.
+    let (x, y) = tokio::join!(retry("node-b:1"), retry("node-c:1"));
+    let took = [&x, &y].iter().filter(|r| matches!(r, IdempotencyBegin::TakeOver { created_ref: None })).count();
+    assert_eq!(took, 1, "{x:?} {y:?}");
+    assert!([&x, &y].iter().any(|r| matches!(r, IdempotencyBegin::InFlight { .. })), "{x:?} {y:?}");
+    assert!(!store.idempotency_renew(scope, key, "node-a:1", clock.now_ms() + LEASE_MS).await.unwrap(), "the old owner lost it");
+
+    // The new owner creates the session with the claim, then dies too: the next retry gets it.
+    let owner = account(&store, "ada@example.com").await;
+    let sandbox = store.create_sandbox(&owner.id, "s").await.unwrap().id;
+    let agent = store.create_agent(&sandbox, config("triage")).await.unwrap();
+    let claim = steward_store::IdempotencyClaim { scope: scope.into(), key: key.into(), created_ref: None };
+    let new = steward_store::NewSession {
+        sandbox_id: sandbox,
+        agent_id: agent.id.clone(),
+        agent_version: agent.version,
+        end_user: None,
+        counterparty: None,
+        metadata: Default::default(),
+    };
+    let (session, run) =
+        store.create_session_claimed(new, Some(&serde_json::json!([{"role": "user", "content": "hi"}])), Some(&claim)).await.unwrap();
+    clock.advance_ms(LEASE_MS + 1);
+    let expected = format!("{}/{}", session.id, run.unwrap().id);
+    assert_eq!(retry("node-d:1").await, IdempotencyBegin::TakeOver { created_ref: Some(expected) });
+    store.idempotency_finish(scope, key, &response("done")).await.unwrap();
+    assert_eq!(retry("node-e:1").await, IdempotencyBegin::Replay(response("done")));
+}
+
 fn response(body: &str) -> StoredResponse {
     StoredResponse { status: 201, body: body.to_owned() }
 }
 
-async fn idempotency_claim_replay_and_mismatch(store: Store, _clock: ManualClock) {
+async fn idempotency_claim_replay_and_mismatch(store: Store, clock: ManualClock) {
     let (scope, key) = ("acc_1:POST /v1/agents", "k-1");
-    assert_eq!(store.idempotency_begin(scope, key, "fp-a").await.unwrap(), IdempotencyBegin::Proceed);
-    assert_eq!(store.idempotency_begin(scope, key, "fp-a").await.unwrap(), IdempotencyBegin::InFlight);
-    assert_eq!(store.idempotency_begin(scope, key, "fp-b").await.unwrap(), IdempotencyBegin::Mismatch);
-    assert_eq!(
-        store.idempotency_begin("acc_2:POST /v1/agents", key, "fp-z").await.unwrap(),
-        IdempotencyBegin::Proceed,
-        "keys are per scope"
-    );
+    assert_eq!(begin(&store, &clock, scope, key, "fp-a").await.unwrap(), IdempotencyBegin::Proceed);
+    assert_eq!(begin(&store, &clock, scope, key, "fp-a").await.unwrap(), IdempotencyBegin::InFlight { retry_after_ms: LEASE_MS });
+    assert_eq!(begin(&store, &clock, scope, key, "fp-b").await.unwrap(), IdempotencyBegin::Mismatch);
+    assert_eq!(begin(&store, &clock, "acc_2:POST /v1/agents", key, "fp-z").await.unwrap(), IdempotencyBegin::Proceed, "keys are per scope");
 
     store.idempotency_finish(scope, key, &response(r#"{"id":"agt_1"}"#)).await.unwrap();
-    assert_eq!(store.idempotency_begin(scope, key, "fp-a").await.unwrap(), IdempotencyBegin::Replay(response(r#"{"id":"agt_1"}"#)));
-    assert_eq!(store.idempotency_begin(scope, key, "fp-a").await.unwrap(), IdempotencyBegin::Replay(response(r#"{"id":"agt_1"}"#)));
-    assert_eq!(store.idempotency_begin(scope, key, "fp-b").await.unwrap(), IdempotencyBegin::Mismatch);
+    assert_eq!(begin(&store, &clock, scope, key, "fp-a").await.unwrap(), IdempotencyBegin::Replay(response(r#"{"id":"agt_1"}"#)));
+    assert_eq!(begin(&store, &clock, scope, key, "fp-a").await.unwrap(), IdempotencyBegin::Replay(response(r#"{"id":"agt_1"}"#)));
+    assert_eq!(begin(&store, &clock, scope, key, "fp-b").await.unwrap(), IdempotencyBegin::Mismatch);
 }
 
-async fn abandoned_idempotency_key_can_be_claimed_again(store: Store, _clock: ManualClock) {
+async fn abandoned_idempotency_key_can_be_claimed_again(store: Store, clock: ManualClock) {
     let (scope, key) = ("acc_1:POST /v1/agents", "k-1");
-    assert_eq!(store.idempotency_begin(scope, key, "fp-a").await.unwrap(), IdempotencyBegin::Proceed);
+    assert_eq!(begin(&store, &clock, scope, key, "fp-a").await.unwrap(), IdempotencyBegin::Proceed);
     store.idempotency_abandon(scope, key).await.unwrap();
-    assert_eq!(store.idempotency_begin(scope, key, "fp-b").await.unwrap(), IdempotencyBegin::Proceed, "an abandoned key is forgotten");
-    assert_eq!(store.idempotency_begin(scope, key, "fp-b").await.unwrap(), IdempotencyBegin::InFlight);
+    assert_eq!(begin(&store, &clock, scope, key, "fp-b").await.unwrap(), IdempotencyBegin::Proceed, "an abandoned key is forgotten");
+    assert_eq!(begin(&store, &clock, scope, key, "fp-b").await.unwrap(), IdempotencyBegin::InFlight { retry_after_ms: LEASE_MS });
 }
 
 async fn idempotency_keys_expire_after_a_day(store: Store, clock: ManualClock) {
     let (scope, key) = ("acc_1:POST /v1/agents", "k-1");
-    assert_eq!(store.idempotency_begin(scope, key, "fp-a").await.unwrap(), IdempotencyBegin::Proceed);
+    assert_eq!(begin(&store, &clock, scope, key, "fp-a").await.unwrap(), IdempotencyBegin::Proceed);
     store.idempotency_finish(scope, key, &response("first")).await.unwrap();
     clock.advance_ms(DAY_MS);
     assert_eq!(
-        store.idempotency_begin(scope, key, "fp-a").await.unwrap(),
+        begin(&store, &clock, scope, key, "fp-a").await.unwrap(),
         IdempotencyBegin::Replay(response("first")),
         "remembered for a full day"
     );
     clock.advance_ms(1);
-    assert_eq!(store.idempotency_begin(scope, key, "fp-b").await.unwrap(), IdempotencyBegin::Proceed, "forgotten after a day");
+    assert_eq!(begin(&store, &clock, scope, key, "fp-b").await.unwrap(), IdempotencyBegin::Proceed, "forgotten after a day");
 }
 
 // ---------------------------------------------------------------------------------------------
 // Hostile and unusual text
 
-async fn sql_metacharacters_are_stored_verbatim(store: Store, _clock: ManualClock) {
+async fn sql_metacharacters_are_stored_verbatim(store: Store, clock: ManualClock) {
     let quoted = email("o'brien');--@example.com");
     let ada = store.create_account(&quoted).await.expect("an email with quotes");
     assert_eq!(store.account_by_email(&quoted).await.unwrap().map(|a| a.email), Some(quoted.clone()));
@@ -901,9 +958,9 @@ async fn sql_metacharacters_are_stored_verbatim(store: Store, _clock: ManualCloc
     assert_eq!((read.config, read.state_reason.as_deref()), (cfg, Some(HOSTILE)));
     assert_eq!(paused.state_reason.as_deref(), Some(HOSTILE));
 
-    assert_eq!(store.idempotency_begin(HOSTILE, HOSTILE, HOSTILE).await.unwrap(), IdempotencyBegin::Proceed);
+    assert_eq!(begin(&store, &clock, HOSTILE, HOSTILE, HOSTILE).await.unwrap(), IdempotencyBegin::Proceed);
     store.idempotency_finish(HOSTILE, HOSTILE, &response(HOSTILE)).await.unwrap();
-    assert_eq!(store.idempotency_begin(HOSTILE, HOSTILE, HOSTILE).await.unwrap(), IdempotencyBegin::Replay(response(HOSTILE)));
+    assert_eq!(begin(&store, &clock, HOSTILE, HOSTILE, HOSTILE).await.unwrap(), IdempotencyBegin::Replay(response(HOSTILE)));
 
     // Every table is still there and still works.
     store.create_agent(&sbx.id, config("after")).await.expect("the agents table survived");

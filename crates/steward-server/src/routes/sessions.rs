@@ -251,6 +251,7 @@ pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
+    claim: Option<axum::Extension<steward_store::IdempotencyClaim>>,
     ApiJson(body): ApiJson<CreateSession>,
 ) -> ApiResult<(StatusCode, Json<SessionView>)> {
     let end_user = end_user_of(&caller, body.end_user.as_deref(), &headers)?;
@@ -287,7 +288,15 @@ pub async fn create(
         counterparty,
         metadata: body.metadata,
     };
-    let (session, run) = state.store.create_session(new, Some(&input)).await?;
+    let claim = claim.map(|axum::Extension(c)| c);
+    // A retry that took over the Idempotency-Key of a request whose server died after creating
+    // the session answers with that session (it was checked against the same body).
+    if let Some((sid, rid)) = claim.as_ref().and_then(|c| c.created_ref.as_deref()).and_then(|r| r.split_once('/'))
+        && let Some(session) = state.store.session(&steward_core::ids::SessionId::from_trusted(sid.to_owned())).await?
+    {
+        return Ok((StatusCode::CREATED, Json(session_view(session, (!rid.is_empty()).then(|| rid.to_owned())))));
+    }
+    let (session, run) = state.store.create_session_claimed(new, Some(&input), claim.as_ref()).await?;
     state.runtime.kick(&session.id);
     Ok((StatusCode::CREATED, Json(session_view(session, run.map(|r| r.id.to_string())))))
 }
