@@ -1,5 +1,9 @@
 //! `steward serve` as a process: configuration precedence (flags > env > file), the master key
 //! created on first start, and two replicas on one PostgreSQL database with the admin bootstrap.
+//! `serve/cluster.rs`: three replicas, one killed under load.
+
+#[path = "serve/cluster.rs"]
+mod cluster;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
