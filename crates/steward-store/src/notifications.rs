@@ -137,7 +137,7 @@ impl Store {
         let mut n = 0;
         for row in &rows {
             let s = subscription_from(row)?;
-            if !(s.agent_id.as_ref().is_none_or(|a| *a == draft.agent_id) && s.events.iter().any(|e| *e == draft.event)) {
+            if !(s.agent_id.as_ref().is_none_or(|a| *a == draft.agent_id) && s.events.contains(&draft.event)) {
                 continue;
             }
             sqlx::query(
