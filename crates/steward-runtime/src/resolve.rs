@@ -31,7 +31,7 @@ use steward_store::StoreError;
 use crate::app_tools::AppToolset;
 use crate::builtin::{AgentEnv, toolset};
 use crate::engine::Runtime;
-use crate::mcp::{McpPool, McpTarget};
+use crate::mcp::{McpError, McpPool, McpTarget};
 use crate::tools::{Catalog, Tool, ToolContext};
 use crate::workspace::Workspace;
 
@@ -328,7 +328,7 @@ impl Runtime {
                         SourceKind::McpStdio => format!("{}/{}", source.id, agent),
                         _ => source.id.to_string(),
                     };
-                    self.mcp_offered(key, target, timeout).await
+                    self.mcp_offered(key, target, timeout).await.map_err(|e| e.to_string())
                 }
                 SourceKind::Integration => {
                     let account = c.account_id.as_ref().expect("an integration source names an account");
@@ -340,12 +340,11 @@ impl Runtime {
                         }
                         AppToolset::Mcp { key, target } => {
                             let left = timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
-                            self.mcp_offered(key, target, left).await.map_err(|e| {
-                                if e.contains("requires authorization") {
+                            self.mcp_offered(key, target, left).await.map_err(|e| match e {
+                                McpError::Unauthorized(_) => {
                                     "the app's MCP server refused the account's token; connect the account again".to_owned()
-                                } else {
-                                    e
                                 }
+                                other => other.to_string(),
                             })
                         }
                     }
@@ -375,11 +374,10 @@ impl Runtime {
 
     /// The tools an MCP server offers through the pool (listed within `timeout`), and the tools
     /// it offered with invalid schemas.
-    async fn mcp_offered(&self, key: String, target: McpTarget, timeout: Duration) -> Result<(Vec<Offered>, Vec<Value>), String> {
+    async fn mcp_offered(&self, key: String, target: McpTarget, timeout: Duration) -> Result<(Vec<Offered>, Vec<Value>), McpError> {
         let listing = tokio::time::timeout(timeout, self.inner.mcp.list_tools(&key, &target))
             .await
-            .map_err(|_| format!("did not list its tools within {} s", timeout.as_secs()))?
-            .map_err(|e| e.to_string())?;
+            .map_err(|_| McpError::Timeout(format!("did not list its tools within {} s", timeout.as_secs())))??;
         let rejected = listing.rejected.iter().map(|(n, why)| json!({"name": n, "reason": why})).collect();
         let tools = listing
             .tools
