@@ -8,7 +8,8 @@
 //!   be connected again) is reported in the trace and contributes no tools; the run goes on.
 //! - An `integration` source's entry also names its app and account (`app`, `app_name`,
 //!   `account_id`, `account_label`); its token is redacted like a vault value (`app_tools.rs`).
-//! - The platform's own `current_time` comes first, as the pseudo-source `platform`.
+//! - The platform's own `current_time` comes first, as the pseudo-source `platform` (not for
+//!   Concierge runs, whose catalog is exactly the management tools; `preamble.rs`).
 //! - Tool names are made safe for every provider (`[A-Za-z0-9_-]`, at most 64 characters).
 //! - The allowlist keeps a tool when it names the tool (`search`) or the tool qualified by its
 //!   source name (`github__search`); an empty allowlist keeps everything.
@@ -232,14 +233,15 @@ impl Runtime {
         Ok(Resolution { catalog, trace })
     }
 
-    /// The tools of a Concierge run (§5): `current_time` and the management tools `account`
-    /// may use in `sandbox` with its role now. The trace has the pseudo-source `management`
-    /// with the role, so "which catalog did the model get" is answerable per run.
+    /// The tools of a Concierge run (§5): exactly the management tools `account` may use in
+    /// `sandbox` with its role now — no platform tools (the current time and the sandbox's
+    /// time zone are in the run's system prompt instead, see `preamble`). The trace has the
+    /// pseudo-source `management` with the role, so "which catalog did the model get" is
+    /// answerable per run.
     pub async fn resolve_concierge_tools(&self, sandbox: &SandboxId, account: &steward_core::ids::AccountId) -> Resolution {
         let started = Instant::now();
-        let mut catalog = Catalog::builtin();
-        let mut entries: Vec<Value> =
-            catalog.specs().iter().map(|s| json!({"name": s.name, "source": "platform", "tool": s.name})).collect();
+        let mut catalog = Catalog::default();
+        let mut entries: Vec<Value> = Vec::new();
         let mut source = json!({"source_id": "management", "name": "management", "kind": "management", "connected": true});
         match self.inner.management.get() {
             None => {
@@ -266,9 +268,7 @@ impl Runtime {
             },
         }
         source["duration_ms"] = json!(started.elapsed().as_millis() as u64);
-        let mut platform = platform_source();
-        platform.trace.insert("kept".into(), json!(["current_time"]));
-        let trace = json!({"sources": [Value::Object(platform.trace), source], "unmatched_allowlist": [], "catalog": entries});
+        let trace = json!({"sources": [source], "unmatched_allowlist": [], "catalog": entries});
         Resolution { catalog, trace }
     }
 
