@@ -321,6 +321,13 @@ fn errors_show_the_server_message_and_what_to_do() {
     assert!(anonymous.stderr.contains("not signed in"), "{}", anonymous.stderr);
     let stranger = cli.run(&["agent", "list", "--sandbox", "sbx_00000000000000000000000000"]).fails();
     assert!(stranger.stderr.contains("not found (HTTP 404)"), "{}", stranger.stderr);
+    // The server confirms the chosen sandbox is the missing thing, so the hint says where it came from…
+    assert!(stranger.stderr.contains("was chosen by --sandbox / STEWARD_SANDBOX"), "{}", stranger.stderr);
+    // …and a 404 about something else in a sandbox that exists gets no such hint.
+    let home = cli.run(&["whoami", "--json"]).ok().json();
+    let sandbox = home["key"]["sandbox_id"].as_str().expect("an account key has a home sandbox").to_owned();
+    let missing = cli.run(&["agent", "get", "agt_00000000000000000000000000", "--sandbox", &sandbox]).fails();
+    assert!(missing.stderr.contains("not found (HTTP 404)") && !missing.stderr.contains("hint: sandbox"), "{}", missing.stderr);
 }
 
 #[test]

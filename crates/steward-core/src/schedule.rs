@@ -674,18 +674,29 @@ mod tests {
     }
 }
 
+/// Why a wall-clock time the user typed cannot be resolved; the messages say how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WallTimeError {
+    /// The time zone is not an IANA zone.
+    #[error("{0}")]
+    TimeZone(String),
+    /// The text is not a time in any accepted form.
+    #[error("{0}")]
+    Time(String),
+}
+
 /// A wall-clock time the user typed, as epoch ms: RFC 3339 as is; else a local time in
 /// `time_zone` (IANA; default UTC): `HH:MM[:SS]` is its next occurrence after `now_ms`,
 /// `YYYY-MM-DD[T ]HH:MM[:SS]` that date and time. A local time that does not exist (a DST gap)
 /// is moved to the first instant after the gap; an ambiguous one takes the earlier instant.
-pub fn resolve_wall_time(raw: &str, time_zone: Option<&str>, now_ms: i64) -> Result<i64, String> {
+pub fn resolve_wall_time(raw: &str, time_zone: Option<&str>, now_ms: i64) -> Result<i64, WallTimeError> {
     let raw = raw.trim();
     if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
         return Ok(t.timestamp_millis());
     }
     let tz: Tz = match time_zone {
         None => Tz::UTC,
-        Some(z) => check_timezone(z).map_err(|e| e.message)?,
+        Some(z) => check_timezone(z).map_err(|e| WallTimeError::TimeZone(e.message))?,
     };
     let to_instant = |naive: NaiveDateTime| -> i64 {
         match tz.from_local_datetime(&naive) {
@@ -706,7 +717,7 @@ pub fn resolve_wall_time(raw: &str, time_zone: Option<&str>, now_ms: i64) -> Res
     }
     for fmt in ["%H:%M:%S", "%H:%M"] {
         if let Ok(time) = chrono::NaiveTime::parse_from_str(raw, fmt) {
-            let now = tz.timestamp_millis_opt(now_ms).single().ok_or("the clock is out of range")?;
+            let now = tz.timestamp_millis_opt(now_ms).single().ok_or_else(|| WallTimeError::Time("the clock is out of range".into()))?;
             let today = now.date_naive();
             for day in 0..3 {
                 let at = to_instant((today + TimeDelta::days(day)).and_time(time));
@@ -716,10 +727,10 @@ pub fn resolve_wall_time(raw: &str, time_zone: Option<&str>, now_ms: i64) -> Res
             }
         }
     }
-    Err(format!(
+    Err(WallTimeError::Time(format!(
         "`{}` is not a time: use RFC 3339 (2026-11-24T09:00:00+01:00), or a local `09:00` / `2026-11-24T09:00` with `time_zone`",
         crate::ids::shorten(raw)
-    ))
+    )))
 }
 
 #[cfg(test)]
@@ -739,7 +750,7 @@ mod wall_time_tests {
         assert_eq!(at("2026-12-01T07:15:00+02:00", Some("America/New_York")), "2026-12-01T05:15:00+00:00", "RFC 3339 wins");
         // A spring-forward gap: 02:30 does not exist in Paris on 2027-03-28.
         assert_eq!(at("2027-03-28T02:30", Some("Europe/Paris")), "2027-03-28T01:00:00+00:00");
-        assert!(resolve_wall_time("tomorrow-ish", None, now).unwrap_err().contains("is not a time"));
-        assert!(resolve_wall_time("09:00", Some("Mars/Olympus"), now).is_err());
+        assert!(matches!(resolve_wall_time("tomorrow-ish", None, now), Err(WallTimeError::Time(m)) if m.contains("is not a time")));
+        assert!(matches!(resolve_wall_time("09:00", Some("Mars/Olympus"), now), Err(WallTimeError::TimeZone(_))));
     }
 }

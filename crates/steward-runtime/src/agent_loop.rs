@@ -99,9 +99,17 @@ async fn drive(ctx: &mut Ctx<'_>) -> Result<String, Halt> {
         .client_for(&ctx.run.sandbox_id, &config.model.provider_id, &config.model.name)
         .await
         .map_err(|e| Halt::Failed { kind: e.kind.into(), message: e.message })?;
-    let resolution = match &agent.concierge_of {
-        Some(account) => ctx.rt.resolve_concierge_tools(&ctx.run.sandbox_id, account).await,
-        None => ctx.rt.resolve_tools(&ctx.run.sandbox_id, &ctx.run.agent_id, &config).await?,
+    let (resolution, system) = match &agent.concierge_of {
+        Some(account) => {
+            // The time goes into this run's prompt, not the stored (versioned) one.
+            let zone = store.sandbox(&ctx.run.sandbox_id).await?.map(|s| s.time_zone).unwrap_or_else(|| "UTC".to_owned());
+            let system = crate::preamble::with_time(&config.system_prompt, ctx.rt.inner.clock.now_ms(), &zone);
+            (ctx.rt.resolve_concierge_tools(&ctx.run.sandbox_id, account).await, Some(system))
+        }
+        None => (
+            ctx.rt.resolve_tools(&ctx.run.sandbox_id, &ctx.run.agent_id, &config).await?,
+            (!config.system_prompt.is_empty()).then(|| config.system_prompt.clone()),
+        ),
     };
     let catalog = resolution.catalog;
     let specs = catalog.specs();
@@ -121,7 +129,7 @@ async fn drive(ctx: &mut Ctx<'_>) -> Result<String, Halt> {
         let messages: Vec<Message> = to_model_messages(&store.conversation(&ctx.run.session_id).await?);
         let request = ModelRequest {
             model: config.model.name.clone(),
-            system: (!config.system_prompt.is_empty()).then(|| config.system_prompt.clone()),
+            system: system.clone(),
             messages,
             tools: specs.clone(),
             max_output_tokens: config.max_output_tokens,

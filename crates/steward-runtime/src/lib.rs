@@ -16,6 +16,7 @@ pub mod integrations;
 pub mod mcp;
 pub mod notify;
 pub mod oauth;
+pub mod preamble;
 pub mod providers;
 pub mod resolve;
 pub mod sandbox;

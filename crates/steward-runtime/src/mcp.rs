@@ -138,6 +138,10 @@ pub enum McpError {
     /// The server could not be started or reached, or it quit during the handshake.
     #[error("{0}")]
     Connect(String),
+    /// The server needs authorization the request did not carry (HTTP 401 at the handshake):
+    /// a missing or refused token.
+    #[error("{0}")]
+    Unauthorized(String),
     /// The server did not answer in time.
     #[error("{0}")]
     Timeout(String),
@@ -482,7 +486,7 @@ impl Connection {
                 match tokio::time::timeout(limit, serve_client(handler, transport)).await {
                     Ok(Ok(service)) => (service, None),
                     Ok(Err(e)) if e.is_authorization_required() => {
-                        return Err(McpError::Connect(format!(
+                        return Err(McpError::Unauthorized(format!(
                             "the MCP server at {url} requires authorization; set its Authorization header on the source"
                         )));
                     }

@@ -8,7 +8,8 @@
 //!   be connected again) is reported in the trace and contributes no tools; the run goes on.
 //! - An `integration` source's entry also names its app and account (`app`, `app_name`,
 //!   `account_id`, `account_label`); its token is redacted like a vault value (`app_tools.rs`).
-//! - The platform's own `current_time` comes first, as the pseudo-source `platform`.
+//! - The platform's own `current_time` comes first, as the pseudo-source `platform` (not for
+//!   Concierge runs, whose catalog is exactly the management tools; `preamble.rs`).
 //! - Tool names are made safe for every provider (`[A-Za-z0-9_-]`, at most 64 characters).
 //! - The allowlist keeps a tool when it names the tool (`search`) or the tool qualified by its
 //!   source name (`github__search`); an empty allowlist keeps everything.
@@ -31,7 +32,7 @@ use steward_store::StoreError;
 use crate::app_tools::AppToolset;
 use crate::builtin::{AgentEnv, toolset};
 use crate::engine::Runtime;
-use crate::mcp::{McpPool, McpTarget};
+use crate::mcp::{McpError, McpPool, McpTarget};
 use crate::tools::{Catalog, Tool, ToolContext};
 use crate::workspace::Workspace;
 
@@ -232,14 +233,15 @@ impl Runtime {
         Ok(Resolution { catalog, trace })
     }
 
-    /// The tools of a Concierge run (§5): `current_time` and the management tools `account`
-    /// may use in `sandbox` with its role now. The trace has the pseudo-source `management`
-    /// with the role, so "which catalog did the model get" is answerable per run.
+    /// The tools of a Concierge run (§5): exactly the management tools `account` may use in
+    /// `sandbox` with its role now — no platform tools (the current time and the sandbox's
+    /// time zone are in the run's system prompt instead, see `preamble`). The trace has the
+    /// pseudo-source `management` with the role, so "which catalog did the model get" is
+    /// answerable per run.
     pub async fn resolve_concierge_tools(&self, sandbox: &SandboxId, account: &steward_core::ids::AccountId) -> Resolution {
         let started = Instant::now();
-        let mut catalog = Catalog::builtin();
-        let mut entries: Vec<Value> =
-            catalog.specs().iter().map(|s| json!({"name": s.name, "source": "platform", "tool": s.name})).collect();
+        let mut catalog = Catalog::default();
+        let mut entries: Vec<Value> = Vec::new();
         let mut source = json!({"source_id": "management", "name": "management", "kind": "management", "connected": true});
         match self.inner.management.get() {
             None => {
@@ -266,9 +268,7 @@ impl Runtime {
             },
         }
         source["duration_ms"] = json!(started.elapsed().as_millis() as u64);
-        let mut platform = platform_source();
-        platform.trace.insert("kept".into(), json!(["current_time"]));
-        let trace = json!({"sources": [Value::Object(platform.trace), source], "unmatched_allowlist": [], "catalog": entries});
+        let trace = json!({"sources": [source], "unmatched_allowlist": [], "catalog": entries});
         Resolution { catalog, trace }
     }
 
@@ -328,7 +328,7 @@ impl Runtime {
                         SourceKind::McpStdio => format!("{}/{}", source.id, agent),
                         _ => source.id.to_string(),
                     };
-                    self.mcp_offered(key, target, timeout).await
+                    self.mcp_offered(key, target, timeout).await.map_err(|e| e.to_string())
                 }
                 SourceKind::Integration => {
                     let account = c.account_id.as_ref().expect("an integration source names an account");
@@ -340,12 +340,11 @@ impl Runtime {
                         }
                         AppToolset::Mcp { key, target } => {
                             let left = timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
-                            self.mcp_offered(key, target, left).await.map_err(|e| {
-                                if e.contains("requires authorization") {
+                            self.mcp_offered(key, target, left).await.map_err(|e| match e {
+                                McpError::Unauthorized(_) => {
                                     "the app's MCP server refused the account's token; connect the account again".to_owned()
-                                } else {
-                                    e
                                 }
+                                other => other.to_string(),
                             })
                         }
                     }
@@ -375,11 +374,10 @@ impl Runtime {
 
     /// The tools an MCP server offers through the pool (listed within `timeout`), and the tools
     /// it offered with invalid schemas.
-    async fn mcp_offered(&self, key: String, target: McpTarget, timeout: Duration) -> Result<(Vec<Offered>, Vec<Value>), String> {
+    async fn mcp_offered(&self, key: String, target: McpTarget, timeout: Duration) -> Result<(Vec<Offered>, Vec<Value>), McpError> {
         let listing = tokio::time::timeout(timeout, self.inner.mcp.list_tools(&key, &target))
             .await
-            .map_err(|_| format!("did not list its tools within {} s", timeout.as_secs()))?
-            .map_err(|e| e.to_string())?;
+            .map_err(|_| McpError::Timeout(format!("did not list its tools within {} s", timeout.as_secs())))??;
         let rejected = listing.rejected.iter().map(|(n, why)| json!({"name": n, "reason": why})).collect();
         let tools = listing
             .tools

@@ -501,3 +501,24 @@ async fn an_mcp_app_offers_the_servers_tools_with_the_accounts_token() {
     assert_eq!(call(&r, "echo", json!({"message": "old run"})).await.unwrap(), "Echo: old run");
     w.rt.shutdown(Duration::from_secs(1)).await;
 }
+
+/// An MCP app whose server refuses the account's token (401 with a challenge) fails its source
+/// with "connect the account again": resolution decides by `McpError::Unauthorized`, not by the
+/// error's wording, and the token stays out of the trace.
+#[tokio::test]
+async fn an_mcp_app_refusing_the_token_says_to_connect_the_account_again() {
+    let refuse =
+        Router::new().fallback(|| async { (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer error=\"invalid_token\"")], "") });
+    let url = serve(refuse).await;
+    let app = json!({"id": "lockedmcp", "display_name": "Locked MCP App", "tools": {"kind": "mcp", "url": format!("{url}/mcp")}});
+    let w = world(&[app]).await;
+    let account = w.account(&w.sandbox, "lockedmcp", "m-1", "team-one", MCP_TOKEN).await;
+    let source = w.source(json!({"name": "locked", "kind": "integration", "account_id": account, "timeout_seconds": 10})).await;
+    let r = w.resolve(vec![source]).await;
+    let e = entry(&r.trace, "locked");
+    assert_eq!(e["connected"], false, "{:#}", r.trace);
+    assert_eq!(e["error"], "the app's MCP server refused the account's token; connect the account again", "{e}");
+    assert!(names(&r).iter().all(|n| n == "current_time"), "the source contributes no tools: {:?}", names(&r));
+    assert_no_secret("the trace", &r.trace.to_string());
+    w.rt.shutdown(Duration::from_secs(1)).await;
+}

@@ -500,3 +500,23 @@ fn the_pool_and_its_futures_can_move_between_threads() {
     send_future(pool.call_tool("k", &target, "t", Map::new(), CALL));
     send_future(pool.shutdown());
 }
+
+/// An HTTP MCP server that answers the handshake with 401 and a `WWW-Authenticate` challenge is
+/// `McpError::Unauthorized` — its own variant, so callers (an integration source telling the user
+/// to reconnect the account) decide by type, not by the message.
+#[tokio::test]
+async fn an_http_server_demanding_authorization_is_unauthorized() {
+    use axum::http::{StatusCode, header};
+    let app = axum::Router::new()
+        .fallback(|| async { (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer realm=\"mcp\"")], "no token") });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let target = McpTarget::Http { url: format!("http://127.0.0.1:{port}/mcp"), headers: BTreeMap::new() };
+    let pool = pool();
+    let err = pool.list_tools("locked", &target).await.unwrap_err();
+    assert!(matches!(err, McpError::Unauthorized(_)), "{err:?}");
+    assert!(err.to_string().contains("set its Authorization header on the source"), "{err}");
+    pool.shutdown().await;
+    server.abort();
+}

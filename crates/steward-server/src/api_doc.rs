@@ -141,7 +141,14 @@ mod tests {
         public.dedup();
         assert_eq!(
             public,
-            ["/health", "/v1/auth/email/start", "/v1/auth/email/verify", "/v1/integrations/callback", "/v1/webhooks/triggers/{trigger_id}"]
+            [
+                "/health",
+                "/v1/auth/email/start",
+                "/v1/auth/email/verify",
+                "/v1/integrations/callback",
+                "/v1/openapi.json",
+                "/v1/webhooks/triggers/{trigger_id}"
+            ]
         );
     }
 }

@@ -212,7 +212,7 @@ pub async fn ensure_agent(
     match state.store.update_agent(&agent.id, agent.version, desired).await {
         Ok(a) => Ok(a),
         // Another request updated it first: theirs is as good.
-        Err(steward_store::StoreError::Conflict(_)) => Ok(state.store.agent(&agent.id).await?.unwrap_or(agent)),
+        Err(steward_store::StoreError::Stale(_)) => Ok(state.store.agent(&agent.id).await?.unwrap_or(agent)),
         Err(e) => Err(e.into()),
     }
 }

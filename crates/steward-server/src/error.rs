@@ -174,9 +174,21 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound(what) => ApiError::no_route(format!("{what} not found")),
-            StoreError::Conflict(msg) => ApiError::conflict(msg),
+            StoreError::Stale(msg)
+            | StoreError::Duplicate(msg)
+            | StoreError::InUse(msg)
+            | StoreError::Busy(msg)
+            | StoreError::Conflict(msg) => ApiError::conflict(msg),
+            StoreError::MissingReference(msg) => ApiError::bad_request(msg),
+            StoreError::ShuttingDown => ApiError::unavailable(
+                "the server is shutting down; retry in a moment (another replica, or this one once restarted, answers)",
+            ),
             StoreError::Connect(_) => ApiError::unavailable("the database is unreachable; try again shortly"),
-            other => ApiError::internal(other),
+            other @ (StoreError::Config(_)
+            | StoreError::Migration(_)
+            | StoreError::Corrupt(_)
+            | StoreError::Batch(_)
+            | StoreError::Database(_)) => ApiError::internal(other),
         }
     }
 }
@@ -187,6 +199,9 @@ impl From<StoreError> for ApiError {
 /// status and headers. The library's text becomes the message; a server error's text is logged
 /// instead. Responses already JSON (every `ApiError`) pass untouched.
 pub async fn json_errors(req: Request, next: Next) -> Response {
+    // Known before the request is handed on: a library's refusal of such a path is explained
+    // by the path itself, not by its wording.
+    let path_not_utf8 = !decodes_to_utf8(req.uri().path());
     let res = next.run(req).await;
     let status = res.status();
     if !(status.is_client_error() || status.is_server_error()) || is_json(res.headers()) {
@@ -199,7 +214,7 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
         tracing::error!(status = status.as_u16(), body = %text.trim(), "a library answered with a server error");
         ApiError::from_status(status, "the server failed to handle this request; see its log")
     } else {
-        ApiError::from_status(status, rejection_message(status, text.trim()))
+        ApiError::from_status(status, rejection_message(status, text.trim(), path_not_utf8))
     };
     let mut out = err.into_response();
     for (name, value) in &parts.headers {
@@ -216,15 +231,40 @@ fn is_json(headers: &HeaderMap) -> bool {
     mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
 }
 
+/// Whether `path` percent-decodes to UTF-8 (axum's `Path` extractor refuses a segment that
+/// does not, with a plain-text 400).
+fn decodes_to_utf8(path: &str) -> bool {
+    let raw = path.as_bytes();
+    let mut decoded = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        let hex = raw
+            .get(i + 1..i + 3)
+            .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+            .and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
+        match (raw[i], hex) {
+            (b'%', Some(b)) => {
+                decoded.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                decoded.push(b);
+                i += 1;
+            }
+        }
+    }
+    std::str::from_utf8(&decoded).is_ok()
+}
+
 /// What to tell the caller for a library's plain-text refusal, with the fix where we know it.
-fn rejection_message(status: StatusCode, text: &str) -> String {
+fn rejection_message(status: StatusCode, text: &str, path_not_utf8: bool) -> String {
     let text: String = text.chars().filter(|c| !c.is_control()).take(300).collect();
     match status {
         StatusCode::PAYLOAD_TOO_LARGE => {
             format!("the request body is larger than the {} KiB limit; send less", crate::extract::MAX_BODY_BYTES / 1024)
         }
         StatusCode::UNSUPPORTED_MEDIA_TYPE if text.is_empty() => "send the body as JSON with `Content-Type: application/json`".to_owned(),
-        StatusCode::BAD_REQUEST if text.starts_with("Invalid URL") => {
+        StatusCode::BAD_REQUEST if path_not_utf8 => {
             format!("the request path is not valid: {text}; percent-encode each path segment as UTF-8 (ids are ASCII)")
         }
         _ if text.is_empty() => format!("{} ({})", status.canonical_reason().unwrap_or("error"), status.as_u16()),
@@ -234,3 +274,16 @@ fn rejection_message(status: StatusCode, text: &str) -> String {
 
 /// Handler result type.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn paths_that_do_not_decode_to_utf8_are_recognised() {
+        for ok in ["/v1/agents/agt_1", "/v1/files/%C3%A9t%C3%A9", "/a/%zz", "/a/%", "/a/%+F", ""] {
+            assert!(super::decodes_to_utf8(ok), "{ok}");
+        }
+        for bad in ["/v1/agents/%FF", "/v1/agents/%ff", "/a/%C3", "/a/%C3%28"] {
+            assert!(!super::decodes_to_utf8(bad), "{bad}");
+        }
+    }
+}

@@ -227,3 +227,54 @@ async fn sandboxes_grants_and_archive() {
     assert_eq!(st, StatusCode::OK);
     assert_eq!(s.get(&format!("/v1/sandboxes/{sid}"), &u.key).await.0, StatusCode::NOT_FOUND);
 }
+
+/// Concurrent PATCHes of one agent each re-read and re-apply after losing the compare-and-set
+/// (`routes::update_with_retry`): all answer 200 and none undoes another's field.
+#[tokio::test]
+async fn concurrent_patches_all_land() {
+    let s = TestServer::start().await;
+    let u = s.user("ada@example.com").await;
+    let a = s.agent(&u.key, "support").await;
+    let path = format!("/v1/agents/{}", id(&a));
+    let patches = [
+        json!({"max_turns": 7}),
+        json!({"description": "raced"}),
+        json!({"system_prompt": "Answer in haiku."}),
+        json!({"max_output_tokens": 1234}),
+    ];
+    let answers = futures::future::join_all(patches.iter().map(|p| s.patch(&path, &u.key, p.clone()))).await;
+    for (st, v) in &answers {
+        assert_eq!(*st, StatusCode::OK, "{v}");
+    }
+    let (_, now) = s.get(&path, &u.key).await;
+    assert_eq!(now["version"], 5, "{now}");
+    assert_eq!(
+        (&now["max_turns"], &now["description"], &now["system_prompt"], &now["max_output_tokens"]),
+        (&json!(7), &json!("raced"), &json!("Answer in haiku."), &json!(1234)),
+        "{now}"
+    );
+}
+
+/// A request that reaches a closed store (the server is shutting down) answers 503 with a
+/// message saying so — never 409 (a conflict the caller would try to resolve) or 500.
+#[tokio::test]
+async fn a_request_while_the_store_is_closed_answers_503() {
+    let s = TestServer::start().await;
+    let u = s.user("ada@example.com").await;
+    let a = s.agent(&u.key, "support").await;
+    let (st, t) = s.post(&format!("/v1/agents/{}/triggers", id(&a)), &u.key, json!({"name": "gh"})).await;
+    assert_eq!(st, StatusCode::CREATED, "{t}");
+    let trigger = t["id"].as_str().unwrap().to_owned();
+    s.store.close().await;
+    let requests = [
+        (Method::GET, "/v1/agents".to_owned(), Some(u.key.as_str()), None),
+        (Method::PATCH, format!("/v1/agents/{}", id(&a)), Some(u.key.as_str()), Some(json!({"max_turns": 3}))),
+        (Method::POST, format!("/v1/webhooks/triggers/{trigger}"), None, Some(json!({"action": "opened"}))),
+    ];
+    for (method, path, key, body) in requests {
+        let (st, v) = s.call(method.clone(), &path, key, body).await;
+        assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{method} {path}: {v}");
+        assert_eq!(v["error"]["type"], "unavailable", "{v}");
+        assert!(error_message(&v).contains("shutting down"), "{method} {path}: {v}");
+    }
+}

@@ -14,19 +14,20 @@ use serde_json::{Value, json};
 use steward_core::clock::Clock;
 use steward_core::tenancy::{KeyKind, Role};
 
-/// Routes anyone may call without a key.
-const PUBLIC: &[&str] =
-    &["/health", "/v1/auth/email/start", "/v1/auth/email/verify", "/v1/integrations/callback", "/v1/webhooks/triggers/{trigger_id}"];
+/// Routes anyone may call without a key. The OpenAPI document is one: it holds no tenant data,
+/// and client generators and fuzzers need it before they have a credential.
+const PUBLIC: &[&str] = &[
+    "/health",
+    "/v1/auth/email/start",
+    "/v1/auth/email/verify",
+    "/v1/integrations/callback",
+    "/v1/openapi.json",
+    "/v1/webhooks/triggers/{trigger_id}",
+];
 
 /// Routes that act on the caller's own account rather than on a sandbox.
-const ACCOUNT_LEVEL: &[(&str, &str)] = &[
-    ("GET", "/v1/sandboxes"),
-    ("POST", "/v1/sandboxes"),
-    ("GET", "/v1/me"),
-    ("GET", "/metrics"),
-    ("GET", "/v1/openapi.json"),
-    ("GET", "/v1/environments/templates"),
-];
+const ACCOUNT_LEVEL: &[(&str, &str)] =
+    &[("GET", "/v1/sandboxes"), ("POST", "/v1/sandboxes"), ("GET", "/v1/me"), ("GET", "/metrics"), ("GET", "/v1/environments/templates")];
 
 /// Operations that need `owner` (§9 destructive operations, and sharing).
 const OWNER_ONLY: &[(&str, &str)] = &[
@@ -79,7 +80,6 @@ struct World {
 /// What an `agent_invoke` key may do with its own agent: sessions, runs, messages.
 const AGENT_KEY_ALLOWED: &[(&str, &str)] = &[
     ("GET", "/v1/me"),
-    ("GET", "/v1/openapi.json"),
     ("GET", "/v1/sessions"),
     ("POST", "/v1/sessions"),
     ("GET", "/v1/sessions/{id}"),
@@ -334,8 +334,10 @@ async fn snapshot(s: &TestServer, w: &World) -> Value {
 async fn run(backend: Backend) {
     let Some(s) = TestServer::start_on(backend).await else { return };
     let w = world(&s).await;
-    let (st, doc) = s.get("/v1/openapi.json", &w.owner.key).await;
-    assert_eq!(st, StatusCode::OK);
+    // The document is public: fetched without any credential, it is the one a key sees.
+    let (st, doc) = s.call(Method::GET, "/v1/openapi.json", None, None).await;
+    assert_eq!(st, StatusCode::OK, "{doc}");
+    assert_eq!(s.get("/v1/openapi.json", &w.owner.key).await, (StatusCode::OK, doc.clone()));
     let mut all = routes(&doc);
     // Deletions last, so an allowed one (an agent key deleting its own session) cannot hide
     // the routes after it.

@@ -192,8 +192,11 @@ async fn catalog_per_role(backend: Backend) {
     let owner = user_with_provider(&s, "owner@example.com", &fake).await;
     let editor = s.member("editor@example.com", &owner.sandbox_id, Role::Editor).await;
     let viewer = s.member("viewer@example.com", &owner.sandbox_id, Role::Viewer).await;
-    let all: BTreeSet<String> = READ.iter().chain(MUTATING.iter()).chain(["current_time"].iter()).map(|s| s.to_string()).collect();
-    let read: BTreeSet<String> = READ.iter().chain(["current_time"].iter()).map(|s| s.to_string()).collect();
+    // Exactly the §5 catalog: 28 tools for owners and editors, the 13 read tools for viewers,
+    // and nothing else (the current time is in the prompt, not a tool).
+    let all: BTreeSet<String> = READ.iter().chain(MUTATING.iter()).map(|s| s.to_string()).collect();
+    let read: BTreeSet<String> = READ.iter().map(|s| s.to_string()).collect();
+    assert_eq!((all.len(), read.len()), (28, 13));
     for (who, expected) in [(&owner, &all), (&editor, &all), (&viewer, &read)] {
         let before = fake.requests().len();
         let (st, v) = ask(&s, who, "hi", None).await;
@@ -777,4 +780,36 @@ async fn a_local_resume_at_is_read_in_the_sandbox_time_zone() {
     assert_eq!((st, v["error"]["param"].as_str()), (StatusCode::BAD_REQUEST, Some("time_zone")), "{v}");
     let (st, v) = s.post(&pause, &u.key, json!({"resume_at": "soonish"})).await;
     assert_eq!((st, v["error"]["param"].as_str()), (StatusCode::BAD_REQUEST, Some("resume_at")), "{v}");
+}
+
+/// The Concierge knows the time without a tool: each run's system prompt states the current time
+/// (RFC 3339, UTC) and the sandbox's time zone with its local time. It is added per run, so the
+/// stored, versioned prompt does not change and no call makes a new version.
+#[tokio::test]
+async fn the_prompt_states_the_time_and_the_sandbox_zone_without_new_versions() {
+    use chrono::SecondsFormat;
+    use steward_core::clock::Clock;
+    let fake = FakeModel::start(|_, _| Reply::Text("Noted.".into())).await;
+    let s = TestServer::start().await;
+    let u = user_with_provider(&s, "ada@example.com", &fake).await;
+    let (st, v) = s.patch(&format!("/v1/sandboxes/{}", u.sandbox_id), &u.key, json!({"time_zone": "Asia/Tokyo"})).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let mut versions = BTreeSet::new();
+    for hours in [0, 5] {
+        s.clock.advance_ms(hours * 3_600_000);
+        let before = fake.requests().len();
+        let (st, v) = ask(&s, &u, "what time is it?", None).await;
+        assert_eq!((st, v["status"].as_str()), (StatusCode::OK, Some("completed")), "{v}");
+        let system = fake.requests()[before]["system"].to_string();
+        let now = chrono::DateTime::from_timestamp_millis(s.clock.now_ms()).unwrap();
+        let utc = now.to_rfc3339_opts(SecondsFormat::Secs, true);
+        let tokyo = now.with_timezone(&chrono_tz::Asia::Tokyo).to_rfc3339_opts(SecondsFormat::Secs, true);
+        assert!(system.contains(&format!("Current time: {utc} (UTC)")), "{system}");
+        assert!(system.contains(&format!("time zone is Asia/Tokyo; the local time there is {tokyo}")), "{system}");
+        assert!(system.contains("You are the Concierge of Steward"), "the stored prompt comes first: {system}");
+        let agent = s.store.concierge(&u.sandbox_id, &u.account_id).await.unwrap().expect("the Concierge exists");
+        assert!(!agent.config.system_prompt.contains("Current time"), "the time is not stored in the agent");
+        versions.insert(agent.version);
+    }
+    assert_eq!(versions.len(), 1, "asking twice at different times made no new version: {versions:?}");
 }

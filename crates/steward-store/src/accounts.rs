@@ -31,7 +31,7 @@ fn account_from(row: &AnyRow) -> Result<Account, StoreError> {
 }
 
 impl Store {
-    /// Creates an account; `Conflict` if the email is taken.
+    /// Creates an account; `Duplicate` if the email is taken.
     pub async fn create_account(&self, email: &Email) -> Result<Account, StoreError> {
         let account = Account { id: AccountId::generate(), email: email.clone(), created_at: self.now() };
         let res = self
@@ -44,7 +44,7 @@ impl Store {
             .await;
         match res {
             Ok(_) => Ok(account),
-            Err(e) if e.is_unique() => Err(StoreError::Conflict(format!("an account with email {} already exists", email.as_str()))),
+            Err(e) if e.is_unique() => Err(StoreError::Duplicate(format!("an account with email {} already exists", email.as_str()))),
             Err(e) => Err(e),
         }
     }
@@ -57,7 +57,7 @@ impl Store {
         match self.create_account(email).await {
             Ok(a) => Ok(a),
             // Lost a race with another creator: the row exists now.
-            Err(StoreError::Conflict(_)) => self.account_by_email(email).await?.ok_or(StoreError::NotFound("account")),
+            Err(StoreError::Duplicate(_)) => self.account_by_email(email).await?.ok_or(StoreError::NotFound("account")),
             Err(e) => Err(e),
         }
     }

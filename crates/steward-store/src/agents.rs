@@ -40,7 +40,7 @@ fn agent_from(row: &AnyRow) -> Result<Agent, StoreError> {
 }
 
 fn name_conflict(name: &str) -> StoreError {
-    StoreError::Conflict(format!("an agent named `{name}` already exists in this sandbox; pick another name or update that agent"))
+    StoreError::Duplicate(format!("an agent named `{name}` already exists in this sandbox; pick another name or update that agent"))
 }
 
 impl Store {
@@ -63,7 +63,7 @@ impl Store {
     /// created first.
     pub async fn create_concierge(&self, sandbox: &SandboxId, account: &AccountId, config: AgentConfig) -> Result<Agent, StoreError> {
         match self.insert_agent(sandbox, config, Some(account)).await {
-            Err(StoreError::Conflict(m)) => self.concierge(sandbox, account).await?.ok_or(StoreError::Conflict(m)),
+            Err(StoreError::Duplicate(m)) => self.concierge(sandbox, account).await?.ok_or(StoreError::Duplicate(m)),
             other => other,
         }
     }
@@ -135,7 +135,7 @@ impl Store {
         Ok(Listing::from_overfetch(items, page.limit, |a| a.id.to_string()))
     }
 
-    /// Writes `config` as version `expected_version + 1`. `Conflict` if the agent moved on
+    /// Writes `config` as version `expected_version + 1`. `Stale` if the agent moved on
     /// meanwhile (the caller re-reads and retries) or is archived.
     pub async fn update_agent(&self, id: &AgentId, expected_version: i64, config: AgentConfig) -> Result<Agent, StoreError> {
         let now = self.now();
@@ -159,7 +159,7 @@ impl Store {
             other => other?,
         };
         if n.rows_affected() == 0 {
-            return Err(StoreError::Conflict(format!("agent {id} changed meanwhile or is archived; read it again and retry")));
+            return Err(StoreError::Stale(format!("agent {id} changed meanwhile or is archived; read it again and retry")));
         }
         sqlx::query("INSERT INTO agent_versions (agent_id, version, config, created_at) VALUES ($1, $2, $3, $4)")
             .bind(id.as_str())
@@ -247,7 +247,7 @@ impl Store {
             )
             .await?;
         if n.rows_affected() == 0 {
-            return Err(StoreError::Conflict(format!("agent {id} changed state meanwhile or is archived; read it again and retry")));
+            return Err(StoreError::Stale(format!("agent {id} changed state meanwhile or is archived; read it again and retry")));
         }
         self.agent(id).await?.ok_or(StoreError::NotFound("agent"))
     }

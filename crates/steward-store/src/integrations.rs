@@ -354,7 +354,7 @@ impl Store {
         Ok(())
     }
 
-    /// Publishes `agent` on `target` of an account. `Conflict` if another agent serves it.
+    /// Publishes `agent` on `target` of an account. `Duplicate` if another agent serves it.
     pub async fn create_publication(&self, account: &ConnectedAccount, agent: &AgentId, target: &str) -> Result<Publication, StoreError> {
         let publication = Publication {
             id: PublicationId::generate(),
@@ -378,7 +378,7 @@ impl Store {
             )
             .await;
         match inserted {
-            Err(e) if e.is_unique() => Err(StoreError::Conflict(format!(
+            Err(e) if e.is_unique() => Err(StoreError::Duplicate(format!(
                 "`{target}` of account {} is already served by an agent; delete that publication first",
                 account.id
             ))),

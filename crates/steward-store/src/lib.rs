@@ -33,7 +33,7 @@ use sqlx::{AnyPool, Executor};
 use steward_core::clock::Clock;
 
 pub use accounts::LoginCodeCheck;
-pub use error::StoreError;
+pub use error::{STALE_ATTEMPTS, StoreError, retry_on_stale};
 pub use events::{AgentStats, Charge};
 pub use idempotency::{IdempotencyBegin, IdempotencyClaim, StoredResponse};
 pub use integrations::{ConnectedAccount, NewConnectedAccount, OAuthAttempt, Publication, Take};

@@ -1,7 +1,7 @@
 //! Model providers of a sandbox, keyed by `(sandbox_id, id)` where `id` is the user's slug.
 //!
 //! Updates are compare-and-set on `updated_at`, which every write moves strictly forward, so two
-//! concurrent partial updates cannot silently undo each other: the loser gets `Conflict` and
+//! concurrent partial updates cannot silently undo each other: the loser gets `Stale` and
 //! re-applies its change to what the winner wrote. A provider's API-key vault must live in the
 //! same sandbox; its row is locked while the reference is written (see `vaults.rs`).
 
@@ -36,7 +36,7 @@ fn models_to(models: &[String]) -> String {
 }
 
 impl Store {
-    /// Creates provider `id` in `sandbox`. `Conflict` if the id is taken there; `NotFound("vault")`
+    /// Creates provider `id` in `sandbox`. `Duplicate` if the id is taken there; `NotFound("vault")`
     /// if the API-key vault is not a vault of this sandbox.
     pub async fn create_provider(&self, sandbox: &SandboxId, id: &ProviderId, config: ProviderConfig) -> Result<Provider, StoreError> {
         let now = self.now();
@@ -59,7 +59,7 @@ impl Store {
         .await;
         match res {
             Err(e) if StoreError::is_unique_violation(&e) => {
-                return Err(StoreError::Conflict(format!(
+                return Err(StoreError::Duplicate(format!(
                     "a provider with id `{id}` already exists in this sandbox; pick another id or update that provider"
                 )));
             }
@@ -93,7 +93,7 @@ impl Store {
     }
 
     /// Replaces the configuration of `current` with `config` if nobody changed it since
-    /// `current` was read (`Conflict` "changed meanwhile" otherwise; re-read and retry).
+    /// `current` was read (`Stale` otherwise; re-read and retry).
     /// `NotFound("vault")` if the API-key vault is not a vault of this sandbox.
     pub async fn update_provider(&self, current: &Provider, config: ProviderConfig) -> Result<Provider, StoreError> {
         // Strictly later than the version read, even within one millisecond, so the
@@ -118,10 +118,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         if n.rows_affected() == 0 {
-            return Err(StoreError::Conflict(format!(
-                "provider `{}` changed meanwhile or was deleted; read it again and retry",
-                current.id
-            )));
+            return Err(StoreError::Stale(format!("provider `{}` changed meanwhile or was deleted; read it again and retry", current.id)));
         }
         tx.commit().await?;
         Ok(Provider { config, updated_at: now, ..current.clone() })

@@ -122,7 +122,7 @@ impl Store {
         )
         .await
         .map_err(|e| {
-            if e.is_unique() { StoreError::Conflict(format!("this agent already has a schedule named `{}`", config.name)) } else { e }
+            if e.is_unique() { StoreError::Duplicate(format!("this agent already has a schedule named `{}`", config.name)) } else { e }
         })?;
         self.schedule(&id).await?.ok_or(StoreError::NotFound("schedule"))
     }
@@ -166,13 +166,10 @@ impl Store {
             )
             .await
             .map_err(|e| {
-                if e.is_unique() { StoreError::Conflict(format!("this agent already has a schedule named `{}`", config.name)) } else { e }
+                if e.is_unique() { StoreError::Duplicate(format!("this agent already has a schedule named `{}`", config.name)) } else { e }
             })?;
         if n.rows_affected() == 0 {
-            return Err(StoreError::Conflict(format!(
-                "schedule `{}` changed meanwhile or was deleted; read it again and retry",
-                current.id
-            )));
+            return Err(StoreError::Stale(format!("schedule `{}` changed meanwhile or was deleted; read it again and retry", current.id)));
         }
         self.schedule(&current.id).await?.ok_or(StoreError::NotFound("schedule"))
     }

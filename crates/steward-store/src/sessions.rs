@@ -348,7 +348,7 @@ impl Store {
         rows.iter().map(run_from).collect()
     }
 
-    /// Adds a queued run to a session. Unless `when_busy_too`, refuses (Conflict) when the
+    /// Adds a queued run to a session. Unless `when_busy_too`, refuses (`Busy`) when the
     /// session already has a queued or running run; the check and the insert are one
     /// transaction, so two concurrent turns cannot both pass.
     pub async fn create_run(&self, session: &Session, input: &Value, when_busy_too: bool) -> Result<Run, StoreError> {
@@ -361,7 +361,7 @@ impl Store {
                 .await?;
             if let Some(r) = busy {
                 let id: String = r.try_get("id")?;
-                return Err(StoreError::Conflict(format!(
+                return Err(StoreError::Busy(format!(
                     "session {} is busy with run {id}; wait for it, or send `\"on_busy\": \"enqueue\"` or `\"interrupt\"`",
                     session.id
                 )));

@@ -35,7 +35,7 @@ fn environment_from(row: &AnyRow) -> Result<Environment, StoreError> {
 
 fn name_taken(e: sqlx::Error, noun: &str, name: &str) -> StoreError {
     if StoreError::is_unique_violation(&e) {
-        StoreError::Conflict(format!("a {noun} named `{name}` already exists in this sandbox; pick another name or update that {noun}"))
+        StoreError::Duplicate(format!("a {noun} named `{name}` already exists in this sandbox; pick another name or update that {noun}"))
     } else {
         e.into()
     }
@@ -44,7 +44,7 @@ fn name_taken(e: sqlx::Error, noun: &str, name: &str) -> StoreError {
 async fn lock_vaults<'a>(tx: &mut WriteTx, sandbox: &SandboxId, vaults: impl IntoIterator<Item = &'a VaultId>) -> Result<(), StoreError> {
     for v in vaults {
         Store::lock_vault(tx, sandbox, v).await.map_err(|e| match e {
-            StoreError::NotFound(_) => StoreError::Conflict(format!("vault `{v}` does not exist in this sandbox")),
+            StoreError::NotFound(_) => StoreError::MissingReference(format!("vault `{v}` does not exist in this sandbox")),
             other => other,
         })?;
     }
@@ -56,7 +56,7 @@ fn env_vaults(config: &EnvironmentConfig) -> Vec<VaultId> {
 }
 
 impl Store {
-    /// Creates a source. `Conflict` if the name is taken or a referenced vault is not in the sandbox.
+    /// Creates a source. `Duplicate` if the name is taken, `MissingReference` if a referenced vault is not in the sandbox.
     pub async fn create_source(&self, sandbox: &SandboxId, config: SourceConfig) -> Result<Source, StoreError> {
         let now = self.now();
         let id = SourceId::generate();
@@ -124,7 +124,7 @@ impl Store {
             .await
             .map_err(|e| name_taken(e, "source", &config.name))?;
         if n.rows_affected() == 0 {
-            return Err(StoreError::Conflict(format!("source `{}` changed meanwhile or was deleted; read it again and retry", current.id)));
+            return Err(StoreError::Stale(format!("source `{}` changed meanwhile or was deleted; read it again and retry", current.id)));
         }
         tx.commit().await?;
         Ok(Source { config, updated_at: now, ..current.clone() })
@@ -139,7 +139,7 @@ impl Store {
         Ok(())
     }
 
-    /// Creates an environment. `Conflict` if the name is taken or a vault is not in the sandbox.
+    /// Creates an environment. `Duplicate` if the name is taken, `MissingReference` if a vault is not in the sandbox.
     pub async fn create_environment(&self, sandbox: &SandboxId, config: EnvironmentConfig) -> Result<Environment, StoreError> {
         let now = self.now();
         let id = EnvironmentId::generate();
@@ -188,7 +188,7 @@ impl Store {
             .await
             .map_err(|e| name_taken(e, "environment", &config.name))?;
         if n.rows_affected() == 0 {
-            return Err(StoreError::Conflict(format!(
+            return Err(StoreError::Stale(format!(
                 "environment `{}` changed meanwhile or was deleted; read it again and retry",
                 current.id
             )));
@@ -209,7 +209,7 @@ impl Store {
         rows.iter().map(|r| Ok(AgentId::from_trusted(r.try_get("id")?))).collect()
     }
 
-    /// Deletes an environment unless a live agent uses it (`Conflict` naming the agents).
+    /// Deletes an environment unless a live agent uses it (`InUse` naming the agents).
     pub async fn delete_environment(&self, env: &Environment) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
         let needle = format!("%\"environment_id\":\"{}\"%", env.id.as_str());
@@ -221,7 +221,7 @@ impl Store {
                 .await?;
         if !users.is_empty() {
             let ids: Vec<String> = users.iter().map(|r| r.try_get::<String, _>("id")).collect::<Result<_, _>>()?;
-            return Err(StoreError::Conflict(format!(
+            return Err(StoreError::InUse(format!(
                 "environment `{}` is used by agent(s) {}; point them at another environment (PATCH /v1/agents/{{id}} {{\"environment_id\": null}}) or archive them first",
                 env.id,
                 ids.join(", ")

@@ -73,7 +73,7 @@ pub enum Delivery {
 }
 
 impl Store {
-    /// Creates a trigger with its encrypted secret. `Conflict` if the agent has one of that name.
+    /// Creates a trigger with its encrypted secret. `Duplicate` if the agent has one of that name.
     pub async fn create_trigger(
         &self,
         id: &TriggerId,
@@ -100,7 +100,7 @@ impl Store {
             .await;
         match res {
             Err(e) if e.is_unique() => {
-                return Err(StoreError::Conflict(format!("this agent already has a trigger named `{}`; pick another name", config.name)));
+                return Err(StoreError::Duplicate(format!("this agent already has a trigger named `{}`; pick another name", config.name)));
             }
             other => other?,
         };
@@ -160,13 +160,10 @@ impl Store {
             )
             .await
             .map_err(|e| {
-                if e.is_unique() { StoreError::Conflict(format!("this agent already has a trigger named `{}`", config.name)) } else { e }
+                if e.is_unique() { StoreError::Duplicate(format!("this agent already has a trigger named `{}`", config.name)) } else { e }
             })?;
         if n.rows_affected() == 0 {
-            return Err(StoreError::Conflict(format!(
-                "trigger `{}` changed meanwhile or was deleted; read it again and retry",
-                current.id
-            )));
+            return Err(StoreError::Stale(format!("trigger `{}` changed meanwhile or was deleted; read it again and retry", current.id)));
         }
         Ok(Trigger { config, updated_at: now, ..current.clone() })
     }
@@ -233,10 +230,8 @@ impl Store {
             input: input.to_string(),
             once,
         };
-        self.delivery_batcher()
-            .send(PendingDelivery { job, reply })
-            .map_err(|_| StoreError::Conflict("the server is shutting down".into()))?;
-        answer.await.map_err(|_| StoreError::Conflict("the server is shutting down".into()))?
+        self.delivery_batcher().send(PendingDelivery { job, reply }).map_err(|_| StoreError::ShuttingDown)?;
+        answer.await.map_err(|_| StoreError::ShuttingDown)?
     }
 
     /// The delivery id a legacy signature was first accepted for, if it was (a cheap early
@@ -296,9 +291,8 @@ impl Store {
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "a batch of webhook deliveries failed; none was accepted");
-                    let message = e.to_string();
                     for reply in replies {
-                        let _ = reply.send(Err(StoreError::Batch(message.clone())));
+                        let _ = reply.send(Err(e.for_batch_member()));
                     }
                 }
             }

@@ -48,7 +48,7 @@ fn vault_from(row: &AnyRow) -> Result<Vault, StoreError> {
 }
 
 fn name_conflict(name: &str) -> StoreError {
-    StoreError::Conflict(format!(
+    StoreError::Duplicate(format!(
         "a vault named `{name}` already exists in this sandbox; pick another name, or update that vault to rotate its secret"
     ))
 }
@@ -130,7 +130,7 @@ impl Store {
         self.vault(id).await?.ok_or(StoreError::NotFound("vault"))
     }
 
-    /// Deletes a vault and its secret. Irreversible. `Conflict` naming the providers that use
+    /// Deletes a vault and its secret. Irreversible. `InUse` naming the providers that use
     /// it as their API key, if any.
     pub async fn delete_vault(&self, id: &VaultId) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
@@ -151,7 +151,7 @@ impl Store {
         if !users.is_empty() {
             tx.rollback().await?;
             let (noun, pronoun) = if users.len() == 1 { ("provider", "it") } else { ("providers", "them") };
-            return Err(StoreError::Conflict(format!(
+            return Err(StoreError::InUse(format!(
                 "vault {id} is the API key of {noun} {}; point {pronoun} at another vault (or clear `api_key_vault_id`) before deleting it",
                 users.join(", ")
             )));

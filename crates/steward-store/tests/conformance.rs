@@ -9,6 +9,8 @@
 
 #[macro_use]
 mod common;
+#[path = "conformance/errors.rs"]
+mod errors;
 #[path = "conformance/tools.rs"]
 mod tools;
 #[path = "conformance/triggers.rs"]
@@ -21,6 +23,7 @@ use std::fmt::Debug;
 use std::future::Future;
 
 use common::START_MS;
+use errors::*;
 use steward_core::agent::{AgentConfig, AgentState, ModelRef};
 use steward_core::clock::ManualClock;
 use steward_core::ids::{AccountId, AgentId, ApiKeyId, SandboxId};
@@ -96,6 +99,9 @@ conformance!(
     a_due_time_fires_once_when_replicas_race,
     deliveries_are_claimed_by_one_replica_and_retried,
     destroy_sandbox_removes_its_vaults_and_providers,
+    unique_violations_are_duplicate_and_lost_compare_and_sets_are_stale,
+    retry_on_stale_lands_every_racing_writer,
+    a_closed_store_is_shutting_down,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -195,6 +201,18 @@ fn assert_conflict<T: Debug>(res: Result<T, StoreError>) {
     assert!(matches!(res, Err(StoreError::Conflict(_))), "expected a Conflict, got {res:?}");
 }
 
+/// A unique key was taken.
+#[track_caller]
+fn assert_duplicate<T: Debug>(res: Result<T, StoreError>) {
+    assert!(matches!(res, Err(StoreError::Duplicate(_))), "expected Duplicate, got {res:?}");
+}
+
+/// A compare-and-set lost.
+#[track_caller]
+fn assert_stale<T: Debug>(res: Result<T, StoreError>) {
+    assert!(matches!(res, Err(StoreError::Stale(_))), "expected Stale, got {res:?}");
+}
+
 #[track_caller]
 fn assert_not_found<T: Debug>(res: Result<T, StoreError>) {
     assert!(matches!(res, Err(StoreError::NotFound(_))), "expected NotFound, got {res:?}");
@@ -216,7 +234,7 @@ async fn create_account_and_look_it_up(store: Store, _clock: ManualClock) {
 
 async fn duplicate_email_is_a_conflict(store: Store, _clock: ManualClock) {
     let ada = account(&store, "ada@example.com").await;
-    assert_conflict(store.create_account(&email("ADA@example.com")).await);
+    assert_duplicate(store.create_account(&email("ADA@example.com")).await);
     assert_eq!(store.account_by_email(&ada.email).await.unwrap(), Some(ada));
 }
 
@@ -624,7 +642,7 @@ async fn duplicate_live_agent_name_is_a_conflict(store: Store, _clock: ManualClo
     let sbx = store.create_sandbox(&ada.id, "lab").await.unwrap();
     let other = store.create_sandbox(&ada.id, "other").await.unwrap();
     store.create_agent(&sbx.id, config("helper")).await.unwrap();
-    assert_conflict(store.create_agent(&sbx.id, config("helper")).await);
+    assert_duplicate(store.create_agent(&sbx.id, config("helper")).await);
     assert_eq!(store.agents(&sbx.id, false, &first_page(10)).await.unwrap().items.len(), 1);
     store.create_agent(&other.id, config("helper")).await.expect("names are unique per sandbox only");
 }
@@ -642,7 +660,7 @@ async fn archived_agent_frees_its_name(store: Store, clock: ManualClock) {
 
     let new = store.create_agent(&sbx.id, config("helper")).await.expect("the archived agent's name is free");
     assert_ne!(new.id, old.id);
-    assert_conflict(store.create_agent(&sbx.id, config("helper")).await);
+    assert_duplicate(store.create_agent(&sbx.id, config("helper")).await);
 }
 
 async fn update_agent_writes_a_new_immutable_version(store: Store, clock: ManualClock) {
@@ -667,8 +685,8 @@ async fn stale_update_is_a_conflict(store: Store, _clock: ManualClock) {
     let sbx = store.create_sandbox(&ada.id, "lab").await.unwrap();
     let agent = store.create_agent(&sbx.id, config("helper")).await.unwrap();
     store.update_agent(&agent.id, 1, config_with_prompt("helper", "second")).await.unwrap();
-    assert_conflict(store.update_agent(&agent.id, 1, config_with_prompt("helper", "stale")).await);
-    assert_conflict(store.update_agent(&agent.id, 7, config_with_prompt("helper", "future")).await);
+    assert_stale(store.update_agent(&agent.id, 1, config_with_prompt("helper", "stale")).await);
+    assert_stale(store.update_agent(&agent.id, 7, config_with_prompt("helper", "future")).await);
     let now = store.agent(&agent.id).await.unwrap().unwrap();
     assert_eq!((now.version, now.config.system_prompt.as_str()), (2, "second"));
     assert_eq!(store.agent_version(&agent.id, 3).await.unwrap(), None);
@@ -679,7 +697,7 @@ async fn update_to_a_taken_name_is_a_conflict(store: Store, _clock: ManualClock)
     let sbx = store.create_sandbox(&ada.id, "lab").await.unwrap();
     store.create_agent(&sbx.id, config("taken")).await.unwrap();
     let agent = store.create_agent(&sbx.id, config("helper")).await.unwrap();
-    assert_conflict(store.update_agent(&agent.id, 1, config("taken")).await);
+    assert_duplicate(store.update_agent(&agent.id, 1, config("taken")).await);
     assert_eq!(store.agent(&agent.id).await.unwrap(), Some(agent.clone()));
     assert_eq!(store.agent_version(&agent.id, 2).await.unwrap(), None);
     let renamed = store.update_agent(&agent.id, 1, config("free")).await.expect("rename to a free name");
@@ -692,7 +710,7 @@ async fn update_of_an_archived_agent_is_a_conflict(store: Store, _clock: ManualC
     let sbx = store.create_sandbox(&ada.id, "lab").await.unwrap();
     let agent = store.create_agent(&sbx.id, config("helper")).await.unwrap();
     store.archive_agent(&agent.id).await.unwrap();
-    assert_conflict(store.update_agent(&agent.id, 1, config_with_prompt("helper", "too late")).await);
+    assert_stale(store.update_agent(&agent.id, 1, config_with_prompt("helper", "too late")).await);
     assert_eq!(store.agent(&agent.id).await.unwrap().unwrap().version, 1);
 }
 
@@ -709,7 +727,7 @@ async fn concurrent_updates_with_one_expected_version_have_one_winner(store: Sto
     let results = set.join_all().await;
     let winners: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
     assert_eq!(winners.len(), 1, "exactly one writer may produce version 2: {results:?}");
-    assert!(results.iter().filter(|r| r.is_err()).all(|r| matches!(r, Err(StoreError::Conflict(_)))), "{results:?}");
+    assert!(results.iter().filter(|r| r.is_err()).all(|r| matches!(r, Err(StoreError::Stale(_)))), "{results:?}");
 
     let current = store.agent(&agent.id).await.unwrap().unwrap();
     assert_eq!(&current, winners[0]);
@@ -796,14 +814,14 @@ async fn set_agent_state_is_compare_and_set(store: Store, clock: ManualClock) {
     assert_eq!((paused.updated_at, paused.version), (START_MS + 10, 1), "a state change is not a new version");
     assert_eq!(store.agent(&agent.id).await.unwrap(), Some(paused));
 
-    assert_conflict(store.set_agent_state(&agent.id, AgentState::Active, AgentState::Stopped, None).await);
+    assert_stale(store.set_agent_state(&agent.id, AgentState::Active, AgentState::Stopped, None).await);
     assert_eq!(store.agent(&agent.id).await.unwrap().unwrap().state, AgentState::Paused, "a stale `from` changes nothing");
 
     let resumed = store.set_agent_state(&agent.id, AgentState::Paused, AgentState::Active, None).await.expect("resume");
     assert_eq!((resumed.state, resumed.state_reason), (AgentState::Active, None), "the reason is cleared");
 
     store.archive_agent(&agent.id).await.unwrap();
-    assert_conflict(store.set_agent_state(&agent.id, AgentState::Active, AgentState::Paused, None).await);
+    assert_stale(store.set_agent_state(&agent.id, AgentState::Active, AgentState::Paused, None).await);
 }
 
 async fn delete_agent_removes_its_versions(store: Store, _clock: ManualClock) {

@@ -122,16 +122,25 @@ pub async fn run(opts: GlobalOpts, cmd: Command) -> anyhow::Result<()> {
         Command::Mcp => mcp::serve(&ctx).await,
         Command::Chat(args) => chat::run(&ctx, args).await,
     };
-    result.map_err(|e| with_sandbox_hint(&ctx, e))
+    match result {
+        Err(e) => Err(with_sandbox_hint(&ctx, e).await),
+        ok => ok,
+    }
 }
 
-/// A 404 naming the sandbox a refs file or `--sandbox` chose says where that choice came from.
-fn with_sandbox_hint(ctx: &context::Context, e: anyhow::Error) -> anyhow::Error {
+/// A 404 caused by the sandbox a refs file or `--sandbox` chose says where that choice came
+/// from. Whether the sandbox is the missing thing is asked of the server (`GET
+/// /v1/sandboxes/{id}` answering `not_found`), not read from the error's wording.
+async fn with_sandbox_hint(ctx: &context::Context, e: anyhow::Error) -> anyhow::Error {
     let (Some(sandbox), Some(from)) = (&ctx.sandbox, &ctx.sandbox_from) else {
         return e;
     };
-    match e.downcast_ref::<http::ApiError>() {
-        Some(a) if a.kind == "not_found" && a.message.contains(sandbox.as_str()) => {
+    if e.downcast_ref::<http::ApiError>().is_none_or(|a| a.kind != "not_found") {
+        return e;
+    }
+    let Ok(api) = ctx.api() else { return e };
+    match api.get(&format!("/v1/sandboxes/{sandbox}")).await {
+        Err(check) if check.downcast_ref::<http::ApiError>().is_some_and(|a| a.kind == "not_found") => {
             anyhow::anyhow!("{e}\nhint: sandbox {sandbox} was chosen by {from}; `steward sandbox list` shows the ones you can use")
         }
         _ => e,

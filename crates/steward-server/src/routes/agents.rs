@@ -18,7 +18,7 @@ use crate::AppState;
 use crate::auth::{Caller, Need};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery};
-use crate::routes::{Deleted, Page, page_request, ts};
+use crate::routes::{Deleted, Page, page_request, ts, update_with_retry};
 
 /// Provider and model.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -241,7 +241,7 @@ async fn check_references(state: &AppState, sandbox: &SandboxId, config: &AgentC
 
 fn name_conflict(e: StoreError) -> ApiError {
     match e {
-        StoreError::Conflict(msg) if msg.contains("already exists") => ApiError::conflict(msg).with_param("name"),
+        StoreError::Duplicate(_) => ApiError::from(e).with_param("name"),
         other => other.into(),
     }
 }
@@ -406,23 +406,26 @@ pub async fn update(
         return Err(ApiError::bad_request("nothing to update: send at least one agent field"));
     }
     // Compare-and-set on the version; a concurrent writer makes us re-read and re-apply.
-    for _ in 0..5 {
-        let agent = load(&state, &caller, &id, Need::Write).await?;
-        if agent.archived_at.is_some() {
-            return Err(ApiError::conflict(format!("agent {id} is archived; archived agents cannot be changed")));
-        }
-        let next = agent.config.patched(patch.clone())?;
-        if next == agent.config {
-            return Ok(Json(view(agent)));
-        }
-        check_references(&state, &agent.sandbox_id, &next).await?;
-        match state.store.update_agent(&agent.id, agent.version, next).await {
-            Ok(updated) => return Ok(Json(view(updated))),
-            Err(StoreError::Conflict(msg)) if msg.contains("changed meanwhile") => continue,
-            Err(e) => return Err(name_conflict(e)),
-        }
-    }
-    Err(ApiError::conflict(format!("agent {id} is being changed by others right now; retry")))
+    let (state, caller, id, patch) = (&state, &caller, &id, &patch);
+    let updated = update_with_retry(
+        format!("agent {id}"),
+        load(state, caller, id, Need::Write).await?,
+        || load(state, caller, id, Need::Write),
+        |agent| async move {
+            if agent.archived_at.is_some() {
+                return Err(ApiError::conflict(format!("agent {id} is archived; archived agents cannot be changed")));
+            }
+            let next = agent.config.patched(patch.clone())?;
+            if next == agent.config {
+                return Ok(Ok(agent));
+            }
+            check_references(state, &agent.sandbox_id, &next).await?;
+            Ok(state.store.update_agent(&agent.id, agent.version, next).await)
+        },
+        name_conflict,
+    )
+    .await?;
+    Ok(Json(view(updated)))
 }
 
 /// Archives an agent (soft delete): it takes no new work; existing sessions keep their version.

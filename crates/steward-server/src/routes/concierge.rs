@@ -94,7 +94,7 @@ async fn start_turn(state: &AppState, caller: &Caller, raw_sandbox: &str, body: 
             }
             let after = state.store.last_event_seq(&session.id).await?;
             let run = state.store.create_run(&session, &input, false).await.map_err(|e| match e {
-                steward_store::StoreError::Conflict(_) => ApiError::conflict(format!(
+                steward_store::StoreError::Busy(_) => ApiError::conflict(format!(
                     "the Concierge is still answering in session {}; wait for its `agent_finish`, or start a new conversation without `session_id`",
                     session.id
                 )),

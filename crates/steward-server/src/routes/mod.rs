@@ -24,10 +24,11 @@ pub mod vaults;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde::{Deserialize, Serialize};
-use steward_store::{Listing, PageRequest};
+use steward_core::schedule::WallTimeError;
+use steward_store::{Listing, PageRequest, StoreError};
 use utoipa::ToSchema;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult};
 
 /// Default and maximum page sizes (§2).
 pub const DEFAULT_LIMIT: u32 = 20;
@@ -156,11 +157,12 @@ pub fn pause_until(body: &[u8], now: i64, what: &str, sandbox_zone: &str) -> Res
         }
         return Ok(None);
     };
-    let at =
-        steward_core::schedule::resolve_wall_time(&raw, Some(body.time_zone.as_deref().unwrap_or(sandbox_zone)), now).map_err(|m| {
-            let param = if m.contains("is not a time") { "resume_at" } else { "time_zone" };
-            ApiError::invalid(param, m)
-        })?;
+    let at = steward_core::schedule::resolve_wall_time(&raw, Some(body.time_zone.as_deref().unwrap_or(sandbox_zone)), now).map_err(
+        |e| match e {
+            WallTimeError::Time(m) => ApiError::invalid("resume_at", m),
+            WallTimeError::TimeZone(m) => ApiError::invalid("time_zone", m),
+        },
+    )?;
     if at <= now {
         return Err(ApiError::invalid("resume_at", format!("is in the past; give a future time, or resume the {what} now with …/resume")));
     }
@@ -171,6 +173,29 @@ pub fn pause_until(body: &[u8], now: i64, what: &str, sandbox_zone: &str) -> Res
 /// stores a refusal instead of the body.
 #[derive(Debug, Clone)]
 pub struct NoReplay(pub String);
+
+/// A PATCH's read-modify-write against a compare-and-set in the store, retried on
+/// `StoreError::Stale` by `steward_store::retry_on_stale` (the one retry loop): `write` applies
+/// the patch to the row read (`first`, then `reload`'s) and writes it; its `Err` is a refusal
+/// before the write. `refused` turns the write's other errors into the route's answer. Losing
+/// every attempt is a 409 saying `what` "is being changed by others right now".
+pub(crate) async fn update_with_retry<R, T, ReadFut, WriteFut>(
+    what: impl std::fmt::Display,
+    first: R,
+    reload: impl FnMut() -> ReadFut,
+    write: impl FnMut(R) -> WriteFut,
+    refused: impl FnOnce(StoreError) -> ApiError,
+) -> ApiResult<T>
+where
+    ReadFut: Future<Output = ApiResult<R>>,
+    WriteFut: Future<Output = ApiResult<Result<T, StoreError>>>,
+{
+    match steward_store::retry_on_stale(first, reload, write).await? {
+        Ok(done) => Ok(done),
+        Err(StoreError::Stale(_)) => Err(ApiError::conflict(format!("{what} is being changed by others right now; retry"))),
+        Err(e) => Err(refused(e)),
+    }
+}
 
 #[cfg(test)]
 mod tests {

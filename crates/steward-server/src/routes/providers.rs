@@ -21,7 +21,7 @@ use crate::auth::{Caller, Need};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery};
 use crate::routes::agents::{not_null, present};
-use crate::routes::{Deleted, Page, page_request, ts};
+use crate::routes::{Deleted, Page, page_request, ts, update_with_retry};
 
 /// A model provider.
 #[derive(Debug, Serialize, ToSchema)]
@@ -79,7 +79,7 @@ fn write_error(e: StoreError, vault: Option<&VaultId>) -> ApiError {
         StoreError::NotFound("vault") => {
             ApiError::not_found("vault", vault.map(VaultId::as_str).unwrap_or_default()).with_param("api_key_vault_id")
         }
-        StoreError::Conflict(msg) if msg.contains("already exists") => ApiError::conflict(msg).with_param("id"),
+        StoreError::Duplicate(_) => ApiError::from(e).with_param("id"),
         other => other.into(),
     }
 }
@@ -205,27 +205,32 @@ pub async fn update(
     ApiJson(body): ApiJson<UpdateProvider>,
 ) -> ApiResult<Json<ProviderView>> {
     // Authorize before looking at the body, so a stranger learns nothing from validation.
-    let mut current = load(&state, &caller, &id, q.sandbox_id.as_deref(), Need::Write).await?;
+    let first = load(&state, &caller, &id, q.sandbox_id.as_deref(), Need::Write).await?;
     let patch = body.into_patch()?;
     if patch.is_empty() {
         return Err(ApiError::bad_request("nothing to update: send `provider`, `base_url`, `api_key_vault_id` or `models`"));
     }
     // Compare-and-set on `updated_at`; a concurrent writer makes us re-read and re-apply.
-    for _ in 0..5 {
-        let next = current.config.patched(patch.clone())?;
-        if next == current.config {
-            return Ok(Json(view(current)));
-        }
-        let vault = next.api_key_vault_id.clone();
-        match state.store.update_provider(&current, next).await {
-            Ok(updated) => return Ok(Json(view(updated))),
-            Err(StoreError::Conflict(msg)) if msg.contains("changed meanwhile") => {
-                current = load(&state, &caller, &id, q.sandbox_id.as_deref(), Need::Write).await?;
+    let (state, caller, id, patch, sandbox) = (&state, &caller, &id, &patch, q.sandbox_id.as_deref());
+    let updated = update_with_retry(
+        format!("provider `{id}`"),
+        first,
+        || load(state, caller, id, sandbox, Need::Write),
+        |current| async move {
+            let next = current.config.patched(patch.clone())?;
+            if next == current.config {
+                return Ok(Ok(current));
             }
-            Err(e) => return Err(write_error(e, vault.as_ref())),
-        }
-    }
-    Err(ApiError::conflict(format!("provider `{id}` is being changed by others right now; retry")))
+            let vault = next.api_key_vault_id.clone();
+            match state.store.update_provider(&current, next).await {
+                Err(e @ StoreError::NotFound(_)) => Err(write_error(e, vault.as_ref())),
+                written => Ok(written),
+            }
+        },
+        |e| write_error(e, None),
+    )
+    .await?;
+    Ok(Json(view(updated)))
 }
 
 /// Deletes a provider. Agents that name it fail their next run until it is re-created or they

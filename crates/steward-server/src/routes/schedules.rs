@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 use steward_core::agent::Agent;
 use steward_core::ids::ScheduleId;
 use steward_core::schedule::ScheduleConfig;
-use steward_store::{Execution, Schedule, StoreError};
+use steward_store::{Execution, Schedule};
 use utoipa::ToSchema;
 
 use crate::AppState;
@@ -101,13 +101,6 @@ async fn load_schedule(state: &AppState, caller: &Caller, agent_raw: &str, raw: 
     Ok((agent, s))
 }
 
-fn conflict(e: StoreError) -> ApiError {
-    match e {
-        StoreError::Conflict(m) => ApiError::conflict(m),
-        other => other.into(),
-    }
-}
-
 /// An agent's schedules, by name.
 #[utoipa::path(get, path = "/v1/agents/{id}/schedules", tag = "schedules", params(("id" = String, Path)),
     responses((status = 200, body = crate::routes::List<ScheduleView>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -132,7 +125,7 @@ pub async fn create(
     check_template(&config)?;
     let now = state.clock.now_ms();
     let next = config.next_fire_after(now);
-    let s = state.store.create_schedule(&agent.sandbox_id, &agent.id, config, next).await.map_err(conflict)?;
+    let s = state.store.create_schedule(&agent.sandbox_id, &agent.id, config, next).await?;
     Ok((StatusCode::CREATED, Json(view(s, now))))
 }
 
@@ -164,7 +157,7 @@ pub async fn update(
         return Ok(Json(view(current, now)));
     }
     let next = if current.paused_at(now) { current.next_fire_at } else { next_config.next_fire_after(now) };
-    let s = state.store.update_schedule(&current, next_config, next).await.map_err(conflict)?;
+    let s = state.store.update_schedule(&current, next_config, next).await?;
     Ok(Json(view(s, now)))
 }
 

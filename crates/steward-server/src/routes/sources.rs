@@ -27,7 +27,7 @@ use crate::AppState;
 use crate::auth::{Caller, Need};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery};
-use crate::routes::{Deleted, Page, page_request, ts};
+use crate::routes::{Deleted, Page, page_request, ts, update_with_retry};
 
 /// A tool source. Kind-specific fields appear only for their kind.
 #[derive(Debug, Serialize, ToSchema)]
@@ -176,8 +176,8 @@ async fn check_account(state: &AppState, sandbox: &SandboxId, config: &SourceCon
 
 fn store_error(e: StoreError, param: &str) -> ApiError {
     match e {
-        StoreError::Conflict(m) if m.contains("vault") => ApiError::invalid(param, m),
-        StoreError::Conflict(m) => ApiError::conflict(m).with_param("name"),
+        StoreError::MissingReference(m) => ApiError::invalid(param, m),
+        StoreError::Duplicate(_) => ApiError::from(e).with_param("name"),
         other => other.into(),
     }
 }
@@ -238,37 +238,39 @@ pub async fn update_source(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<Map<String, Value>>,
 ) -> ApiResult<Json<SourceView>> {
-    let mut current = load_source(&state, &caller, &id, Need::Write).await?;
+    let current = load_source(&state, &caller, &id, Need::Write).await?;
     if body.is_empty() {
         return Err(ApiError::bad_request("nothing to update: send the fields to change, e.g. {\"args\": [\"…\"]}"));
     }
     if body.contains_key("sandbox_id") {
         return Err(ApiError::invalid("sandbox_id", "a source cannot move to another sandbox; create it there instead"));
     }
-    for _ in 0..5 {
-        let next = current.config.patched(&body)?;
-        // Turning a source into (or changing) a stdio source needs what creating one needs.
-        caller.authorize(&state, &current.sandbox_id, need_for(&state, &next)?).await?;
-        if current.config.kind == SourceKind::McpStdio {
-            caller.authorize(&state, &current.sandbox_id, need_for(&state, &current.config)?).await?;
-        }
-        if next == current.config {
-            return Ok(Json(source_view(current)));
-        }
-        // A new account reference is checked; one already stored may have been disconnected
-        // since, which resolution reports, and must not block renaming the source.
-        if next.kind != current.config.kind || next.account_id != current.config.account_id {
-            check_account(&state, &current.sandbox_id, &next).await?;
-        }
-        match state.store.update_source(&current, next).await {
-            Ok(updated) => return Ok(Json(source_view(updated))),
-            Err(StoreError::Conflict(m)) if m.contains("changed meanwhile") => {
-                current = load_source(&state, &caller, &id, Need::Write).await?;
+    let (state, caller, id, body) = (&state, &caller, &id, &body);
+    let updated = update_with_retry(
+        format!("source `{id}`"),
+        current,
+        || load_source(state, caller, id, Need::Write),
+        |current| async move {
+            let next = current.config.patched(body)?;
+            // Turning a source into (or changing) a stdio source needs what creating one needs.
+            caller.authorize(state, &current.sandbox_id, need_for(state, &next)?).await?;
+            if current.config.kind == SourceKind::McpStdio {
+                caller.authorize(state, &current.sandbox_id, need_for(state, &current.config)?).await?;
             }
-            Err(e) => return Err(store_error(e, "env")),
-        }
-    }
-    Err(ApiError::conflict(format!("source `{id}` is being changed by others right now; retry")))
+            if next == current.config {
+                return Ok(Ok(current));
+            }
+            // A new account reference is checked; one already stored may have been disconnected
+            // since, which resolution reports, and must not block renaming the source.
+            if next.kind != current.config.kind || next.account_id != current.config.account_id {
+                check_account(state, &current.sandbox_id, &next).await?;
+            }
+            Ok(state.store.update_source(&current, next).await)
+        },
+        |e| store_error(e, "env"),
+    )
+    .await?;
+    Ok(Json(source_view(updated)))
 }
 
 /// Deletes a source (owner only, §9: `steward source delete`). Agents that list it keep
@@ -431,7 +433,7 @@ pub async fn update_environment(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<Map<String, Value>>,
 ) -> ApiResult<Json<EnvironmentView>> {
-    let mut current = load_environment(&state, &caller, &id, Need::Write).await?;
+    let current = load_environment(&state, &caller, &id, Need::Write).await?;
     if body.is_empty() {
         return Err(ApiError::bad_request("nothing to update: send the fields to change, e.g. {\"network\": \"open\"}"));
     }
@@ -440,20 +442,22 @@ pub async fn update_environment(
             return Err(ApiError::invalid(key, format!("`{key}` cannot be changed on an existing environment")));
         }
     }
-    for _ in 0..5 {
-        let next = current.config.patched(&body)?;
-        if next == current.config {
-            return Ok(Json(environment_view(current)));
-        }
-        match state.store.update_environment(&current, next).await {
-            Ok(updated) => return Ok(Json(environment_view(updated))),
-            Err(StoreError::Conflict(m)) if m.contains("changed meanwhile") => {
-                current = load_environment(&state, &caller, &id, Need::Write).await?;
+    let (state, caller, id, body) = (&state, &caller, &id, &body);
+    let updated = update_with_retry(
+        format!("environment `{id}`"),
+        current,
+        || load_environment(state, caller, id, Need::Write),
+        |current| async move {
+            let next = current.config.patched(body)?;
+            if next == current.config {
+                return Ok(Ok(current));
             }
-            Err(e) => return Err(store_error(e, "env")),
-        }
-    }
-    Err(ApiError::conflict(format!("environment `{id}` is being changed by others right now; retry")))
+            Ok(state.store.update_environment(&current, next).await)
+        },
+        |e| store_error(e, "env"),
+    )
+    .await?;
+    Ok(Json(environment_view(updated)))
 }
 
 /// Deletes an environment; 409 while a live agent uses it. Workspaces are not touched (they
@@ -464,7 +468,6 @@ pub async fn delete_environment(State(state): State<AppState>, caller: Caller, P
     let env = load_environment(&state, &caller, &id, Need::Write).await?;
     state.store.delete_environment(&env).await.map_err(|e| match e {
         StoreError::NotFound(_) => ApiError::not_found("environment", &id),
-        StoreError::Conflict(m) => ApiError::conflict(m),
         other => other.into(),
     })?;
     Ok(Json(Deleted { id: env.id.to_string(), deleted: true }))

@@ -216,7 +216,7 @@ pub async fn create(
     let secret = steward_core::signing::new_secret();
     let sealed = state.vault.encrypt(agent.sandbox_id.as_str(), trigger_id.as_str(), &secret);
     let trigger = state.store.create_trigger(&trigger_id, &agent.sandbox_id, &agent.id, config, &sealed).await.map_err(|e| match e {
-        StoreError::Conflict(m) => ApiError::conflict(m).with_param("name"),
+        StoreError::Duplicate(_) => ApiError::from(e).with_param("name"),
         other => other.into(),
     })?;
     let no_replay = NoReplay(format!(
@@ -256,10 +256,7 @@ pub async fn update(
     if next == current.config {
         return Ok(Json(view(current, state.clock.now_ms())));
     }
-    let updated = state.store.update_trigger(&current, next).await.map_err(|e| match e {
-        StoreError::Conflict(m) => ApiError::conflict(m),
-        other => other.into(),
-    })?;
+    let updated = state.store.update_trigger(&current, next).await?;
     Ok(Json(view(updated, state.clock.now_ms())))
 }
 

@@ -66,7 +66,7 @@ async fn load(state: &AppState, caller: &Caller, raw: &str, need: Need) -> ApiRe
 
 fn name_conflict(e: StoreError) -> ApiError {
     match e {
-        StoreError::Conflict(msg) if msg.contains("already exists") => ApiError::conflict(msg).with_param("name"),
+        StoreError::Duplicate(_) => ApiError::from(e).with_param("name"),
         other => other.into(),
     }
 }

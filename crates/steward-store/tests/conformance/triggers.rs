@@ -172,7 +172,7 @@ pub(crate) async fn expired_signatures_are_forgotten_a_bounded_batch_at_a_time(s
 pub(crate) async fn trigger_state_errors_and_names(store: Store, _clock: ManualClock) {
     let (sbx, agent, t) = agent_with_trigger(&store).await;
     let dup = store.create_trigger(&TriggerId::generate(), &sbx, &agent, t.config.clone(), "sealed").await.unwrap_err();
-    assert!(matches!(dup, StoreError::Conflict(ref m) if m.contains("gh")), "{dup:?}");
+    assert!(matches!(dup, StoreError::Duplicate(ref m) if m.contains("gh")), "{dup:?}");
     let paused = store.set_trigger_state(&t.id, TriggerState::Paused, Some(START_MS + 1000)).await.unwrap();
     assert!(paused.paused_at(START_MS) && !paused.paused_at(START_MS + 1000));
     store.record_trigger_error(&t.id, "bad signature").await.unwrap();

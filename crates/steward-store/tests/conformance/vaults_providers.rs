@@ -58,11 +58,11 @@ pub(crate) async fn vault_names_are_unique_per_sandbox(store: Store, _clock: Man
     let other = sandbox(&store, "bob@example.com").await;
     let first = store.create_vault(new_vault(&sbx, "key", "a")).await.unwrap();
     let dup = store.create_vault(new_vault(&sbx, "key", "b")).await;
-    assert!(matches!(&dup, Err(StoreError::Conflict(m)) if m.contains("`key`")), "{dup:?}");
+    assert!(matches!(&dup, Err(StoreError::Duplicate(m)) if m.contains("`key`")), "{dup:?}");
     store.create_vault(new_vault(&other, "key", "c")).await.expect("the same name in another sandbox");
     let second = store.create_vault(new_vault(&sbx, "key-2", "d")).await.unwrap();
     let rename = store.update_vault(&second.id, VaultUpdate { name: Some("key".into()), ..Default::default() }).await;
-    assert_conflict(rename);
+    assert_duplicate(rename);
     assert_eq!(store.vault(&second.id).await.unwrap().unwrap().name, "key-2", "a refused rename changes nothing");
     assert_eq!(store.vault_ciphertext(&first.id).await.unwrap().as_deref(), Some("a"));
     assert_eq!(store.vaults(&sbx, &first_page(10)).await.unwrap().items.len(), 2);
@@ -115,7 +115,7 @@ pub(crate) async fn delete_vault_is_refused_while_a_provider_uses_it(store: Stor
     let second = store.create_provider(&sbx, &pid("backup"), provider_config(Some(&v.id))).await.unwrap();
     let refused = store.delete_vault(&v.id).await;
     assert!(
-        matches!(&refused, Err(StoreError::Conflict(m)) if m.contains("`anthropic`") && m.contains("`backup`")),
+        matches!(&refused, Err(StoreError::InUse(m)) if m.contains("`anthropic`") && m.contains("`backup`")),
         "the conflict names every provider using the vault: {refused:?}"
     );
     assert!(store.vault(&v.id).await.unwrap().is_some(), "a refused delete deletes nothing");
@@ -139,7 +139,7 @@ pub(crate) async fn provider_round_trips_and_ids_are_unique_per_sandbox(store: S
     assert_eq!(store.provider(&sbx, &pid("anthropic")).await.unwrap(), Some(created.clone()));
     assert_eq!(created.config.models, vec!["claude-sonnet-4-6".to_owned(), "claude-haiku-4-5".to_owned()], "models keep their order");
     let dup = store.create_provider(&sbx, &pid("anthropic"), provider_config(None)).await;
-    assert!(matches!(&dup, Err(StoreError::Conflict(m)) if m.contains("`anthropic`")), "{dup:?}");
+    assert!(matches!(&dup, Err(StoreError::Duplicate(m)) if m.contains("`anthropic`")), "{dup:?}");
     assert_eq!(store.provider(&sbx, &pid("anthropic")).await.unwrap(), Some(created), "a refused create changes nothing");
     store.create_provider(&other, &pid("anthropic"), provider_config(None)).await.expect("the same id in another sandbox");
     assert_eq!(store.provider(&other, &pid("missing")).await.unwrap(), None);
@@ -197,11 +197,11 @@ pub(crate) async fn update_provider_is_compare_and_set(store: Store, _clock: Man
     let mut second = p.config.clone();
     second.models = vec!["b".into()];
     let stale = store.update_provider(&p, second).await;
-    assert!(matches!(&stale, Err(StoreError::Conflict(m)) if m.contains("changed meanwhile")), "{stale:?}");
+    assert!(matches!(&stale, Err(StoreError::Stale(m)) if m.contains("changed meanwhile")), "{stale:?}");
     assert_eq!(store.provider(&sbx, &pid("openai")).await.unwrap(), Some(updated.clone()));
 
     store.delete_provider(&sbx, &pid("openai")).await.unwrap();
-    assert_conflict(store.update_provider(&updated, provider_config(None)).await);
+    assert_stale(store.update_provider(&updated, provider_config(None)).await);
     assert_not_found(store.delete_provider(&sbx, &pid("openai")).await);
 }
 
