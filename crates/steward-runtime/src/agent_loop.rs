@@ -7,12 +7,12 @@ use std::time::{Duration, Instant};
 use futures::{FutureExt, StreamExt};
 use serde_json::{Value, json};
 use steward_core::agent::{AgentConfig, AgentState};
-use steward_core::session::{Run, RunStatus, event_type, stop_reason};
+use steward_core::session::{Run, event_type, stop_reason};
 use steward_llm::{LlmError, Message, ModelRequest, Part, Role, StopReason, StreamEvent, Usage};
-use steward_store::RunOutcome;
 use tokio_util::sync::CancellationToken;
 
 use crate::conversation::{parts_to_json, to_model_messages};
+use crate::ending::{Ending, RunUsage};
 use crate::engine::Runtime;
 use crate::tools::ToolContext;
 
@@ -310,60 +310,20 @@ fn llm_halt(e: LlmError) -> Halt {
 /// Records the end of the run and emits its one terminal event.
 async fn finish(ctx: &mut Ctx<'_>, result: Result<String, Halt>) {
     let store = &ctx.rt.inner.store;
-    let usage = json!({"input_tokens": ctx.usage.input_tokens, "output_tokens": ctx.usage.output_tokens});
-    let (outcome, kind, data) = match result {
-        Ok(reason) => (
-            RunOutcome {
-                status: RunStatus::Completed,
-                stop_reason: Some(reason.clone()),
-                error_type: None,
-                error_message: None,
-                trace: ctx.trace.clone(),
-            },
-            event_type::FINISH,
-            json!({"stop_reason": reason, "session_id": ctx.run.session_id, "usage": usage, "run_id": ctx.run.id}),
-        ),
-        Err(Halt::Budget) => (
-            RunOutcome {
-                status: RunStatus::Completed,
-                stop_reason: Some(stop_reason::BUDGET_EXHAUSTED.into()),
-                error_type: None,
-                error_message: None,
-                trace: ctx.trace.clone(),
-            },
-            event_type::FINISH,
-            json!({"stop_reason": stop_reason::BUDGET_EXHAUSTED, "session_id": ctx.run.session_id, "usage": usage, "run_id": ctx.run.id}),
-        ),
-        Err(Halt::Cancelled(reason)) => (
-            RunOutcome {
-                status: RunStatus::Cancelled,
-                stop_reason: Some(stop_reason::CANCELLED.into()),
-                error_type: None,
-                error_message: Some(reason.clone()),
-                trace: ctx.trace.clone(),
-            },
-            event_type::CANCELLED,
-            json!({"run_id": ctx.run.id, "reason": reason}),
-        ),
-        Err(Halt::Failed { kind, message }) => (
-            RunOutcome {
-                status: RunStatus::Failed,
-                stop_reason: Some(stop_reason::ERROR.into()),
-                error_type: Some(kind.clone()),
-                error_message: Some(message.clone()),
-                trace: ctx.trace.clone(),
-            },
-            event_type::ERROR,
-            json!({"message": message, "type": kind, "run_id": ctx.run.id}),
-        ),
+    let usage = RunUsage { input_tokens: ctx.usage.input_tokens as i64, output_tokens: ctx.usage.output_tokens as i64 };
+    let ending = match result {
+        Ok(reason) => Ending::Completed { stop_reason: reason },
+        Err(Halt::Budget) => Ending::Completed { stop_reason: stop_reason::BUDGET_EXHAUSTED.into() },
+        Err(Halt::Cancelled(reason)) => Ending::Cancelled { reason },
+        Err(Halt::Failed { kind, message }) => Ending::Failed { kind, message },
     };
-    let budget = outcome.stop_reason.as_deref() == Some(stop_reason::BUDGET_EXHAUSTED);
+    let budget = ending == Ending::Completed { stop_reason: stop_reason::BUDGET_EXHAUSTED.into() };
     // A retry loop, because a run must never be left `running` if the database hiccups.
     for attempt in 0..5u64 {
         // The run's end, its terminal event and its notification commit together, or not at
         // all; `false` means someone else (a cancel from another replica, the reaper) ended it
         // first and wrote its terminal event.
-        match ctx.rt.end_run(&ctx.run, &outcome, kind, data.clone(), usage.clone()).await {
+        match ctx.rt.end_run(&ctx.run, &ending, ctx.trace.clone(), usage).await {
             Ok(_) => break,
             Err(e) => {
                 tracing::warn!(error = %e, attempt, "cannot finish a run; retrying");

@@ -8,15 +8,16 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use steward_core::clock::Clock;
 use steward_core::ids::{AgentId, RunId, SessionId};
-use steward_core::session::{Event, Run, RunStatus, event_type, stop_reason};
-use steward_store::{RunOutcome, Store, StoreError};
+use steward_core::session::{Event, Run};
+use steward_store::{Store, StoreError};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::bus::EventBus;
+use crate::ending::{Ending, RunUsage};
 use crate::mcp::{McpPool, McpPoolConfig};
 use crate::providers::Providers;
 
@@ -278,17 +279,8 @@ impl Runtime {
             if self.inner.active.lock().expect("active runs lock").contains_key(&run.id) {
                 continue;
             }
-            let message = "the server running this run stopped before it finished; send the message again";
-            let outcome = RunOutcome {
-                status: RunStatus::Failed,
-                stop_reason: Some(stop_reason::INTERRUPTED.into()),
-                error_type: Some("interrupted".into()),
-                error_message: Some(message.into()),
-                trace: run.trace.clone(),
-            };
-            let data = json!({"message": message, "type": "interrupted", "run_id": run.id});
-            let usage = json!({"input_tokens": run.input_tokens, "output_tokens": run.output_tokens});
-            if self.end_run(&run, &outcome, event_type::ERROR, data, usage).await? {
+            let usage = RunUsage { input_tokens: run.input_tokens, output_tokens: run.output_tokens };
+            if self.end_run(&run, &Ending::Interrupted, run.trace.clone(), usage).await? {
                 tracing::warn!(run = %run.id, "recovered an interrupted run");
                 self.kick(&run.session_id);
             }
@@ -354,34 +346,6 @@ impl Runtime {
         Ok(stored)
     }
 
-    /// Ends `run` with `outcome`, its terminal event and (for `run.completed`/`run.failed`) its
-    /// outbound notification in one transaction, then wakes the session's tails. Returns
-    /// whether this call ended it (only then was the terminal event written).
-    pub async fn end_run(&self, run: &Run, outcome: &RunOutcome, kind: &str, data: Value, usage: Value) -> Result<bool, StoreError> {
-        let event = match outcome.status {
-            RunStatus::Completed => Some("run.completed"),
-            RunStatus::Failed => Some("run.failed"),
-            _ => None,
-        };
-        let notification = event.map(|event| steward_store::Notification {
-            sandbox_id: run.sandbox_id.clone(),
-            agent_id: run.agent_id.clone(),
-            event: event.to_owned(),
-            payload: json!({
-                "run_id": run.id, "session_id": run.session_id, "agent_id": run.agent_id,
-                "status": outcome.status.as_str(), "stop_reason": outcome.stop_reason, "usage": usage,
-                "error": outcome.error_type.as_ref().map(|t| json!({"type": t, "message": outcome.error_message})),
-            }),
-        });
-        match self.inner.store.end_run(run, outcome, (kind, data), notification.as_ref()).await? {
-            Some(stored) => {
-                self.inner.bus.publish(&run.session_id, stored.seq);
-                Ok(true)
-            }
-            None => Ok(false),
-        }
-    }
-
     /// Cancels a run wherever it is: a local running run stops at once (its model request is
     /// dropped); a queued run, or one running elsewhere, is ended in the store and its owner
     /// notices at its next poll. Returns whether the run was still active.
@@ -390,15 +354,8 @@ impl Runtime {
             token.cancel();
             return Ok(true);
         }
-        let outcome = RunOutcome {
-            status: RunStatus::Cancelled,
-            stop_reason: Some(stop_reason::CANCELLED.into()),
-            error_type: None,
-            error_message: Some(reason.into()),
-            trace: run.trace.clone(),
-        };
-        let usage = json!({"input_tokens": run.input_tokens, "output_tokens": run.output_tokens});
-        if self.end_run(run, &outcome, event_type::CANCELLED, json!({"run_id": run.id, "reason": reason}), usage).await? {
+        let usage = RunUsage { input_tokens: run.input_tokens, output_tokens: run.output_tokens };
+        if self.end_run(run, &Ending::Cancelled { reason: reason.into() }, run.trace.clone(), usage).await? {
             self.kick(&run.session_id);
             return Ok(true);
         }

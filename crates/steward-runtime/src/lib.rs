@@ -11,6 +11,7 @@ mod app_tools;
 pub mod builtin;
 pub mod bus;
 pub mod conversation;
+pub mod ending;
 pub mod engine;
 pub mod integrations;
 pub mod mcp;
