@@ -246,16 +246,24 @@ impl Store {
     /// many. Called before every batch that records signatures, so deletions keep pace with
     /// insertions without one unbounded statement.
     pub async fn forget_expired_signatures(&self) -> Result<u64, StoreError> {
-        let done = self
-            .write(
-                sqlx::query(
-                    "DELETE FROM trigger_signatures WHERE signature_key IN
-                     (SELECT signature_key FROM trigger_signatures WHERE expires_at < $1 LIMIT $2)",
-                )
-                .bind(self.now())
-                .bind(MAX_BATCH as i64),
-            )
-            .await?;
+        let now = self.now();
+        let mut tx = self.write_tx().await?;
+        let n = Self::forget_expired_in(&mut tx, now).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// [`Self::forget_expired_signatures`] inside the batch's own transaction: a second write
+    /// transaction per batch would queue for SQLite's one writer behind every run's writes.
+    async fn forget_expired_in(tx: &mut crate::WriteTx, now: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM trigger_signatures WHERE signature_key IN
+             (SELECT signature_key FROM trigger_signatures WHERE expires_at < $1 LIMIT $2)",
+        )
+        .bind(now)
+        .bind(MAX_BATCH as i64)
+        .execute(&mut **tx)
+        .await?;
         Ok(done.rows_affected())
     }
 
@@ -276,13 +284,6 @@ impl Store {
             // A deterministic lock order across replicas (PostgreSQL): no deadlocks between batches.
             batch.sort_by(|a, b| (&a.job.trigger_id, &a.job.delivery_id).cmp(&(&b.job.trigger_id, &b.job.delivery_id)));
             let (replies, jobs): (Vec<_>, Vec<_>) = batch.drain(..).map(|p| (p.reply, p.job)).unzip();
-            // Before the batch, so deletions keep pace with the signatures batches record.
-            if jobs.iter().any(|j| j.once.is_some())
-                && let Err(e) = self.forget_expired_signatures().await
-            {
-                // Harmless: the next batch tries again.
-                tracing::debug!(error = %e, "cannot delete expired trigger signatures");
-            }
             match self.accept_batch(jobs).await {
                 Ok(results) => {
                     for (reply, result) in replies.into_iter().zip(results) {
@@ -331,6 +332,10 @@ impl Store {
     async fn accept_batch(&self, jobs: Vec<DeliveryJob>) -> Result<Vec<Delivery>, StoreError> {
         let mut tx = self.write_tx().await?;
         let now = self.now();
+        // In the batch's transaction, so deletions keep pace with the signatures batches record.
+        if jobs.iter().any(|j| j.once.is_some()) {
+            Self::forget_expired_in(&mut tx, now).await?;
+        }
         let replayed = Self::claim_signatures(&mut tx, &jobs).await?;
         let mut results = Vec::with_capacity(jobs.len());
         let mut fired: std::collections::BTreeMap<TriggerId, i64> = Default::default();
