@@ -123,7 +123,8 @@ struct HttpApi {
     base: String,
     /// The `Authorization` value (marked sensitive), unless the token is in the URL.
     authorization: Option<HeaderValue>,
-    token: Secret,
+    /// Scrubs the token from answers; built once, not per call.
+    redactor: Redactor,
     client: reqwest::Client,
 }
 
@@ -167,12 +168,12 @@ impl HttpApi {
             .user_agent("steward")
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(HttpApi { app_name: app_name.to_owned(), base, authorization, token: token.clone(), client })
+        Ok(HttpApi { app_name: app_name.to_owned(), base, authorization, redactor: Redactor::new([token.expose()]), client })
     }
 
     /// `text` with the token replaced (the catalog redacts again; this keeps the tool honest alone).
     fn scrub(&self, text: String) -> String {
-        Redactor::new([self.token.expose()]).redact_string(text)
+        self.redactor.redact_string(text)
     }
 }
 
