@@ -85,10 +85,103 @@ pub mod event_type {
     pub const ERROR: &str = "agent_error";
     pub const CANCELLED: &str = "run_cancelled";
     pub const USAGE: &str = "usage";
+    /// An integration connect this session started has finished (not a run's own step).
+    pub const INTEGRATION_CONNECT: &str = "integration_connect";
 
     /// Whether an event of this type ends its run.
     pub fn is_terminal(t: &str) -> bool {
         t == FINISH || t == ERROR || t == CANCELLED
+    }
+}
+
+/// Token usage of a run so far (as every terminal event and `usage` event reports it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunUsage {
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+}
+
+impl RunUsage {
+    pub fn to_json(self) -> serde_json::Value {
+        serde_json::json!({"input_tokens": self.input_tokens, "output_tokens": self.output_tokens})
+    }
+}
+
+/// What a run appends to its session's log (§4), typed. The stored and streamed form is
+/// [`RunEvent::kind`] + [`RunEvent::data`]; the payload keys are the contract's.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunEvent {
+    /// The run was claimed and began.
+    Started { run_id: ids::RunId },
+    /// Assistant text as it streams.
+    TextDelta { text: String },
+    /// The model called a tool (arguments already redacted).
+    ToolCall { call_id: String, name: String, arguments: serde_json::Value },
+    /// A tool's answer: its output, or the error the model is told.
+    ToolResult { call_id: String, name: String, result: Result<String, String> },
+    /// Usage so far (running totals of the run).
+    Usage(RunUsage),
+    /// Terminal: the run finished (`end_turn`, `max_turns`, `max_tokens`, `budget_exhausted`).
+    Finish { stop_reason: String, session_id: SessionId, run_id: ids::RunId, usage: RunUsage },
+    /// Terminal: the run failed; `kind` is the error's `type`.
+    Error { message: String, kind: String, run_id: ids::RunId, usage: RunUsage },
+    /// Terminal: the run was cancelled.
+    Cancelled { reason: String, run_id: ids::RunId, usage: RunUsage },
+    /// A connect this session started finished; the payload is its outcome (`app_id`,
+    /// `status`, and the account or the error).
+    IntegrationConnect(serde_json::Value),
+}
+
+impl RunEvent {
+    /// The event's type on the wire (one of [`event_type`]).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RunEvent::Started { .. } => event_type::RUN_STARTED,
+            RunEvent::TextDelta { .. } => event_type::TEXT_DELTA,
+            RunEvent::ToolCall { .. } => event_type::TOOL_CALL,
+            RunEvent::ToolResult { .. } => event_type::TOOL_RESULT,
+            RunEvent::Usage(_) => event_type::USAGE,
+            RunEvent::Finish { .. } => event_type::FINISH,
+            RunEvent::Error { .. } => event_type::ERROR,
+            RunEvent::Cancelled { .. } => event_type::CANCELLED,
+            RunEvent::IntegrationConnect(_) => event_type::INTEGRATION_CONNECT,
+        }
+    }
+
+    /// The event's payload on the wire.
+    pub fn data(&self) -> serde_json::Value {
+        use serde_json::json;
+        match self {
+            RunEvent::Started { run_id } => json!({"run_id": run_id}),
+            RunEvent::TextDelta { text } => json!({"text": text}),
+            RunEvent::ToolCall { call_id, name, arguments } => json!({"call_id": call_id, "name": name, "arguments": arguments}),
+            RunEvent::ToolResult { call_id, name, result } => {
+                let (result, error) = match result {
+                    Ok(out) => (json!(out), serde_json::Value::Null),
+                    Err(e) => (serde_json::Value::Null, json!(e)),
+                };
+                json!({"call_id": call_id, "name": name, "result": result, "error": error})
+            }
+            RunEvent::Usage(u) => u.to_json(),
+            RunEvent::Finish { stop_reason, session_id, run_id, usage } => {
+                json!({"stop_reason": stop_reason, "session_id": session_id, "usage": usage.to_json(), "run_id": run_id})
+            }
+            RunEvent::Error { message, kind, run_id, usage } => {
+                json!({"message": message, "type": kind, "run_id": run_id, "usage": usage.to_json()})
+            }
+            RunEvent::Cancelled { reason, run_id, usage } => json!({"run_id": run_id, "reason": reason, "usage": usage.to_json()}),
+            RunEvent::IntegrationConnect(data) => data.clone(),
+        }
+    }
+
+    /// Whether this event ends its run.
+    pub fn is_terminal(&self) -> bool {
+        event_type::is_terminal(self.kind())
+    }
+
+    /// `(type, payload)`, as the store keeps it.
+    pub fn to_stored(&self) -> (String, serde_json::Value) {
+        (self.kind().to_owned(), self.data())
     }
 }
 

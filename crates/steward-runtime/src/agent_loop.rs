@@ -1,20 +1,51 @@
 //! The agent loop of one run: model ↔ tools until the model finishes, `max_turns` is reached,
-//! the budget ends, an error occurs or the run is cancelled. Every step is persisted (events,
-//! conversation, usage) before the next one starts, and exactly one terminal event ends the run.
+//! the budget ends, an error occurs or the run is cancelled. Exactly one terminal event ends
+//! the run.
+//!
+//! The loop takes what it needs as [`Deps`] (no reach into the runtime). Its writes — events,
+//! conversation messages, usage, the trace — go to the event log's group-commit writer as they
+//! happen, without waiting for each commit: writes of one process commit in the order they were
+//! handed over, and an event is announced to clients only once it is committed, so what a client
+//! saw is durable, and so is everything the run wrote before it. The loop keeps the conversation
+//! in memory (read once at the start), so a model call never waits for a commit. Its end is one
+//! awaited write (the rest of its writes, the run's outcome, terminal event and notification,
+//! together), after every earlier write has been confirmed.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{FutureExt, StreamExt};
 use serde_json::{Value, json};
-use steward_core::agent::{AgentConfig, AgentState};
-use steward_core::session::{Run, event_type, stop_reason};
+use steward_core::agent::{Agent, AgentConfig, AgentState};
+use steward_core::clock::Clock;
+use steward_core::session::{Run, RunEvent, RunUsage, stop_reason};
 use steward_llm::{LlmError, Message, ModelRequest, Part, Role, StopReason, StreamEvent, Usage};
+use steward_store::{RunWrite, RunWriteReceipt, Store, StoreError, UsageCharge};
 use tokio_util::sync::CancellationToken;
 
 use crate::conversation::{parts_to_json, to_model_messages};
-use crate::ending::{Ending, RunUsage};
-use crate::engine::Runtime;
+use crate::ending::Ending;
+use crate::event_log::EventLog;
+use crate::providers::Providers;
+use crate::resolve::Resolution;
 use crate::tools::ToolContext;
+
+/// Resolves a run's tools (the runtime implements it: sources, MCP pool, integrations, the
+/// Concierge's management tools).
+#[async_trait::async_trait]
+pub(crate) trait RunTools: Send + Sync {
+    async fn resolve(&self, run: &Run, agent: &Agent, config: &AgentConfig) -> Result<Resolution, StoreError>;
+}
+
+/// What a run needs from the rest of the runtime.
+pub(crate) struct Deps<'a> {
+    pub store: &'a Store,
+    pub events: &'a EventLog,
+    pub providers: &'a Providers,
+    pub tools: &'a dyn RunTools,
+    pub clock: Arc<dyn Clock>,
+    pub tool_timeout: Duration,
+}
 
 /// Why a run stopped early.
 enum Halt {
@@ -23,31 +54,75 @@ enum Halt {
     Budget,
 }
 
-impl From<steward_store::StoreError> for Halt {
-    fn from(e: steward_store::StoreError) -> Self {
+impl From<StoreError> for Halt {
+    fn from(e: StoreError) -> Self {
         tracing::error!(error = %e, "store error during a run");
         Halt::Failed { kind: "internal_error".into(), message: "the server could not record the run's progress; see its log".into() }
     }
 }
 
 struct Ctx<'a> {
-    rt: &'a Runtime,
+    deps: &'a Deps<'a>,
     run: Run,
     cancel: CancellationToken,
     trace: Value,
     usage: Usage,
+    /// Writes not handed to the log yet (they go with the next submit).
+    pending: RunWrite,
+    /// Writes handed over whose commit is not confirmed yet, oldest first.
+    inflight: Vec<RunWriteReceipt>,
+    /// The conversation as the model sees it.
+    history: Vec<Message>,
 }
 
 impl Ctx<'_> {
-    async fn emit(&self, kind: &str, data: Value) -> Result<(), Halt> {
-        self.rt.emit(&self.run.session_id, &self.run.id, kind, data).await?;
-        Ok(())
+    fn event(&mut self, event: RunEvent) {
+        self.pending.events.push(event.to_stored());
     }
 
-    /// Stores and announces the pending events in one transaction.
-    async fn flush(&self, pending: &mut Vec<(&'static str, Value)>) -> Result<(), Halt> {
-        self.rt.emit_all(&self.run.session_id, &self.run.id, pending).await?;
-        pending.clear();
+    fn message(&mut self, role: Role, parts: Vec<Part>) {
+        let stored = if role == Role::Assistant { "assistant" } else { "user" };
+        self.pending.messages.push((stored.to_owned(), parts_to_json(&parts)));
+        self.history.push(Message { role, parts });
+    }
+
+    fn store_trace(&mut self) {
+        self.pending.trace = Some(self.trace.clone());
+    }
+
+    fn charge(&mut self, input: i64, output: i64) {
+        let c =
+            self.pending.charge.get_or_insert_with(|| UsageCharge { agent: self.run.agent_id.clone(), input_tokens: 0, output_tokens: 0 });
+        c.input_tokens += input;
+        c.output_tokens += output;
+    }
+
+    /// Hands the pending writes to the log without waiting, then checks the writes that have
+    /// been confirmed meanwhile.
+    fn submit(&mut self) -> Result<(), Halt> {
+        if !self.pending.is_empty() {
+            let write = std::mem::replace(&mut self.pending, RunWrite::new(self.run.session_id.clone(), self.run.id.clone()));
+            self.inflight.push(self.deps.events.submit(write));
+        }
+        let mut result = Ok(());
+        self.inflight.retain_mut(|r| match r.try_result() {
+            None => true,
+            Some(done) => {
+                if result.is_ok() {
+                    result = check(done);
+                }
+                false
+            }
+        });
+        result
+    }
+
+    /// Waits until every write handed over is committed.
+    async fn settle(&mut self) -> Result<(), Halt> {
+        self.submit()?;
+        for r in std::mem::take(&mut self.inflight) {
+            check(r.await)?;
+        }
         Ok(())
     }
 
@@ -56,16 +131,36 @@ impl Ctx<'_> {
     }
 }
 
+/// A confirmed write: a store error, or a balance the charge used up.
+fn check(done: Result<steward_store::RunWritten, StoreError>) -> Result<(), Halt> {
+    let written = done?;
+    if written.balance.is_some_and(|b| b <= 0) {
+        return Err(Halt::Budget);
+    }
+    Ok(())
+}
+
 /// Runs `run` (already claimed, status `running`) to its end.
-pub(crate) async fn run(rt: &Runtime, run: Run, cancel: CancellationToken) {
-    let mut ctx = Ctx { rt, run, cancel, trace: json!({"model_calls": [], "tool_calls": []}), usage: Usage::default() };
+pub(crate) async fn run(deps: &Deps<'_>, run: Run, cancel: CancellationToken) {
+    let pending = RunWrite::new(run.session_id.clone(), run.id.clone());
+    let mut ctx = Ctx {
+        deps,
+        run,
+        cancel,
+        trace: json!({"model_calls": [], "tool_calls": []}),
+        usage: Usage::default(),
+        pending,
+        inflight: Vec::new(),
+        history: Vec::new(),
+    };
     let result = drive(&mut ctx).await;
     finish(&mut ctx, result).await;
 }
 
 async fn drive(ctx: &mut Ctx<'_>) -> Result<String, Halt> {
-    let store = &ctx.rt.inner.store;
-    ctx.emit(event_type::RUN_STARTED, json!({"run_id": ctx.run.id})).await?;
+    let store = ctx.deps.store;
+    ctx.event(RunEvent::Started { run_id: ctx.run.id.clone() });
+    ctx.submit()?;
     let session = store
         .session(&ctx.run.session_id)
         .await?
@@ -79,7 +174,7 @@ async fn drive(ctx: &mut Ctx<'_>) -> Result<String, Halt> {
         AgentState::Error => {
             return Err(Halt::Failed {
                 kind: "agent_error".into(),
-                message: format!("the agent is in error: {}", agent.state_reason.unwrap_or_default()),
+                message: format!("the agent is in error: {}", agent.state_reason.clone().unwrap_or_default()),
             });
         }
         _ => {}
@@ -93,44 +188,45 @@ async fn drive(ctx: &mut Ctx<'_>) -> Result<String, Halt> {
     ctx.trace["agent_version"] = json!(session.agent_version);
 
     let client = ctx
-        .rt
-        .inner
+        .deps
         .providers
         .client_for(&ctx.run.sandbox_id, &config.model.provider_id, &config.model.name)
         .await
         .map_err(|e| Halt::Failed { kind: e.kind.into(), message: e.message })?;
-    let (resolution, system) = match &agent.concierge_of {
-        Some(account) => {
+    let system = match &agent.concierge_of {
+        Some(_) => {
             // The time goes into this run's prompt, not the stored (versioned) one.
             let zone = store.sandbox(&ctx.run.sandbox_id).await?.map(|s| s.time_zone).unwrap_or_else(|| "UTC".to_owned());
-            let system = crate::preamble::with_time(&config.system_prompt, ctx.rt.inner.clock.now_ms(), &zone);
-            (ctx.rt.resolve_concierge_tools(&ctx.run.sandbox_id, account).await, Some(system))
+            Some(crate::preamble::with_time(&config.system_prompt, ctx.deps.clock.now_ms(), &zone))
         }
-        None => (
-            ctx.rt.resolve_tools(&ctx.run.sandbox_id, &ctx.run.agent_id, &config).await?,
-            (!config.system_prompt.is_empty()).then(|| config.system_prompt.clone()),
-        ),
+        None => (!config.system_prompt.is_empty()).then(|| config.system_prompt.clone()),
     };
+    let resolution = ctx.deps.tools.resolve(&ctx.run, &agent, &config).await?;
     let catalog = resolution.catalog;
     let specs = catalog.specs();
     ctx.trace["tool_resolution"] = resolution.trace;
-    store.set_run_trace(&ctx.run.id, &ctx.trace).await?;
+    ctx.store_trace();
 
-    // The user turn joins the conversation.
+    // The conversation so far (earlier turns are committed: a session runs one run at a time),
+    // then this run's input joins it.
+    ctx.history = to_model_messages(&store.conversation(&ctx.run.session_id).await?);
     for item in ctx.run.input.as_array().cloned().unwrap_or_default() {
-        let role = item.get("role").and_then(Value::as_str).unwrap_or("user");
+        let role = if item.get("role").and_then(Value::as_str) == Some("assistant") { Role::Assistant } else { Role::User };
         let text = item.get("content").and_then(Value::as_str).unwrap_or_default();
-        store.append_message(&ctx.run.session_id, &ctx.run.id, role, &parts_to_json(&[Part::Text(text.into())])).await?;
+        // The stored role is the input's own (`user`, or what the caller sent).
+        let stored = item.get("role").and_then(Value::as_str).unwrap_or("user").to_owned();
+        ctx.pending.messages.push((stored, parts_to_json(&[Part::Text(text.into())])));
+        ctx.history.push(Message { role, parts: vec![Part::Text(text.into())] });
     }
+    ctx.submit()?;
 
-    let tool_ctx = ToolContext { clock: ctx.rt.inner.clock.clone(), tool_timeout: ctx.rt.inner.config.tool_timeout };
+    let tool_ctx = ToolContext { clock: ctx.deps.clock.clone(), tool_timeout: ctx.deps.tool_timeout };
     for turn in 0..config.max_turns {
         ctx.check_cancel()?;
-        let messages: Vec<Message> = to_model_messages(&store.conversation(&ctx.run.session_id).await?);
         let request = ModelRequest {
             model: config.model.name.clone(),
             system: system.clone(),
-            messages,
+            messages: ctx.history.clone(),
             tools: specs.clone(),
             max_output_tokens: config.max_output_tokens,
             temperature: config.temperature,
@@ -144,7 +240,7 @@ async fn drive(ctx: &mut Ctx<'_>) -> Result<String, Halt> {
             })
             .collect();
         if !parts.is_empty() {
-            store.append_message(&ctx.run.session_id, &ctx.run.id, "assistant", &parts_to_json(&parts)).await?;
+            ctx.message(Role::Assistant, parts);
         }
         if calls.is_empty() {
             return Ok(match stop {
@@ -158,10 +254,12 @@ async fn drive(ctx: &mut Ctx<'_>) -> Result<String, Halt> {
             // Arguments may echo a secret a tool returned earlier; redact them like results.
             let mut arguments = arguments;
             catalog.redactor().redact_json(&mut arguments);
-            ctx.emit(event_type::TOOL_CALL, json!({"call_id": id, "name": name, "arguments": arguments})).await?;
+            ctx.event(RunEvent::ToolCall { call_id: id.clone(), name: name.clone(), arguments: arguments.clone() });
+            // Handed over before the tool runs, so a client sees the call while it runs.
+            ctx.submit()?;
             let started = Instant::now();
             let outcome = tokio::select! {
-                r = catalog.call(&name, arguments.clone(), &tool_ctx, ctx.rt.inner.config.tool_timeout) => r,
+                r = catalog.call(&name, arguments.clone(), &tool_ctx, ctx.deps.tool_timeout) => r,
                 _ = ctx.cancel.cancelled() => return Err(Halt::Cancelled("cancelled".into())),
             };
             let (result, error) = match &outcome {
@@ -172,15 +270,16 @@ async fn drive(ctx: &mut Ctx<'_>) -> Result<String, Halt> {
                 "call_id": id, "name": name, "arguments": arguments, "result": result, "error": error,
                 "duration_ms": started.elapsed().as_millis() as u64,
             }));
-            ctx.emit(event_type::TOOL_RESULT, json!({"call_id": id, "name": name, "result": result, "error": error})).await?;
+            ctx.event(RunEvent::ToolResult { call_id: id.clone(), name: name.clone(), result: outcome.clone() });
             let (content, is_error) = match outcome {
                 Ok(out) => (out, false),
                 Err(e) => (e, true),
             };
             results.push(Part::ToolResult { call_id: id, name, content, is_error });
         }
-        store.append_message(&ctx.run.session_id, &ctx.run.id, "user", &parts_to_json(&results)).await?;
-        store.set_run_trace(&ctx.run.id, &ctx.trace).await?;
+        ctx.message(Role::User, results);
+        ctx.store_trace();
+        ctx.submit()?;
     }
     Ok(stop_reason::MAX_TURNS.into())
 }
@@ -215,15 +314,13 @@ async fn model_call(
     };
     let mut parts: Vec<Part> = Vec::new();
     let mut text = String::new();
-    // Events that are already available are stored together, in one transaction: under load
-    // providers' chunks queue up, and one commit per token would be the bottleneck.
-    let mut pending: Vec<(&'static str, Value)> = Vec::new();
     loop {
         let first = tokio::select! {
             n = stream.next() => n,
             // Dropping the stream (on return) drops the HTTP request at once.
             _ = ctx.cancel.cancelled() => { record(ctx, "cancelled", None, call_usage); return Err(Halt::Cancelled("cancelled".into())); }
         };
+        // What is already available goes to the log as one write.
         let mut ready = vec![first];
         while ready.len() < 64 {
             match stream.next().now_or_never() {
@@ -240,19 +337,17 @@ async fn model_call(
         for next in ready {
             match next {
                 None => {
-                    ctx.flush(&mut pending).await?;
                     let e = LlmError::Interrupted("the stream ended without a finish".into());
                     record(ctx, "error", Some(&e), call_usage);
                     return Err(llm_halt(e));
                 }
                 Some(Err(e)) => {
-                    ctx.flush(&mut pending).await?;
                     record(ctx, "error", Some(&e), call_usage);
                     return Err(llm_halt(e));
                 }
                 Some(Ok(StreamEvent::TextDelta(t))) => {
+                    ctx.event(RunEvent::TextDelta { text: t.clone() });
                     text.push_str(&t);
-                    pending.push((event_type::TEXT_DELTA, json!({"text": t})));
                 }
                 Some(Ok(StreamEvent::ToolCall { id, name, arguments })) => {
                     if !text.is_empty() {
@@ -270,21 +365,11 @@ async fn model_call(
                     if d_in > 0 || d_out > 0 {
                         ctx.usage.input_tokens += d_in as u64;
                         ctx.usage.output_tokens += d_out as u64;
-                        let charge =
-                            ctx.rt.inner.store.charge_usage(&ctx.run.agent_id, &ctx.run.session_id, &ctx.run.id, d_in, d_out).await?;
-                        pending.push((
-                            event_type::USAGE,
-                            json!({"input_tokens": ctx.usage.input_tokens, "output_tokens": ctx.usage.output_tokens}),
-                        ));
-                        if charge.balance.is_some_and(|b| b <= 0) {
-                            ctx.flush(&mut pending).await?;
-                            record(ctx, "budget_exhausted", None, call_usage);
-                            return Err(Halt::Budget);
-                        }
+                        ctx.charge(d_in, d_out);
+                        ctx.event(RunEvent::Usage(run_usage(ctx.usage)));
                     }
                 }
                 Some(Ok(StreamEvent::Finish(stop))) => {
-                    ctx.flush(&mut pending).await?;
                     if !text.is_empty() {
                         parts.push(Part::Text(std::mem::take(&mut text)));
                     }
@@ -295,22 +380,37 @@ async fn model_call(
                         StopReason::Other(o) => o.clone(),
                     };
                     record(ctx, &label, None, call_usage);
+                    ctx.submit()?;
                     return Ok((parts, stop));
                 }
             }
         }
-        ctx.flush(&mut pending).await?;
+        if let Err(halt) = ctx.submit() {
+            if matches!(halt, Halt::Budget) {
+                record(ctx, "budget_exhausted", None, call_usage);
+            }
+            return Err(halt);
+        }
     }
+}
+
+fn run_usage(u: Usage) -> RunUsage {
+    RunUsage { input_tokens: u.input_tokens as i64, output_tokens: u.output_tokens as i64 }
 }
 
 fn llm_halt(e: LlmError) -> Halt {
     Halt::Failed { kind: e.kind().into(), message: e.to_string() }
 }
 
-/// Records the end of the run and emits its one terminal event.
+/// Records the end of the run: the rest of its writes and its one terminal event, together.
 async fn finish(ctx: &mut Ctx<'_>, result: Result<String, Halt>) {
-    let store = &ctx.rt.inner.store;
-    let usage = RunUsage { input_tokens: ctx.usage.input_tokens as i64, output_tokens: ctx.usage.output_tokens as i64 };
+    // Every earlier write must be in before the end (a failed one fails the run).
+    let result = match (result, ctx.settle().await) {
+        (Err(halt), _) => Err(halt),
+        (Ok(_), Err(halt)) => Err(halt),
+        (ok, Ok(())) => ok,
+    };
+    let usage = run_usage(ctx.usage);
     let ending = match result {
         Ok(reason) => Ending::Completed { stop_reason: reason },
         Err(Halt::Budget) => Ending::Completed { stop_reason: stop_reason::BUDGET_EXHAUSTED.into() },
@@ -318,12 +418,15 @@ async fn finish(ctx: &mut Ctx<'_>, result: Result<String, Halt>) {
         Err(Halt::Failed { kind, message }) => Ending::Failed { kind, message },
     };
     let budget = ending == Ending::Completed { stop_reason: stop_reason::BUDGET_EXHAUSTED.into() };
+    let pending = std::mem::replace(&mut ctx.pending, RunWrite::new(ctx.run.session_id.clone(), ctx.run.id.clone()));
     // A retry loop, because a run must never be left `running` if the database hiccups.
     for attempt in 0..5u64 {
         // The run's end, its terminal event and its notification commit together, or not at
-        // all; `false` means someone else (a cancel from another replica, the reaper) ended it
-        // first and wrote its terminal event.
-        match ctx.rt.end_run(&ctx.run, &ending, ctx.trace.clone(), usage).await {
+        // all; not `ended` means someone else (a cancel from another replica, the reaper) ended
+        // it first and wrote its terminal event.
+        let mut write = pending.clone();
+        write.end = Some(ending.end(&ctx.run, ctx.trace.clone(), usage));
+        match ctx.deps.events.append(write).await {
             Ok(_) => break,
             Err(e) => {
                 tracing::warn!(error = %e, attempt, "cannot finish a run; retrying");
@@ -332,6 +435,7 @@ async fn finish(ctx: &mut Ctx<'_>, result: Result<String, Halt>) {
         }
     }
     if budget {
+        let store = ctx.deps.store;
         let reason = Some("token balance exhausted; add tokens with POST /v1/agents/{id}/balance and resume the agent");
         if let Ok(Some(a)) = store.agent(&ctx.run.agent_id).await
             && a.state.can_become(AgentState::Error)
@@ -347,5 +451,4 @@ async fn finish(ctx: &mut Ctx<'_>, result: Result<String, Halt>) {
             }
         }
     }
-    let _ = Role::User;
 }

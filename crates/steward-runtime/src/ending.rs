@@ -5,8 +5,9 @@
 //! these, so the three can never disagree on a payload.
 
 use serde_json::{Value, json};
-use steward_core::session::{Run, RunStatus, event_type, stop_reason};
-use steward_store::{Notification, RunOutcome, StoreError};
+pub use steward_core::session::RunUsage;
+use steward_core::session::{Run, RunEvent, RunStatus, stop_reason};
+use steward_store::{Notification, RunEnd, RunOutcome, RunWrite, StoreError};
 
 use crate::engine::Runtime;
 
@@ -26,19 +27,6 @@ pub enum Ending {
 /// What a recovered run's error says.
 const INTERRUPTED: &str = "the server running this run stopped before it finished; send the message again";
 
-/// Token usage of a run so far.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RunUsage {
-    pub input_tokens: i64,
-    pub output_tokens: i64,
-}
-
-impl RunUsage {
-    fn json(self) -> Value {
-        json!({"input_tokens": self.input_tokens, "output_tokens": self.output_tokens})
-    }
-}
-
 impl Ending {
     /// The row written on the run.
     pub fn outcome(&self, trace: Value) -> RunOutcome {
@@ -53,26 +41,21 @@ impl Ending {
         RunOutcome { status, stop_reason: Some(stop), error_type, error_message, trace }
     }
 
-    /// The terminal event: its type and payload.
-    pub fn event(&self, run: &Run, usage: RunUsage) -> (&'static str, Value) {
-        let usage = usage.json();
+    /// The terminal event.
+    pub fn event(&self, run: &Run, usage: RunUsage) -> RunEvent {
+        let run_id = run.id.clone();
         match self {
             Ending::Completed { stop_reason } => {
-                (event_type::FINISH, json!({"stop_reason": stop_reason, "session_id": run.session_id, "usage": usage, "run_id": run.id}))
+                RunEvent::Finish { stop_reason: stop_reason.clone(), session_id: run.session_id.clone(), run_id, usage }
             }
-            Ending::Cancelled { reason } => (event_type::CANCELLED, json!({"run_id": run.id, "reason": reason, "usage": usage})),
-            Ending::Failed { kind, message } => {
-                (event_type::ERROR, json!({"message": message, "type": kind, "run_id": run.id, "usage": usage}))
-            }
-            Ending::Interrupted => {
-                (event_type::ERROR, json!({"message": INTERRUPTED, "type": "interrupted", "run_id": run.id, "usage": usage}))
-            }
+            Ending::Cancelled { reason } => RunEvent::Cancelled { reason: reason.clone(), run_id, usage },
+            Ending::Failed { kind, message } => RunEvent::Error { message: message.clone(), kind: kind.clone(), run_id, usage },
+            Ending::Interrupted => RunEvent::Error { message: INTERRUPTED.into(), kind: "interrupted".into(), run_id, usage },
         }
     }
 
-    /// The outbound notification this ending causes, if any.
-    pub fn notification(&self, run: &Run, usage: RunUsage) -> Option<Notification> {
-        let outcome = self.outcome(Value::Null);
+    /// The outbound notification of a run that ended with `outcome`, if any.
+    pub fn notification(run: &Run, outcome: &RunOutcome, usage: RunUsage) -> Option<Notification> {
         let event = match outcome.status {
             RunStatus::Completed => "run.completed",
             RunStatus::Failed => "run.failed",
@@ -84,27 +67,28 @@ impl Ending {
             event: event.to_owned(),
             payload: json!({
                 "run_id": run.id, "session_id": run.session_id, "agent_id": run.agent_id,
-                "status": outcome.status.as_str(), "stop_reason": outcome.stop_reason, "usage": usage.json(),
+                "status": outcome.status.as_str(), "stop_reason": outcome.stop_reason, "usage": usage.to_json(),
                 "error": outcome.error_type.as_ref().map(|t| json!({"type": t, "message": outcome.error_message})),
             }),
         })
+    }
+
+    /// The end of `run` as part of a write: its row, its terminal event, its notification.
+    pub fn end(&self, run: &Run, trace: Value, usage: RunUsage) -> RunEnd {
+        let outcome = self.outcome(trace);
+        let notification = Self::notification(run, &outcome, usage);
+        RunEnd { outcome, terminal: self.event(run, usage).to_stored(), notification }
     }
 }
 
 impl Runtime {
     /// Ends `run` as `ending`: the run's row, its terminal event and its notification commit
-    /// in one transaction (a transactional outbox), then the session's tails are woken. Returns
+    /// in one transaction (a transactional outbox), and the session's tails are woken. Returns
     /// whether this call ended it; `false` means someone else did first and wrote its event.
     pub async fn end_run(&self, run: &Run, ending: &Ending, trace: Value, usage: RunUsage) -> Result<bool, StoreError> {
-        let outcome = ending.outcome(trace);
-        let notification = ending.notification(run, usage);
-        match self.inner.store.end_run(run, &outcome, ending.event(run, usage), notification.as_ref()).await? {
-            Some(stored) => {
-                self.inner.bus.publish(&run.session_id, stored.seq);
-                Ok(true)
-            }
-            None => Ok(false),
-        }
+        let mut write = RunWrite::new(run.session_id.clone(), run.id.clone());
+        write.end = Some(ending.end(run, trace, usage));
+        Ok(self.events().append(write).await?.ended)
     }
 }
 
@@ -112,6 +96,7 @@ impl Runtime {
 mod tests {
     use super::*;
     use steward_core::ids::{AgentId, RunId, SandboxId, SessionId};
+    use steward_core::session::event_type;
 
     fn run() -> Run {
         Run {
@@ -144,10 +129,11 @@ mod tests {
             (Ending::Interrupted, event_type::ERROR, Some("run.failed")),
         ];
         for (ending, kind, notified) in endings {
-            let (k, data) = ending.event(&r, usage);
+            let event = ending.event(&r, usage);
+            let (k, data) = (event.kind(), event.data());
             assert_eq!(k, kind, "{ending:?}");
             assert_eq!((data["usage"]["input_tokens"].as_i64(), data["run_id"].as_str()), (Some(12), Some(r.id.as_str())), "{data}");
-            let n = ending.notification(&r, usage);
+            let n = ending.end(&r, json!({}), usage).notification;
             assert_eq!(n.as_ref().map(|n| n.event.as_str()), notified, "{ending:?}");
             if let Some(n) = n {
                 assert_eq!(n.payload["usage"]["output_tokens"], 8, "{}", n.payload);
@@ -155,6 +141,6 @@ mod tests {
         }
         let interrupted = Ending::Interrupted.outcome(json!({}));
         assert_eq!((interrupted.stop_reason.as_deref(), interrupted.error_type.as_deref()), (Some("interrupted"), Some("interrupted")));
-        assert_eq!(Ending::Interrupted.event(&r, usage).1["type"], "interrupted");
+        assert_eq!(Ending::Interrupted.event(&r, usage).data()["type"], "interrupted");
     }
 }

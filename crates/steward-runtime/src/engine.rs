@@ -8,16 +8,15 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::Value;
 use steward_core::clock::Clock;
 use steward_core::ids::{AgentId, RunId, SessionId};
-use steward_core::session::{Event, Run};
+use steward_core::session::{Event, Run, RunEvent};
 use steward_store::{Store, StoreError};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::bus::EventBus;
 use crate::ending::{Ending, RunUsage};
+use crate::event_log::EventLog;
 use crate::mcp::{McpPool, McpPoolConfig};
 use crate::providers::Providers;
 
@@ -113,7 +112,7 @@ pub struct Runtime {
 #[derive(Debug)]
 pub(crate) struct Inner {
     pub store: Store,
-    pub bus: EventBus,
+    pub events: EventLog,
     pub providers: Providers,
     pub clock: Arc<dyn Clock>,
     pub config: RuntimeConfig,
@@ -138,8 +137,8 @@ impl Runtime {
         Self {
             inner: Arc::new(Inner {
                 integrations,
+                events: EventLog::new(store.clone()),
                 store,
-                bus: EventBus::new(),
                 providers,
                 clock,
                 mcp: McpPool::new(config.tools.mcp.clone()),
@@ -159,8 +158,9 @@ impl Runtime {
         &self.inner.store
     }
 
-    pub fn bus(&self) -> &EventBus {
-        &self.inner.bus
+    /// The sessions' event log: append, follow, wait.
+    pub fn events(&self) -> &EventLog {
+        &self.inner.events
     }
 
     pub fn providers(&self) -> &Providers {
@@ -213,7 +213,7 @@ impl Runtime {
                     if let Err(e) = self.inner.store.heartbeat_runs(&c.node_id).await {
                         tracing::warn!(error = %e, "cannot heartbeat runs");
                     }
-                    self.inner.bus.prune();
+                    self.inner.events.prune();
                 }
                 _ = poll.tick() => {
                     self.poll_once().await;
@@ -323,27 +323,22 @@ impl Runtime {
         let token = self.inner.shutdown.child_token();
         self.inner.active.lock().expect("active runs lock").insert(run.id.clone(), token.clone());
         let id = run.id.clone();
-        crate::agent_loop::run(self, run, token).await;
+        let deps = crate::agent_loop::Deps {
+            store: &self.inner.store,
+            events: &self.inner.events,
+            providers: &self.inner.providers,
+            tools: self,
+            clock: self.inner.clock.clone(),
+            tool_timeout: self.inner.config.tool_timeout,
+        };
+        crate::agent_loop::run(&deps, run, token).await;
         self.inner.active.lock().expect("active runs lock").remove(&id);
     }
 
-    /// Appends one event to a session's log and wakes its live tails.
-    pub async fn emit(&self, session: &SessionId, run: &RunId, kind: &str, data: Value) -> Result<Event, StoreError> {
-        let mut events = self.emit_all(session, run, &[(kind, data)]).await?;
+    /// Appends one event to a session's log (announced once it is stored).
+    pub async fn emit(&self, session: &SessionId, run: &RunId, event: RunEvent) -> Result<Event, StoreError> {
+        let mut events = self.inner.events.append_events(session, run, std::slice::from_ref(&event)).await?;
         Ok(events.pop().expect("one event appended"))
-    }
-
-    /// Appends events in one transaction, then wakes the session's live tails. The one event
-    /// path: nothing is announced before it is stored.
-    pub async fn emit_all(&self, session: &SessionId, run: &RunId, events: &[(&str, Value)]) -> Result<Vec<Event>, StoreError> {
-        if events.is_empty() {
-            return Ok(Vec::new());
-        }
-        let stored = self.inner.store.append_events(session, run, events).await?;
-        if let Some(last) = stored.last() {
-            self.inner.bus.publish(session, last.seq);
-        }
-        Ok(stored)
     }
 
     /// Cancels a run wherever it is: a local running run stops at once (its model request is
@@ -386,19 +381,6 @@ impl Runtime {
 
     /// Waits until `run` has ended (polling the store; woken by its session's events).
     pub async fn wait_for(&self, run: &RunId, session: &SessionId, limit: Duration) -> Result<Option<Run>, StoreError> {
-        let mut rx = self.inner.bus.subscribe(session);
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            if let Some(r) = self.inner.store.run(run).await?
-                && r.status.is_terminal()
-            {
-                return Ok(Some(r));
-            }
-            tokio::select! {
-                _ = rx.changed() => {}
-                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
-                _ = tokio::time::sleep_until(deadline) => return Ok(None),
-            }
-        }
+        self.inner.events.wait_for_end(run, session, limit).await
     }
 }

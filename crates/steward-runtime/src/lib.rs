@@ -13,6 +13,7 @@ pub mod bus;
 pub mod conversation;
 pub mod ending;
 pub mod engine;
+pub mod event_log;
 pub mod integrations;
 pub mod mcp;
 pub mod notify;
@@ -28,4 +29,5 @@ pub mod vault;
 pub mod workspace;
 
 pub use engine::{Runtime, RuntimeConfig, ToolsConfig};
+pub use event_log::EventLog;
 pub use providers::Providers;

@@ -91,6 +91,21 @@ pub fn safe_tool_name(name: &str) -> String {
     s
 }
 
+#[async_trait::async_trait]
+impl crate::agent_loop::RunTools for Runtime {
+    async fn resolve(
+        &self,
+        run: &steward_core::session::Run,
+        agent: &steward_core::agent::Agent,
+        config: &AgentConfig,
+    ) -> Result<Resolution, StoreError> {
+        match &agent.concierge_of {
+            Some(account) => Ok(self.resolve_concierge_tools(&run.sandbox_id, account).await),
+            None => self.resolve_tools(&run.sandbox_id, &run.agent_id, config).await,
+        }
+    }
+}
+
 impl Runtime {
     /// The agent's workspace directory (created if missing).
     pub fn workspace(&self, sandbox: &SandboxId, agent: &AgentId) -> Result<Workspace, String> {

@@ -30,53 +30,12 @@ pub struct Charge {
 }
 
 impl Store {
-    /// Appends events to a session's log in one transaction, numbering them after the last one.
+    /// Appends events to a session's log, numbered after the last one; group-committed with
+    /// other runs' writes.
     pub async fn append_events(&self, session: &SessionId, run: &RunId, events: &[(&str, Value)]) -> Result<Vec<Event>, StoreError> {
-        let now = self.now();
-        let mut tx = self.write_tx().await?;
-        let out = Self::append_in(&mut tx, session, run, events, now).await?;
-        tx.commit().await?;
-        Ok(out)
-    }
-
-    /// [`Self::append_events`] inside `tx`.
-    pub(crate) async fn append_in(
-        tx: &mut crate::WriteTx,
-        session: &SessionId,
-        run: &RunId,
-        events: &[(&str, Value)],
-        now: i64,
-    ) -> Result<Vec<Event>, StoreError> {
-        let n = events.len() as i64;
-        let row = sqlx::query("UPDATE sessions SET last_seq = last_seq + $1 WHERE id = $2 RETURNING last_seq")
-            .bind(n)
-            .bind(session.as_str())
-            .fetch_optional(&mut **tx)
-            .await?
-            .ok_or(StoreError::NotFound("session"))?;
-        let last: i64 = row.try_get("last_seq")?;
-        let mut out = Vec::with_capacity(events.len());
-        for (i, (kind, data)) in events.iter().enumerate() {
-            let seq = last - n + 1 + i as i64;
-            sqlx::query("INSERT INTO events (session_id, seq, run_id, type, data, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
-                .bind(session.as_str())
-                .bind(seq)
-                .bind(run.as_str())
-                .bind(*kind)
-                .bind(data.to_string())
-                .bind(now)
-                .execute(&mut **tx)
-                .await?;
-            out.push(Event {
-                session_id: session.clone(),
-                seq,
-                run_id: run.clone(),
-                kind: (*kind).to_owned(),
-                data: data.clone(),
-                created_at: now,
-            });
-        }
-        Ok(out)
+        let mut write = crate::RunWrite::new(session.clone(), run.clone());
+        write.events = events.iter().map(|(k, d)| ((*k).to_owned(), d.clone())).collect();
+        Ok(self.write_run(write).await?.events)
     }
 
     /// Events of a session after `after_seq`, in order, at most `limit`.
@@ -98,27 +57,12 @@ impl Store {
         Ok(row.map(|r| r.try_get("last_seq")).transpose()?.unwrap_or(0))
     }
 
-    /// Appends a message to the conversation.
-    pub async fn append_message(&self, session: &SessionId, run: &RunId, role: &str, content: &Value) -> Result<i64, StoreError> {
-        let now = self.now();
-        let mut tx = self.write_tx().await?;
-        let row = sqlx::query("UPDATE sessions SET message_seq = message_seq + 1 WHERE id = $1 RETURNING message_seq")
-            .bind(session.as_str())
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or(StoreError::NotFound("session"))?;
-        let seq: i64 = row.try_get("message_seq")?;
-        sqlx::query("INSERT INTO session_messages (session_id, seq, run_id, role, content, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(session.as_str())
-            .bind(seq)
-            .bind(run.as_str())
-            .bind(role)
-            .bind(content.to_string())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(seq)
+    /// Appends a message to the conversation; group-committed with other runs' writes.
+    pub async fn append_message(&self, session: &SessionId, run: &RunId, role: &str, content: &Value) -> Result<(), StoreError> {
+        let mut write = crate::RunWrite::new(session.clone(), run.clone());
+        write.messages.push((role.to_owned(), content.clone()));
+        self.write_run(write).await?;
+        Ok(())
     }
 
     /// The whole conversation of a session, in order.
@@ -143,7 +87,7 @@ impl Store {
     }
 
     /// Charges token usage to the run, its session and its agent (and the agent's balance, if
-    /// it has one), atomically.
+    /// it has one), atomically; group-committed with other runs' writes.
     pub async fn charge_usage(
         &self,
         agent: &AgentId,
@@ -152,32 +96,9 @@ impl Store {
         input: i64,
         output: i64,
     ) -> Result<Charge, StoreError> {
-        let mut tx = self.write_tx().await?;
-        sqlx::query("UPDATE runs SET input_tokens = input_tokens + $1, output_tokens = output_tokens + $2 WHERE id = $3")
-            .bind(input)
-            .bind(output)
-            .bind(run.as_str())
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE sessions SET input_tokens = input_tokens + $1, output_tokens = output_tokens + $2 WHERE id = $3")
-            .bind(input)
-            .bind(output)
-            .bind(session.as_str())
-            .execute(&mut *tx)
-            .await?;
-        let row = sqlx::query(
-            "UPDATE agents SET input_tokens_total = input_tokens_total + $1, output_tokens_total = output_tokens_total + $2,
-                 token_balance = CASE WHEN token_balance IS NULL THEN NULL ELSE token_balance - $3 END
-             WHERE id = $4 RETURNING token_balance",
-        )
-        .bind(input)
-        .bind(output)
-        .bind(input + output)
-        .bind(agent.as_str())
-        .fetch_optional(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(Charge { balance: row.map(|r| r.try_get("token_balance")).transpose()?.flatten() })
+        let mut write = crate::RunWrite::new(session.clone(), run.clone());
+        write.charge = Some(crate::UsageCharge { agent: agent.clone(), input_tokens: input, output_tokens: output });
+        Ok(Charge { balance: self.write_run(write).await?.balance })
     }
 
     /// Adds to (`add`) or sets the agent's token balance; `None` with `set` removes the budget.

@@ -16,6 +16,7 @@ mod keys;
 mod notifications;
 mod page;
 mod providers;
+mod run_writes;
 mod sandboxes;
 mod schedules;
 mod sessions;
@@ -40,6 +41,7 @@ pub use integrations::{ConnectedAccount, NewConnectedAccount, OAuthAttempt, Publ
 pub use keys::NewApiKey;
 pub use notifications::{Attempt, Notification, OutboundDelivery, Subscription, UNFINISHED_ATTEMPT};
 pub use page::{Listing, PageRequest};
+pub use run_writes::{MAX_BATCH as MAX_RUN_WRITE_BATCH, RunEnd, RunWrite, RunWriteReceipt, RunWritten, UsageCharge};
 pub use sandboxes::SandboxWithRole;
 pub use schedules::{Execution, Fire, Schedule};
 pub use sessions::{ConversationSummary, NewSession, RunFilter, RunOutcome, SessionFilter};
@@ -64,6 +66,11 @@ pub struct Store {
     write_lock: Arc<tokio::sync::Mutex<()>>,
     /// The group-commit writer for webhook deliveries, started on first use.
     deliveries: Arc<std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<triggers::PendingDelivery>>>,
+    /// The group-commit writer for run writes (events, conversation, usage, ends), started on first use.
+    run_writes: Arc<std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<run_writes::PendingRunWrite>>>,
+    /// Called with the events of every committed batch of run writes, before any writer hears
+    /// back (the runtime wakes stream tails with it).
+    committed: Arc<std::sync::OnceLock<run_writes::CommitHook>>,
 }
 
 /// A write transaction; on SQLite it also holds this process's writer slot.
@@ -143,13 +150,21 @@ impl Store {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator.run(&pool).await.map_err(|e| StoreError::Migration(e.to_string()))?;
-        Ok(Self { pool, backend, clock, write_lock: Arc::new(tokio::sync::Mutex::new(())), deliveries: Default::default() })
+        Ok(Self {
+            pool,
+            backend,
+            clock,
+            write_lock: Arc::new(tokio::sync::Mutex::new(())),
+            deliveries: Default::default(),
+            run_writes: Default::default(),
+            committed: Default::default(),
+        })
     }
 
     /// A handle on the same database with its own group-commit writers, as a second replica
     /// would have: its batches race this handle's in the database (tests of exactly-once).
     pub fn as_another_replica(&self) -> Store {
-        Store { deliveries: Default::default(), ..self.clone() }
+        Store { deliveries: Default::default(), run_writes: Default::default(), committed: Default::default(), ..self.clone() }
     }
 
     pub fn backend(&self) -> Backend {

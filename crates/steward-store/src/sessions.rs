@@ -482,17 +482,28 @@ impl Store {
     pub async fn finish_run(&self, id: &RunId, outcome: &RunOutcome) -> Result<bool, StoreError> {
         let now = self.now();
         let mut tx = self.write_tx().await?;
-        if !Self::finish_in(&mut tx, id, outcome, now).await? {
+        if !Self::finish_row_in(&mut tx, id, outcome, now).await? {
             return Ok(false);
         }
+        sqlx::query(
+            "UPDATE sessions SET updated_at = $1,
+                 status = CASE WHEN EXISTS (SELECT 1 FROM runs WHERE runs.session_id = sessions.id AND runs.status IN ('queued', 'running'))
+                               THEN 'running' ELSE 'idle' END
+             WHERE id = (SELECT session_id FROM runs WHERE id = $2)",
+        )
+        .bind(now)
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(true)
     }
 
     /// Ends a run, appends its terminal event and enqueues its notification, in one
     /// transaction (a transactional outbox: a crash can lose neither the event nor the
-    /// notification of a run that ended). `None` when the run had already ended (someone else
-    /// ended it first and emits its terminal event); else the stored event, to announce.
+    /// notification of a run that ended), group-committed with other runs' writes. `None` when
+    /// the run had already ended (someone else ended it first and emits its terminal event);
+    /// else the stored event, to announce.
     pub async fn end_run(
         &self,
         run: &Run,
@@ -500,20 +511,18 @@ impl Store {
         terminal: (&str, Value),
         notification: Option<&crate::Notification>,
     ) -> Result<Option<Event>, StoreError> {
-        let now = self.now();
-        let mut tx = self.write_tx().await?;
-        if !Self::finish_in(&mut tx, &run.id, outcome, now).await? {
-            return Ok(None);
-        }
-        let event = Self::append_in(&mut tx, &run.session_id, &run.id, &[terminal], now).await?.pop();
-        if let Some(n) = notification {
-            Self::enqueue_in(&mut tx, n, now).await?;
-        }
-        tx.commit().await?;
-        Ok(event)
+        let mut write = crate::RunWrite::new(run.session_id.clone(), run.id.clone());
+        write.end = Some(crate::RunEnd {
+            outcome: outcome.clone(),
+            terminal: (terminal.0.to_owned(), terminal.1),
+            notification: notification.cloned(),
+        });
+        let written = self.write_run(write).await?;
+        Ok(if written.ended { written.events.into_iter().last() } else { None })
     }
 
-    async fn finish_in(tx: &mut crate::WriteTx, id: &RunId, outcome: &RunOutcome, now: i64) -> Result<bool, StoreError> {
+    /// Sets a run's outcome if it is still active (the session's status is the caller's).
+    pub(crate) async fn finish_row_in(tx: &mut crate::WriteTx, id: &RunId, outcome: &RunOutcome, now: i64) -> Result<bool, StoreError> {
         let n = sqlx::query(
             "UPDATE runs SET status = $1, stop_reason = $2, error_type = $3, error_message = $4, trace = $5, finished_at = $6,
                     started_at = COALESCE(started_at, $6), owner = NULL
@@ -528,25 +537,15 @@ impl Store {
         .bind(id.as_str())
         .execute(&mut **tx)
         .await?;
-        if n.rows_affected() == 0 {
-            return Ok(false);
-        }
-        sqlx::query(
-            "UPDATE sessions SET updated_at = $1,
-                 status = CASE WHEN EXISTS (SELECT 1 FROM runs WHERE runs.session_id = sessions.id AND runs.status IN ('queued', 'running'))
-                               THEN 'running' ELSE 'idle' END
-             WHERE id = (SELECT session_id FROM runs WHERE id = $2)",
-        )
-        .bind(now)
-        .bind(id.as_str())
-        .execute(&mut **tx)
-        .await?;
-        Ok(true)
+        Ok(n.rows_affected() > 0)
     }
 
     /// Stores a run's trace while it is still going.
     pub async fn set_run_trace(&self, id: &RunId, trace: &Value) -> Result<(), StoreError> {
-        self.write(sqlx::query("UPDATE runs SET trace = $1 WHERE id = $2").bind(trace.to_string()).bind(id.as_str())).await?;
+        let session = self.run(id).await?.ok_or(StoreError::NotFound("run"))?.session_id;
+        let mut write = crate::RunWrite::new(session, id.clone());
+        write.trace = Some(trace.clone());
+        self.write_run(write).await?;
         Ok(())
     }
 

@@ -272,7 +272,7 @@ impl Store {
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
             // The task's handle has its own (empty) batcher cell: no cycle, so the task ends
             // when the last user handle (and with it the sender) is dropped.
-            let store = Store { deliveries: Default::default(), ..self.clone() };
+            let store = Store { deliveries: Default::default(), run_writes: Default::default(), ..self.clone() };
             tokio::spawn(store.run_delivery_batcher(rx));
             tx
         })

@@ -308,7 +308,7 @@ async fn tell_session(state: &AppState, session: &str, data: Value) {
     let sid = steward_core::ids::SessionId::from_trusted(session.to_owned());
     match state.store.latest_run_of(&sid).await {
         Ok(Some(run)) => {
-            if let Err(e) = state.runtime.emit(&sid, &run, "integration_connect", data).await {
+            if let Err(e) = state.runtime.emit(&sid, &run, steward_core::session::RunEvent::IntegrationConnect(data)).await {
                 tracing::warn!(error = %e, "cannot tell the session about the connect");
             }
         }

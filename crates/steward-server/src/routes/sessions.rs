@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -536,32 +535,7 @@ pub(crate) fn tail(state: AppState, session: SessionId, after: i64) -> impl Stre
     follow(state, session, after).map(|ev| Ok(SseEvent::default().id(ev.id()).event(ev.kind.clone()).data(ev.data.to_string())))
 }
 
-/// The session's events after `after`, then each new one as it is appended: read from the log
-/// (so nothing is missed or repeated), woken by this process's appends and polling for other
-/// replicas'. Never ends by itself.
+/// The session's events after `after`, then live (the runtime's event log; see `EventLog::follow`).
 pub(crate) fn follow(state: AppState, session: SessionId, after: i64) -> impl Stream<Item = Event> {
-    let rx = state.runtime.bus().subscribe(&session);
-    let buf: std::collections::VecDeque<Event> = Default::default();
-    futures::stream::unfold((state, session, after, rx, buf), |(state, session, mut last, mut rx, mut buf)| async move {
-        loop {
-            if let Some(ev) = buf.pop_front() {
-                last = ev.seq;
-                return Some((ev, (state, session, last, rx, buf)));
-            }
-            match state.store.events_after(&session, last, 500).await {
-                Ok(batch) if !batch.is_empty() => buf.extend(batch),
-                Ok(_) => {
-                    tokio::select! {
-                        _ = rx.changed() => {}
-                        // Other replicas append without waking us; poll.
-                        _ = tokio::time::sleep(state.config.stream_poll) => {}
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot read the event log for a stream");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-            }
-        }
-    })
+    state.runtime.events().follow(session, after, state.config.stream_poll)
 }

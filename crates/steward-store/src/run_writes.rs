@@ -1,0 +1,430 @@
+//! Group commit of run writes: the events, conversation messages, token usage, trace and end of
+//! many concurrent runs, committed together by one writer task per process, many per
+//! transaction.
+//!
+//! A run hands its writes over as a [`RunWrite`] and waits for the commit; meanwhile other runs'
+//! writes queue up, and the writer takes every write waiting (up to [`MAX_BATCH`]) into its next
+//! transaction. Within a batch the statements are aggregated: one `UPDATE sessions` per session
+//! (event and message numbers, usage, status), one `UPDATE runs` per run, one `UPDATE agents`
+//! per agent (usage and balance), one multi-row `INSERT` for all events and one for all messages.
+//! Rows are locked in id order (runs, then sessions, then agents), so two replicas' batches
+//! cannot deadlock on them.
+//!
+//! What the caller gets back is durable: the reply is sent after the commit. If a batch fails,
+//! it is rolled back and each of its writes is retried in a transaction of its own, so one bad
+//! write (a deleted session) cannot fail the writes of other runs.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+use sqlx::{AssertSqlSafe, Row};
+use steward_core::ids::{AgentId, RunId, SessionId};
+use steward_core::session::Event;
+
+use crate::sessions::RunOutcome;
+use crate::{Notification, Store, StoreError};
+
+/// Most writes in one transaction.
+pub const MAX_BATCH: usize = 256;
+
+/// Rows per multi-row `INSERT` (6 parameters each: well under both backends' limits).
+const INSERT_CHUNK: usize = 400;
+
+/// Writes of one run, committed together (and with other runs' writes).
+#[derive(Debug, Clone)]
+pub struct RunWrite {
+    pub session: SessionId,
+    pub run: RunId,
+    /// Events appended to the session's log, in order.
+    pub events: Vec<(String, Value)>,
+    /// Conversation messages `(role, content)` appended, in order.
+    pub messages: Vec<(String, Value)>,
+    /// Token usage to charge to the run, its session and its agent (and the agent's balance).
+    pub charge: Option<UsageCharge>,
+    /// The run's trace so far, stored on the run.
+    pub trace: Option<Value>,
+    /// Ends the run (if it is still active), after everything above.
+    pub end: Option<RunEnd>,
+}
+
+impl RunWrite {
+    /// An empty write for `run` of `session`.
+    pub fn new(session: SessionId, run: RunId) -> Self {
+        Self { session, run, events: Vec::new(), messages: Vec::new(), charge: None, trace: None, end: None }
+    }
+
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty() && self.messages.is_empty() && self.charge.is_none() && self.trace.is_none() && self.end.is_none()
+    }
+
+    fn tokens(&self) -> (i64, i64) {
+        self.charge.as_ref().map(|c| (c.input_tokens, c.output_tokens)).unwrap_or_default()
+    }
+}
+
+/// Tokens a run used, charged to it, its session and its agent.
+#[derive(Debug, Clone)]
+pub struct UsageCharge {
+    pub agent: AgentId,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+}
+
+/// How a run ends: its stored outcome, its one terminal event and the notification it causes,
+/// committed together (a transactional outbox).
+#[derive(Debug, Clone)]
+pub struct RunEnd {
+    pub outcome: RunOutcome,
+    pub terminal: (String, Value),
+    pub notification: Option<Notification>,
+}
+
+/// What a committed [`RunWrite`] stored.
+#[derive(Debug, Clone, Default)]
+pub struct RunWritten {
+    /// The stored events, numbered; the terminal event last when this write ended the run.
+    pub events: Vec<Event>,
+    /// The agent's token balance after the charge (`None`: no budget, or nothing charged).
+    pub balance: Option<i64>,
+    /// Whether this write ended the run. `false` with an `end` means someone else (a cancel
+    /// from another replica, the reaper) ended it first and wrote its terminal event: this
+    /// write's terminal event and notification were not stored.
+    pub ended: bool,
+}
+
+/// What the writer calls after each commit (see [`Store::on_committed_events`]).
+type CommitFn = dyn Fn(&[Event]) + Send + Sync;
+
+#[derive(Clone)]
+pub(crate) struct CommitHook(std::sync::Arc<CommitFn>);
+
+impl std::fmt::Debug for CommitHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CommitHook")
+    }
+}
+
+/// A submitted [`RunWrite`]: await it (or poll [`RunWriteReceipt::try_result`]) for what was stored.
+#[derive(Debug)]
+pub struct RunWriteReceipt(tokio::sync::oneshot::Receiver<Result<RunWritten, StoreError>>);
+
+impl RunWriteReceipt {
+    /// The result if the write has been committed (or failed) already.
+    pub fn try_result(&mut self) -> Option<Result<RunWritten, StoreError>> {
+        match self.0.try_recv() {
+            Ok(r) => Some(r),
+            Err(tokio::sync::oneshot::error::TryRecvError::Empty) => None,
+            Err(tokio::sync::oneshot::error::TryRecvError::Closed) => Some(Err(StoreError::ShuttingDown)),
+        }
+    }
+}
+
+impl std::future::Future for RunWriteReceipt {
+    type Output = Result<RunWritten, StoreError>;
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx).map(|r| r.unwrap_or(Err(StoreError::ShuttingDown)))
+    }
+}
+
+pub(crate) struct PendingRunWrite {
+    write: RunWrite,
+    reply: tokio::sync::oneshot::Sender<Result<RunWritten, StoreError>>,
+}
+
+impl Store {
+    /// Commits `write` together with whatever other runs' writes are waiting, and returns what
+    /// was stored once it is durable.
+    pub async fn write_run(&self, write: RunWrite) -> Result<RunWritten, StoreError> {
+        self.submit_run_write(write).await
+    }
+
+    /// Hands `write` to the writer at once (writes of one process commit in the order they are
+    /// submitted) and returns a receipt to await what was stored; a caller may go on meanwhile.
+    pub fn submit_run_write(&self, write: RunWrite) -> RunWriteReceipt {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        // A writer that is gone drops the reply: the receipt then says ShuttingDown.
+        let _ = self.run_writer().send(PendingRunWrite { write, reply });
+        RunWriteReceipt(answer)
+    }
+
+    /// Installs the function called with the events of every committed batch of run writes,
+    /// in commit order, before the writers are answered (once; later calls are ignored).
+    pub fn on_committed_events(&self, hook: impl Fn(&[Event]) + Send + Sync + 'static) {
+        let _ = self.committed.set(CommitHook(std::sync::Arc::new(hook)));
+    }
+
+    fn announce(&self, results: &[Result<RunWritten, StoreError>]) {
+        if let Some(hook) = self.committed.get() {
+            for r in results.iter().flatten() {
+                if !r.events.is_empty() {
+                    (hook.0)(&r.events);
+                }
+            }
+        }
+    }
+
+    fn run_writer(&self) -> &tokio::sync::mpsc::UnboundedSender<PendingRunWrite> {
+        self.run_writes.get_or_init(|| {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            // The task's handle has its own (empty) writer cell: no cycle, so the task ends
+            // when the last user handle (and with it the sender) is dropped.
+            let store = Store { run_writes: Default::default(), deliveries: Default::default(), ..self.clone() };
+            // (It shares `committed` with this handle: the hook may be installed after the start.)
+            tokio::spawn(store.run_run_writer(rx));
+            tx
+        })
+    }
+
+    async fn run_run_writer(self, mut rx: tokio::sync::mpsc::UnboundedReceiver<PendingRunWrite>) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            let (replies, writes): (Vec<_>, Vec<_>) = batch.drain(..).map(|p| (p.reply, p.write)).unzip();
+            match self.commit_run_writes(&writes).await {
+                Ok(results) => {
+                    self.announce(&results);
+                    for (reply, result) in replies.into_iter().zip(results) {
+                        let _ = reply.send(result);
+                    }
+                }
+                Err(StoreError::ShuttingDown) => {
+                    for reply in replies {
+                        let _ = reply.send(Err(StoreError::ShuttingDown));
+                    }
+                }
+                Err(e) if writes.len() > 1 => {
+                    // One write may be at fault: give each its own transaction, in order.
+                    tracing::debug!(error = %e, n = writes.len(), "a batch of run writes failed; retrying them one by one");
+                    for (reply, write) in replies.into_iter().zip(writes) {
+                        let result = match self.commit_run_writes(std::slice::from_ref(&write)).await {
+                            Ok(r) => {
+                                self.announce(&r);
+                                r.into_iter().next().expect("one result per write")
+                            }
+                            Err(e) => Err(e),
+                        };
+                        let _ = reply.send(result);
+                    }
+                }
+                Err(e) => {
+                    for reply in replies {
+                        let _ = reply.send(Err(e.for_batch_member()));
+                    }
+                }
+            }
+        }
+    }
+
+    /// One transaction for `writes`. The outer error fails the whole batch (rolled back); the
+    /// inner ones are per write (a session that no longer exists), and their writes stored nothing.
+    async fn commit_run_writes(&self, writes: &[RunWrite]) -> Result<Vec<Result<RunWritten, StoreError>>, StoreError> {
+        let now = self.now();
+        let mut tx = self.write_tx().await?;
+
+        // Runs: usage and trace (in FIFO order, so the last trace wins), one statement per run.
+        let mut runs: BTreeMap<&RunId, (i64, i64, Option<&Value>)> = BTreeMap::new();
+        for w in writes {
+            if w.charge.is_some() || w.trace.is_some() {
+                let e = runs.entry(&w.run).or_default();
+                let (input, output) = w.tokens();
+                e.0 += input;
+                e.1 += output;
+                if w.trace.is_some() {
+                    e.2 = w.trace.as_ref();
+                }
+            }
+        }
+        for (run, (input, output, trace)) in &runs {
+            let q = match trace {
+                Some(t) => sqlx::query(
+                    "UPDATE runs SET input_tokens = input_tokens + $1, output_tokens = output_tokens + $2, trace = $3 WHERE id = $4",
+                )
+                .bind(*input)
+                .bind(*output)
+                .bind(t.to_string()),
+                None => sqlx::query("UPDATE runs SET input_tokens = input_tokens + $1, output_tokens = output_tokens + $2 WHERE id = $3")
+                    .bind(*input)
+                    .bind(*output),
+            };
+            q.bind(run.as_str()).execute(&mut *tx).await?;
+        }
+
+        // Ends, in run order; the first end of a run wins.
+        let mut ended = vec![false; writes.len()];
+        let mut ends: Vec<usize> = (0..writes.len()).filter(|&i| writes[i].end.is_some()).collect();
+        ends.sort_by(|&a, &b| writes[a].run.cmp(&writes[b].run).then(a.cmp(&b)));
+        for &i in &ends {
+            let end = writes[i].end.as_ref().expect("filtered on end");
+            ended[i] = Self::finish_row_in(&mut tx, &writes[i].run, &end.outcome, now).await?;
+        }
+
+        // Sessions: numbers for the events and messages, usage, and the status after an end.
+        #[derive(Default)]
+        struct SessionAgg {
+            events: i64,
+            messages: i64,
+            input: i64,
+            output: i64,
+            ended: bool,
+            next_event: i64,
+            next_message: i64,
+            missing: bool,
+        }
+        let stored_events = |i: usize| writes[i].events.len() as i64 + i64::from(ended[i]);
+        let mut sessions: BTreeMap<&SessionId, SessionAgg> = BTreeMap::new();
+        for (i, w) in writes.iter().enumerate() {
+            let s = sessions.entry(&w.session).or_default();
+            s.events += stored_events(i);
+            s.messages += w.messages.len() as i64;
+            let (input, output) = w.tokens();
+            s.input += input;
+            s.output += output;
+            s.ended |= ended[i];
+        }
+        for (id, s) in sessions.iter_mut() {
+            if s.events == 0 && s.messages == 0 && s.input == 0 && s.output == 0 && !s.ended {
+                continue;
+            }
+            let (status, id_param) = if s.ended {
+                (
+                    ", updated_at = $5, status = CASE WHEN EXISTS (SELECT 1 FROM runs WHERE runs.session_id = sessions.id AND runs.status IN ('queued', 'running')) THEN 'running' ELSE 'idle' END",
+                    6,
+                )
+            } else {
+                ("", 5)
+            };
+            let sql = format!(
+                "UPDATE sessions SET last_seq = last_seq + $1, message_seq = message_seq + $2, input_tokens = input_tokens + $3,
+                     output_tokens = output_tokens + $4{status} WHERE id = ${id_param} RETURNING last_seq, message_seq"
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(s.events).bind(s.messages).bind(s.input).bind(s.output);
+            if s.ended {
+                q = q.bind(now);
+            }
+            match q.bind(id.as_str()).fetch_optional(&mut *tx).await? {
+                Some(row) => {
+                    s.next_event = row.try_get::<i64, _>("last_seq")? - s.events + 1;
+                    s.next_message = row.try_get::<i64, _>("message_seq")? - s.messages + 1;
+                }
+                None => s.missing = true,
+            }
+        }
+
+        // Agents: usage totals and the balance, one statement per agent.
+        let mut agents: BTreeMap<&AgentId, (i64, i64, Option<i64>)> = BTreeMap::new();
+        for c in writes.iter().filter_map(|w| w.charge.as_ref()) {
+            let a = agents.entry(&c.agent).or_default();
+            a.0 += c.input_tokens;
+            a.1 += c.output_tokens;
+        }
+        for (id, (input, output, balance)) in agents.iter_mut() {
+            let row = sqlx::query(
+                "UPDATE agents SET input_tokens_total = input_tokens_total + $1, output_tokens_total = output_tokens_total + $2,
+                     token_balance = CASE WHEN token_balance IS NULL THEN NULL ELSE token_balance - $3 END
+                 WHERE id = $4 RETURNING token_balance",
+            )
+            .bind(*input)
+            .bind(*output)
+            .bind(*input + *output)
+            .bind(id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+            *balance = row.map(|r| r.try_get("token_balance")).transpose()?.flatten();
+        }
+
+        // Number the rows in FIFO order and insert them.
+        let mut results = Vec::with_capacity(writes.len());
+        let mut event_rows: Vec<Event> = Vec::new();
+        let mut message_rows: Vec<(&SessionId, i64, &RunId, &str, String)> = Vec::new();
+        for (i, w) in writes.iter().enumerate() {
+            let s = sessions.get_mut(&w.session).expect("every write's session is aggregated");
+            if s.missing {
+                results.push(Err(StoreError::NotFound("session")));
+                continue;
+            }
+            let terminal = w.end.as_ref().filter(|_| ended[i]).map(|e| &e.terminal);
+            let mut events = Vec::with_capacity(w.events.len() + 1);
+            for (kind, data) in w.events.iter().chain(terminal) {
+                events.push(Event {
+                    session_id: w.session.clone(),
+                    seq: s.next_event,
+                    run_id: w.run.clone(),
+                    kind: kind.clone(),
+                    data: data.clone(),
+                    created_at: now,
+                });
+                s.next_event += 1;
+            }
+            for (role, content) in &w.messages {
+                message_rows.push((&w.session, s.next_message, &w.run, role, content.to_string()));
+                s.next_message += 1;
+            }
+            event_rows.extend(events.iter().cloned());
+            let balance = w.charge.as_ref().and_then(|c| agents.get(&c.agent)).and_then(|a| a.2);
+            results.push(Ok(RunWritten { events, balance, ended: ended[i] }));
+        }
+        for chunk in event_rows.chunks(INSERT_CHUNK) {
+            let sql = values_sql("INSERT INTO events (session_id, seq, run_id, type, data, created_at) VALUES ", chunk.len(), 6);
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for e in chunk {
+                q = q
+                    .bind(e.session_id.as_str())
+                    .bind(e.seq)
+                    .bind(e.run_id.as_str())
+                    .bind(e.kind.as_str())
+                    .bind(e.data.to_string())
+                    .bind(now);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        for chunk in message_rows.chunks(INSERT_CHUNK) {
+            let sql =
+                values_sql("INSERT INTO session_messages (session_id, seq, run_id, role, content, created_at) VALUES ", chunk.len(), 6);
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (session, seq, run, role, content) in chunk {
+                q = q.bind(session.as_str()).bind(*seq).bind(run.as_str()).bind(*role).bind(content.as_str()).bind(now);
+            }
+            q.execute(&mut *tx).await?;
+        }
+
+        // The outbox: notifications of the runs this batch ended.
+        for (i, w) in writes.iter().enumerate() {
+            if let (true, Some(n)) = (ended[i], w.end.as_ref().and_then(|e| e.notification.as_ref()))
+                && results[i].is_ok()
+            {
+                Self::enqueue_in(&mut tx, n, now).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(results)
+    }
+}
+
+/// `prefix` followed by `rows` groups of `cols` numbered placeholders.
+fn values_sql(prefix: &str, rows: usize, cols: usize) -> String {
+    let mut sql = String::with_capacity(prefix.len() + rows * cols * 5);
+    sql.push_str(prefix);
+    for r in 0..rows {
+        if r > 0 {
+            sql.push(',');
+        }
+        sql.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                sql.push(',');
+            }
+            sql.push('$');
+            sql.push_str(&(r * cols + c + 1).to_string());
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn values_are_numbered_row_by_row() {
+        assert_eq!(super::values_sql("V ", 2, 3), "V ($1,$2,$3),($4,$5,$6)");
+    }
+}
