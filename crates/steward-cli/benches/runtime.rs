@@ -15,51 +15,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::routing::post;
 use futures::StreamExt;
 use serde_json::{Value, json};
-
-fn frame(event: &str, data: Value) -> String {
-    format!("event: {event}\ndata: {data}\n\n")
-}
-
-/// An instant fake Anthropic endpoint: first a tool call, then ~20 tokens of text.
-async fn fake_model() -> String {
-    let app = axum::Router::new().route(
-        "/v1/messages",
-        post(|body: String| async move {
-            let tool_turn = !body.contains("tool_result");
-            let mut f = vec![frame(
-                "message_start",
-                json!({"type": "message_start", "message": {"id": "m", "type": "message", "role": "assistant", "model": "m", "content": [], "stop_reason": null, "usage": {"input_tokens": 20, "output_tokens": 1}}}),
-            )];
-            if tool_turn {
-                f.push(frame("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "id": "toolu_1", "name": "current_time", "input": {}}})));
-                f.push(frame("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": "{}"}})));
-                f.push(frame("content_block_stop", json!({"type": "content_block_stop", "index": 0})));
-                f.push(frame("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 5}})));
-            } else {
-                f.push(frame("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})));
-                for chunk in ["It is ", "now a fine ", "moment to say ", "that the time ", "is known and all ", "is well."] {
-                    f.push(frame("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": chunk}})));
-                }
-                f.push(frame("content_block_stop", json!({"type": "content_block_stop", "index": 0})));
-                f.push(frame("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 20}})));
-            }
-            f.push(frame("message_stop", json!({"type": "message_stop"})));
-            axum::response::Response::builder().header("content-type", "text/event-stream").body(f.concat()).unwrap()
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
-        let _ = tcp.set_nodelay(true);
-    });
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    url
-}
+use steward_test_support::fake_model::InstantModel;
 
 struct Server {
     child: Child,
@@ -231,7 +189,7 @@ async fn main() {
         std::env::var("BENCH_STREAMS").unwrap_or_else(|_| "1000,10000".into()).split(',').filter_map(|s| s.trim().parse().ok()).collect();
     let data = std::env::temp_dir().join(format!("steward-bench-{}", std::process::id()));
     std::fs::create_dir_all(&data).unwrap();
-    let model = fake_model().await;
+    let model = InstantModel::start().await;
     let server = start_server(&data);
     let out = Command::new(env!("CARGO_BIN_EXE_steward"))
         .args(["admin", "create-account", "--email", "bench@example.com", "--json", "--data-dir"])
@@ -243,7 +201,7 @@ async fn main() {
     let res = http
         .post(format!("{}/v1/providers", server.url))
         .bearer_auth(&key)
-        .json(&json!({"id": "fake", "provider": "anthropic", "base_url": model, "models": ["m"]}))
+        .json(&json!({"id": "fake", "provider": "anthropic", "base_url": model.url, "models": ["m"]}))
         .send()
         .await
         .unwrap();

@@ -1,6 +1,6 @@
 //! Triggers benchmark: the real `steward serve` (SQLite) under inbound webhook load and with many
-//! cron schedules, driven over HTTP like `runtime.rs` (whose fake provider and process helpers
-//! are copied here: each bench is its own binary). Each part gets a fresh server and data dir.
+//! cron schedules, driven over HTTP like `runtime.rs` (the fake provider and the process helper
+//! are `steward-test-support`'s). Each part gets a fresh server and data dir.
 //!
 //! 1. **Webhooks.** 64 senders POST signed deliveries (a unique `Steward-Delivery` each) to one
 //!    trigger for `BENCH_SECS` (default 20) seconds; reports `202`s per second overall and over
@@ -17,15 +17,16 @@
 //! quick look).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use axum::routing::post;
 use serde_json::{Value, json};
+use steward_core::signing::steward_signature as sign;
+use steward_test_support::fake_model::InstantModel as FakeModel;
+use steward_test_support::serve::{self, Served as Server};
 use tokio::task::JoinSet;
 
 const SENDERS: usize = 64;
@@ -34,111 +35,10 @@ const EVERY_SECOND: usize = 20;
 /// Creating the yearly schedules stops here, so the bench always finishes.
 const CREATE_LIMIT: Duration = Duration::from_secs(180);
 
-fn frame(event: &str, data: Value) -> String {
-    format!("event: {event}\ndata: {data}\n\n")
-}
-
-/// An instant fake Anthropic endpoint (first a tool call, then ~20 tokens of text) that counts
-/// the calls it answers: every run makes two.
-struct FakeModel {
-    url: String,
-    calls: Arc<AtomicU64>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for FakeModel {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl FakeModel {
-    async fn start() -> Self {
-        let calls = Arc::new(AtomicU64::new(0));
-        let counter = calls.clone();
-        let app = axum::Router::new().route(
-            "/v1/messages",
-            post(move |body: String| {
-                counter.fetch_add(1, Ordering::Relaxed);
-                async move { reply(&body) }
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Self { url, calls, task }
-    }
-}
-
-fn reply(body: &str) -> axum::response::Response<String> {
-    let tool_turn = !body.contains("tool_result");
-    let mut f = vec![frame(
-        "message_start",
-        json!({"type": "message_start", "message": {"id": "m", "type": "message", "role": "assistant", "model": "m", "content": [], "stop_reason": null, "usage": {"input_tokens": 20, "output_tokens": 1}}}),
-    )];
-    if tool_turn {
-        f.push(frame("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "id": "toolu_1", "name": "current_time", "input": {}}})));
-        f.push(frame(
-            "content_block_delta",
-            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": "{}"}}),
-        ));
-        f.push(frame("content_block_stop", json!({"type": "content_block_stop", "index": 0})));
-        f.push(frame(
-            "message_delta",
-            json!({"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 5}}),
-        ));
-    } else {
-        f.push(frame(
-            "content_block_start",
-            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
-        ));
-        for chunk in ["It is ", "now a fine ", "moment to say ", "that the time ", "is known and all ", "is well."] {
-            f.push(frame(
-                "content_block_delta",
-                json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": chunk}}),
-            ));
-        }
-        f.push(frame("content_block_stop", json!({"type": "content_block_stop", "index": 0})));
-        f.push(frame(
-            "message_delta",
-            json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 20}}),
-        ));
-    }
-    f.push(frame("message_stop", json!({"type": "message_stop"})));
-    axum::response::Response::builder().header("content-type", "text/event-stream").body(f.concat()).unwrap()
-}
-
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn start_server(data: &std::path::Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_steward"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data)
-        .env("STEWARD_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start steward");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().expect("a first line").expect("readable");
-    let url = first.trim_start_matches("steward listening on ").split_whitespace().next().unwrap().to_owned();
-    std::thread::spawn(move || for _ in lines {});
-    Server { child, url }
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_steward"));
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(data).env("STEWARD_LOG", "warn").stderr(Stdio::inherit());
+    serve::start(cmd, Duration::from_secs(60)).expect("start steward")
 }
 
 /// A data dir removed on drop (after the server that uses it: see `Bench`'s field order).
@@ -250,17 +150,6 @@ impl Bench {
         let agent = a["id"].as_str().unwrap().to_owned();
         Self { server, _data: data, model, api, agent }
     }
-}
-
-/// `v1=<hex HMAC-SHA256(secret, "<ts>.<body>")>`. The bench cannot use the `hmac` crate (not a
-/// dependency of this package), so it borrows the HMAC that rustls's ring provider exposes.
-fn sign(secret: &str, ts: i64, body: &[u8]) -> String {
-    use rustls::crypto::tls13::OkmBlock;
-    assert!(secret.len() <= OkmBlock::MAX_LEN, "a trigger secret longer than {} bytes", OkmBlock::MAX_LEN);
-    let suite = rustls::crypto::ring::cipher_suite::TLS13_AES_128_GCM_SHA256.tls13().expect("a TLS 1.3 suite");
-    let message = [format!("{ts}.").as_bytes(), body].concat();
-    let tag = suite.hkdf_provider.hmac_sign(&OkmBlock::new(secret.as_bytes()), &message);
-    format!("v1={}", tag.as_ref().iter().map(|b| format!("{b:02x}")).collect::<String>())
 }
 
 /// One signed delivery; the status (0 when the request failed) and the answer.

@@ -8,10 +8,6 @@
 #[allow(dead_code)]
 mod support;
 
-#[allow(dead_code)]
-#[path = "../../steward-server/tests/common/fake_model.rs"]
-mod fake_model;
-
 use std::io::Write;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -24,8 +20,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use fake_model::{FakeModel, Reply};
 use serde_json::{Value, json};
+use steward_test_support::fake_model::{FakeModel, Reply};
 use support::{Server, TempDir, finish};
 
 /// The fake Steward's sandbox (the key's home sandbox, from `/v1/me`).

@@ -7,9 +7,6 @@
 #[allow(dead_code)]
 mod support;
 
-#[path = "../../steward-runtime/tests/support/fake_oauth.rs"]
-mod fake_oauth;
-
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -17,8 +14,9 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use fake_oauth::{FakeOAuth, FakeOAuthConfig, follow_authorize};
 use serde_json::{Value, json};
+use steward_test_support::fake_oauth::{FakeOAuth, FakeOAuthConfig, follow_authorize};
+use steward_test_support::serve::{self, Served};
 use support::{Run, TempDir, finish, hermetic};
 
 const BIN: &str = env!("CARGO_BIN_EXE_steward");
@@ -28,22 +26,15 @@ const PUBLIC_URL: &str = "https://steward.example.test";
 const WAIT: Duration = Duration::from_secs(60);
 
 /// The fake authorization server (on its own tokio runtime) and a `steward serve` using it,
-/// with an account whose key the client commands use. The server is killed on drop.
+/// with an account whose key the client commands use. The server is killed on drop (first).
 struct World {
+    _server: Served,
     rt: tokio::runtime::Runtime,
     fake: FakeOAuth,
-    server: Child,
     url: String,
     data: TempDir,
     home: TempDir,
     key: String,
-}
-
-impl Drop for World {
-    fn drop(&mut self) {
-        let _ = self.server.kill();
-        let _ = self.server.wait();
-    }
 }
 
 impl World {
@@ -87,24 +78,14 @@ impl World {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log);
-        let mut server = cmd.spawn().expect("spawn steward serve");
-        let lines = lines_of(server.stdout.take().unwrap());
-        let first = lines.recv_timeout(WAIT).unwrap_or_else(|e| {
-            let _ = server.kill();
+        let server = serve::start(cmd, WAIT).unwrap_or_else(|e| {
             panic!(
-                "steward serve printed no first line ({e}); its log:\n{}",
+                "steward serve did not start ({e}); its log:\n{}",
                 std::fs::read_to_string(home.path().join("server.log")).unwrap_or_default()
             )
         });
-        let addr = first
-            .strip_prefix("steward listening on http://")
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("unexpected first line from steward serve: {first}"))
-            .to_owned();
-        // Keep draining stdout so the server never writes to a closed pipe.
-        thread::spawn(move || while lines.recv().is_ok() {});
 
-        let mut world = World { rt, fake, server, url: format!("http://{addr}"), data, home, key: String::new() };
+        let mut world = World { url: server.url.clone(), _server: server, rt, fake, data, home, key: String::new() };
         let mut admin = Command::new(BIN);
         hermetic(&mut admin, world.home.path());
         admin.args(["admin", "create-account", "--email", "alice@example.com", "--json", "--data-dir"]).arg(world.data.path());

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
+use steward_test_support::peers;
 use support::{Server, TempDir, finish, hermetic};
 
 const BIN: &str = env!("CARGO_BIN_EXE_steward");
@@ -51,21 +52,6 @@ const MUTATING_TOOLS: [&str; 15] = [
     "mint_agent_invoke_key",
     "mint_agent_delegate_key",
 ];
-
-/// The Python with the `mcp` SDK, or `None` (test skipped) when the peer is not installed.
-fn python() -> Option<String> {
-    match std::env::var("STEWARD_TEST_PYTHON") {
-        Ok(p) => Some(p),
-        Err(_) => {
-            assert!(
-                std::env::var("STEWARD_REQUIRE_PEERS").as_deref() != Ok("1"),
-                "STEWARD_REQUIRE_PEERS=1 but STEWARD_TEST_PYTHON is not set"
-            );
-            eprintln!("SKIPPED: STEWARD_TEST_PYTHON is not set (scripts/test installs the Python MCP SDK and sets it)");
-            None
-        }
-    }
-}
 
 fn client_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/mcp_client.py")
@@ -185,7 +171,7 @@ fn add_provider(w: &World) {
 
 #[test]
 fn owners_and_editors_get_all_28_tools_and_create_agents_over_stdio() {
-    let Some(python) = python() else { return };
+    let Some(python) = peers::python() else { return };
     let w = world();
     add_provider(&w);
 
@@ -226,7 +212,7 @@ fn owners_and_editors_get_all_28_tools_and_create_agents_over_stdio() {
 
 #[test]
 fn a_viewer_gets_the_13_read_tools_and_cannot_change_anything() {
-    let Some(python) = python() else { return };
+    let Some(python) = peers::python() else { return };
     let w = world();
     add_provider(&w);
 
@@ -282,7 +268,7 @@ fn steward_mcp_without_a_credential_or_a_usable_sandbox_fails_before_serving() {
 
 #[test]
 fn the_streamable_http_endpoint_serves_the_same_tools_with_the_same_role_filter() {
-    let Some(python) = python() else { return };
+    let Some(python) = peers::python() else { return };
     let w = world();
     let url = format!("{}/v1/sandboxes/{}/mcp", w.server.url, w.owner.sandbox);
     add_provider(&w);

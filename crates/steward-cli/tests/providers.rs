@@ -7,16 +7,12 @@
 #[allow(dead_code)]
 mod support;
 
-#[allow(dead_code)]
-#[path = "../../steward-server/tests/common/fake_model.rs"]
-mod fake_model;
-
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use fake_model::{FakeModel, Reply};
 use serde_json::Value;
+use steward_test_support::fake_model::{FakeModel, Reply};
 use support::{Run, Server, TempDir, finish, hermetic};
 
 /// A provider key planted in the tests; it must never be printed.

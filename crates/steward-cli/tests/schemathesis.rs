@@ -18,26 +18,13 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use steward_test_support::peers;
 use support::{Server, TempDir};
 
 /// Bounds the whole run (both passes) so the suite stays well under 3 minutes on 2 cores.
 const DEADLINE: Duration = Duration::from_secs(170);
 const CHECKS: &str = "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance";
 const DESTRUCTIVE: &str = r"^/v1/sandboxes/\{id\}(/archive|/grants/\{account_id\})?$|^/v1/api_keys/\{id\}/revoke$";
-
-fn python() -> Option<String> {
-    match std::env::var("STEWARD_TEST_PYTHON") {
-        Ok(p) => Some(p),
-        Err(_) => {
-            assert!(
-                std::env::var("STEWARD_REQUIRE_PEERS").as_deref() != Ok("1"),
-                "STEWARD_REQUIRE_PEERS=1 but STEWARD_TEST_PYTHON is not set"
-            );
-            eprintln!("SKIPPED: STEWARD_TEST_PYTHON is not set (scripts/test installs schemathesis and sets it)");
-            None
-        }
-    }
-}
 
 /// One schemathesis pass; returns its JSON report.
 fn pass(python: &str, server: &Server, key: &str, filter: [&str; 2], max_examples: u32, reports: &Path, deadline: Instant) -> Value {
@@ -103,7 +90,7 @@ fn counts(report: &Value) -> (u64, u64) {
 
 #[test]
 fn the_served_openapi_document_tells_the_truth() {
-    let Some(python) = python() else { return };
+    let Some(python) = peers::python() else { return };
     let started = Instant::now();
     let deadline = started + DEADLINE;
     let server = Server::start();

@@ -5,11 +5,13 @@
 #[path = "serve/cluster.rs"]
 mod cluster;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::Duration;
+
+use steward_test_support::fake_model::{FakeModel, Reply};
+use steward_test_support::postgres::PgSchema;
+use steward_test_support::serve::{self, Served as Server};
 
 const BIN: &str = env!("CARGO_BIN_EXE_steward");
 
@@ -31,58 +33,10 @@ fn steward(home: &Path) -> Command {
     c
 }
 
-struct Server {
-    child: Child,
-    first_line: String,
-    url: String,
-    /// Everything the process printed (stdout and stderr), for leak checks.
-    output: std::sync::Arc<std::sync::Mutex<String>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Starts `serve` and waits (bounded) for its "listening on" line; everything it prints is kept.
 fn start(mut cmd: Command) -> Result<Server, String> {
-    cmd.arg("--listen").arg("127.0.0.1:0").stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|e| e.to_string())?;
-    let output = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let (tx, rx) = mpsc::channel::<Option<String>>();
-    for pipe in [Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>, Box::new(child.stderr.take().unwrap())] {
-        let (tx, output) = (tx.clone(), output.clone());
-        std::thread::spawn(move || {
-            for l in BufReader::new(pipe).lines().map_while(Result::ok) {
-                output.lock().unwrap().push_str(&format!("{l}\n"));
-                let _ = tx.send(Some(l));
-            }
-            let _ = tx.send(None);
-        });
-    }
-    let mut closed = 0;
-    loop {
-        match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(Some(line)) if line.starts_with("steward listening on ") => {
-                let url = line["steward listening on ".len()..].split_whitespace().next().unwrap().to_owned();
-                return Ok(Server { child, first_line: line, url, output });
-            }
-            Ok(Some(_)) => continue,
-            Ok(None) => {
-                closed += 1;
-                if closed == 2 {
-                    let _ = child.wait();
-                    return Err(output.lock().unwrap().clone());
-                }
-            }
-            Err(_) => {
-                let _ = child.kill();
-                return Err(format!("timed out waiting for the server; it printed: {}", output.lock().unwrap()));
-            }
-        }
-    }
+    cmd.arg("--listen").arg("127.0.0.1:0").stderr(Stdio::piped());
+    serve::start(cmd, Duration::from_secs(60))
 }
 
 #[test]
@@ -124,27 +78,19 @@ fn flags_beat_environment_beat_config_file() {
     let _ = std::fs::remove_dir_all(&home);
 }
 
-async fn pg_schema_url() -> Option<String> {
-    let Ok(base) = std::env::var("STEWARD_TEST_DATABASE_URL") else {
-        assert!(
-            std::env::var("STEWARD_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-            "STEWARD_REQUIRE_POSTGRES=1 but STEWARD_TEST_DATABASE_URL is not set"
-        );
-        eprintln!("SKIPPED: PostgreSQL replicas test (set STEWARD_TEST_DATABASE_URL)");
-        return None;
-    };
+/// A fresh PostgreSQL schema (dropped with the guard, after the replicas using it) and the URL
+/// that selects it; `None` when PostgreSQL is not configured (and not required).
+async fn pg_schema_url() -> Option<(PgSchema, String)> {
+    // `cluster::deadlocks` reads the database through `sqlx::Any`.
     sqlx::any::install_default_drivers();
-    let schema = format!("steward_cli_{}", rand_suffix());
-    let pool = sqlx::AnyPool::connect(&base).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&pool).await.unwrap();
-    pool.close().await;
-    let sep = if base.contains('?') { '&' } else { '?' };
-    Some(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
+    let schema = PgSchema::create("steward_cli").await?;
+    let url = schema.url().to_owned();
+    Some((schema, url))
 }
 
 #[tokio::test]
 async fn two_replicas_share_one_postgres_database() {
-    let Some(url) = pg_schema_url().await else { return };
+    let Some((_schema, url)) = pg_schema_url().await else { return };
     let _ = rustls::crypto::ring::default_provider().install_default();
     let home = temp_dir();
     let master = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
@@ -186,36 +132,9 @@ async fn two_replicas_share_one_postgres_database() {
 }
 
 /// A fake Anthropic endpoint that streams `n` deltas, one every `every`.
-async fn slow_model(n: usize, every: Duration) -> (String, tokio::task::JoinHandle<()>) {
-    use axum::routing::post;
-    let app = axum::Router::new().route(
-        "/v1/messages",
-        post(move || async move {
-            let mut frames = vec![
-                "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"m\",\"content\":[],\"stop_reason\":null,\"usage\":{\"input_tokens\":5,\"output_tokens\":1}}}\n\n".to_owned(),
-                "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n".to_owned(),
-            ];
-            for i in 0..n {
-                frames.push(format!("event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":\"w{i} \"}}}}\n\n"));
-            }
-            frames.push("event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n".to_owned());
-            frames.push("event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":9}}\n\n".to_owned());
-            frames.push("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n".to_owned());
-            let stream = futures::stream::iter(frames).then(move |f| async move {
-                tokio::time::sleep(every).await;
-                Ok::<_, std::io::Error>(f)
-            });
-            axum::response::Response::builder().header("content-type", "text/event-stream").body(axum::body::Body::from_stream(stream)).unwrap()
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    (
-        url,
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        }),
-    )
+async fn slow_model(n: usize, every: Duration) -> (String, FakeModel) {
+    let model = FakeModel::start(move |_, _| Reply::Slow { n, delay: every }).await;
+    (model.url.clone(), model)
 }
 
 use futures::StreamExt;
@@ -243,14 +162,6 @@ async fn events(http: &reqwest::Client, url: &str, key: &str, session: &str) -> 
     let v: serde_json::Value =
         http.get(format!("{url}/v1/sessions/{session}/events")).bearer_auth(key).send().await.unwrap().json().await.unwrap();
     v.as_array().unwrap().clone()
-}
-
-/// Everything a server printed, after killing it.
-fn drain(mut s: Server) -> String {
-    let _ = s.child.kill();
-    let _ = s.child.wait();
-    std::thread::sleep(Duration::from_millis(100));
-    s.output.lock().unwrap().clone()
 }
 
 #[tokio::test]
@@ -292,9 +203,8 @@ async fn kill_9_during_a_run_then_restart_ends_the_run_as_interrupted() {
     assert!(before.iter().any(|e| e["type"] == "agent_text_delta"), "the run never streamed");
     // SIGKILL: no shutdown hook runs.
     let mut first = first;
-    first.child.kill().unwrap();
-    first.child.wait().unwrap();
-    let first_out = drain(first);
+    first.kill();
+    let first_out = first.drain();
 
     let second = serve();
     let after = events(&http, &second.url, &key, &sid).await;
@@ -319,7 +229,7 @@ async fn kill_9_during_a_run_then_restart_ends_the_run_as_interrupted() {
         }
     }
     assert!(text.contains("event: agent_error"), "{text}");
-    let second_out = drain(second);
+    let second_out = second.drain();
     assert!(second_out.contains("recovered an interrupted run"), "the restart should log the recovery: {second_out}");
     for out in [&first_out, &second_out] {
         assert!(!out.contains(PLANTED), "the server printed the vault secret");
@@ -329,7 +239,7 @@ async fn kill_9_during_a_run_then_restart_ends_the_run_as_interrupted() {
 
 #[tokio::test]
 async fn a_client_on_replica_b_follows_a_run_executing_on_replica_a() {
-    let Some(url) = pg_schema_url().await else { return };
+    let Some((_schema, url)) = pg_schema_url().await else { return };
     let _ = rustls::crypto::ring::default_provider().install_default();
     let (model_url, _model) = slow_model(60, Duration::from_millis(10)).await;
     let home = temp_dir();
@@ -381,7 +291,7 @@ async fn a_client_on_replica_b_follows_a_run_executing_on_replica_a() {
 /// a few seconds: every due time fires exactly once (one execution, one session), none twice.
 #[tokio::test]
 async fn three_replicas_fire_each_due_time_exactly_once() {
-    let Some(url) = pg_schema_url().await else { return };
+    let Some((_schema, url)) = pg_schema_url().await else { return };
     let _ = rustls::crypto::ring::default_provider().install_default();
     let (model_url, _model) = slow_model(1, Duration::from_millis(1)).await;
     let home = temp_dir();

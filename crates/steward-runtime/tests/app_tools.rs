@@ -6,7 +6,6 @@
 //! trace.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -30,6 +29,7 @@ use steward_runtime::tools::{MAX_TOOL_OUTPUT, ToolContext};
 use steward_runtime::vault::VaultCipher;
 use steward_runtime::{Providers, Runtime, RuntimeConfig};
 use steward_store::{NewConnectedAccount, Store};
+use steward_test_support::peers::npm_bin;
 
 const BEARER_TOKEN: &str = "gho_bearer-SECRET-7f3a91c2";
 const BOT_TOKEN: &str = "123456:bot-SECRET-AAH8d2kq";
@@ -394,22 +394,6 @@ async fn accounts_that_need_reauth_or_are_gone_fail_their_source_only() {
     assert_no_secret("the trace", &r.trace.to_string());
     assert!(!r.trace.to_string().contains("stale-token-1234"));
     w.rt.shutdown(Duration::from_secs(1)).await;
-}
-
-/// A peer's location from the environment `scripts/test` sets up, or `None` (loudly) when the
-/// suite runs without it; with `STEWARD_REQUIRE_PEERS=1` a missing peer fails the test.
-fn npm_bin(name: &str) -> Option<String> {
-    let Ok(dir) = std::env::var("STEWARD_TEST_NPM_BIN") else {
-        assert!(
-            std::env::var("STEWARD_REQUIRE_PEERS").as_deref() != Ok("1"),
-            "STEWARD_REQUIRE_PEERS=1 but STEWARD_TEST_NPM_BIN is not set"
-        );
-        eprintln!("SKIPPED: this test needs the npm MCP servers; run the suite with scripts/test, which installs them");
-        return None;
-    };
-    let bin = Path::new(&dir).join(name);
-    assert!(bin.exists(), "{} is missing; rerun scripts/test to reinstall the npm peers", bin.display());
-    Some(bin.to_string_lossy().into_owned())
 }
 
 /// A pass-through proxy in front of the MCP server that records each request's Authorization

@@ -2,8 +2,7 @@
 //! tokens are sealed and refreshed when they near expiry, and a refresh the provider refuses
 //! marks the account `needs_reauth` with the reason.
 
-#[path = "support/fake_oauth.rs"]
-mod fake_oauth;
+use steward_test_support::fake_oauth;
 
 use std::sync::Arc;
 

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 use steward_runtime::mcp::{McpError, McpPool, McpPoolConfig, McpTarget};
+use steward_test_support::peers::{env as peer_env, npm_bin};
 
 const CALL: Duration = Duration::from_secs(30);
 
@@ -30,26 +31,6 @@ fn config() -> McpPoolConfig {
 
 fn args(value: Value) -> Map<String, Value> {
     value.as_object().cloned().expect("arguments are an object")
-}
-
-/// A peer's location from the environment `scripts/test` sets up, or `None` (loudly) when the
-/// suite runs without it; with `STEWARD_REQUIRE_PEERS=1` a missing peer fails the test.
-fn peer_env(var: &str, what: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(v) => Some(v),
-        Err(_) => {
-            assert!(std::env::var("STEWARD_REQUIRE_PEERS").as_deref() != Ok("1"), "STEWARD_REQUIRE_PEERS=1 but {var} is not set");
-            eprintln!("SKIPPED: this test needs {what}; run the suite with scripts/test, which installs it");
-            None
-        }
-    }
-}
-
-fn npm_bin(name: &str) -> Option<String> {
-    let dir = peer_env("STEWARD_TEST_NPM_BIN", "the npm MCP servers")?;
-    let bin = Path::new(&dir).join(name);
-    assert!(bin.exists(), "{} is missing; rerun scripts/test to reinstall the npm peers", bin.display());
-    Some(bin.to_string_lossy().into_owned())
 }
 
 fn stdio(command: &str, args: &[&str], env: &[(&str, &str)]) -> McpTarget {

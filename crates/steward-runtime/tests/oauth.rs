@@ -3,8 +3,7 @@
 //! (reused code, wrong verifier, dead refresh token, HTML pages, Slack-style errors, revoked
 //! tokens, unreachable endpoints), plus the signed `state`.
 
-#[path = "support/fake_oauth.rs"]
-mod fake_oauth;
+use steward_test_support::fake_oauth;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -4,16 +4,14 @@
 //! GitHub signs, revocation, and the bad inputs of the connect flow.
 
 mod common;
-#[path = "../../steward-runtime/tests/support/fake_oauth.rs"]
-mod fake_oauth;
 
 use common::fake_model::{FakeModel, Reply};
 use common::{Backend, TestServer, User, error_message};
-use fake_oauth::{FakeOAuth, FakeOAuthConfig, TokenMode};
 use hmac::{KeyInit, Mac};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sha2::Sha256;
+use steward_test_support::fake_oauth::{self, FakeOAuth, FakeOAuthConfig, TokenMode};
 
 /// A server whose `github` app points at `fake` (an operator app file), with client credentials.
 async fn server(fake: &FakeOAuth) -> TestServer {

@@ -20,28 +20,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use steward_core::redact::SecretRegistry;
 use steward_server::logging::RedactingWriter;
-use tracing_subscriber::fmt::MakeWriter;
-
-/// Every log line, as the server's writer hands it on.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
+use steward_test_support::log_capture::Captured;
 
 /// The key a request carried, whichever way its provider sends it.
 fn key_of(headers: &HeaderMap) -> String {

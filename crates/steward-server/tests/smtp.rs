@@ -12,6 +12,7 @@ use common::{Backend, TestServer};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use steward_server::config::SmtpConfig;
+use steward_test_support::peers;
 
 struct Peer(Child);
 
@@ -22,24 +23,9 @@ impl Drop for Peer {
     }
 }
 
-/// The Python that has aiosmtpd, or `None` (loudly) when the peer is not installed.
-fn python() -> Option<String> {
-    match std::env::var("STEWARD_TEST_PYTHON") {
-        Ok(p) => Some(p),
-        Err(_) => {
-            assert!(
-                std::env::var("STEWARD_REQUIRE_PEERS").as_deref() != Ok("1"),
-                "STEWARD_REQUIRE_PEERS=1 but STEWARD_TEST_PYTHON is not set"
-            );
-            eprintln!("SKIPPED: SMTP test needs aiosmtpd; run the suite with scripts/test, which installs it");
-            None
-        }
-    }
-}
-
 #[tokio::test]
 async fn login_code_arrives_by_smtp() {
-    let Some(py) = python() else { return };
+    let Some(py) = peers::python() else { return };
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     // The Debugging handler prints every message it receives on stdout.
     let mut child = Command::new(&py)

@@ -11,21 +11,7 @@ use common::fake_model::{FakeModel, Reply};
 use common::{TestServer, User, error_message, error_param};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-
-/// `node_modules/.bin` of the npm test peers, or `None` (loudly) when they are not installed.
-fn npm_bin() -> Option<String> {
-    match std::env::var("STEWARD_TEST_NPM_BIN") {
-        Ok(p) => Some(p),
-        Err(_) => {
-            assert!(
-                std::env::var("STEWARD_REQUIRE_PEERS").as_deref() != Ok("1"),
-                "STEWARD_REQUIRE_PEERS=1 but STEWARD_TEST_NPM_BIN is not set"
-            );
-            eprintln!("SKIPPED: needs the npm MCP servers; run the suite with scripts/test, which installs them");
-            None
-        }
-    }
-}
+use steward_test_support::peers::npm_bin_dir as npm_bin;
 
 async fn provider(s: &TestServer, u: &User, fake: &FakeModel) {
     let (st, p) = s

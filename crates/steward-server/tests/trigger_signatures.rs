@@ -14,21 +14,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use steward_core::clock::Clock;
 use steward_core::signing;
-
-/// The Python with `standardwebhooks`, or `None` (loudly) when the peer is not installed.
-fn python() -> Option<String> {
-    match std::env::var("STEWARD_TEST_PYTHON") {
-        Ok(p) => Some(p),
-        Err(_) => {
-            assert!(
-                std::env::var("STEWARD_REQUIRE_PEERS").as_deref() != Ok("1"),
-                "STEWARD_REQUIRE_PEERS=1 but STEWARD_TEST_PYTHON is not set"
-            );
-            eprintln!("SKIPPED: Standard Webhooks interop needs the `standardwebhooks` package; run the suite with scripts/test");
-            None
-        }
-    }
-}
+use steward_test_support::peers;
+use steward_test_support::signing::{Headers, legacy_headers as legacy, standard_headers as standard};
 
 /// Runs `script` with `args` under the peers' Python; `Ok(stdout)` or `Err(stderr)`.
 fn run_python(py: &str, script: &str, args: &[&str]) -> Result<String, String> {
@@ -83,21 +70,6 @@ async fn deliver(s: &TestServer, url: &str, body: &[u8], headers: &[(&str, Strin
     (st, serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
-type Headers = Vec<(&'static str, String)>;
-
-fn standard(secret: &str, id: &str, ts: i64, body: &[u8]) -> Headers {
-    let sig = signing::standard_signature(&signing::standard_key(secret), id, ts, body);
-    vec![("webhook-id", id.to_owned()), ("webhook-timestamp", ts.to_string()), ("webhook-signature", sig)]
-}
-
-fn legacy(secret: &str, ts: i64, body: &[u8], delivery: &str) -> Headers {
-    vec![
-        ("steward-timestamp", ts.to_string()),
-        ("steward-signature", signing::steward_signature(secret, ts, body)),
-        ("steward-delivery", delivery.to_owned()),
-    ]
-}
-
 /// `steward_webhook_refusals_total{reason="<reason>"}`, 0 when absent.
 async fn refusals(s: &TestServer, u: &User, reason: &str) -> u64 {
     let (st, text) = s.get("/metrics", &u.key).await;
@@ -114,7 +86,7 @@ async fn trigger_row(s: &TestServer, u: &User, agent: &str, tid: &str) -> Value 
 
 #[tokio::test]
 async fn the_standardwebhooks_library_signs_a_delivery_the_server_accepts_once() {
-    let Some(py) = python() else { return };
+    let Some(py) = peers::python() else { return };
     let fake = FakeModel::start(|_, _| Reply::Text("ok".into())).await;
     let s = TestServer::start().await;
     let (u, agent) = setup(&s, &fake).await;
@@ -169,7 +141,7 @@ async fn capture(axum::extract::State(c): axum::extract::State<Capture>, headers
 
 #[tokio::test]
 async fn an_outbound_notification_verifies_with_the_standardwebhooks_library() {
-    let Some(py) = python() else { return };
+    let Some(py) = peers::python() else { return };
     let received = Capture::default();
     let app = axum::Router::new().route("/hook", axum::routing::post(capture)).with_state(received.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use common::fake_model::{FakeModel, Reply};
 use common::{TestServer, User, error_message, error_param};
-use hmac::{KeyInit, Mac};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use sha2::Sha256;
 use steward_core::clock::Clock;
+use steward_core::signing::steward_signature as sign;
+use steward_test_support::signing::legacy_headers as signed;
 
 async fn setup(s: &TestServer, fake: &FakeModel) -> (User, String) {
     let u = s.user("ada@example.com").await;
@@ -27,14 +27,6 @@ async fn setup(s: &TestServer, fake: &FakeModel) -> (User, String) {
     (u, a["id"].as_str().unwrap().to_owned())
 }
 
-fn sign(secret: &str, ts: i64, body: &[u8]) -> String {
-    let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(format!("{ts}.").as_bytes());
-    mac.update(body);
-    let bytes = mac.finalize().into_bytes();
-    format!("v1={}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
-}
-
 /// Posts `body` to the trigger's URL with the given headers; returns status and JSON.
 async fn deliver(s: &TestServer, url: &str, body: Vec<u8>, headers: &[(&str, String)]) -> (StatusCode, Value) {
     let mut req = s.http.post(format!("{}{url}", s.url)).header("content-type", "application/json").body(body);
@@ -45,14 +37,6 @@ async fn deliver(s: &TestServer, url: &str, body: Vec<u8>, headers: &[(&str, Str
     let st = res.status();
     let text = res.text().await.unwrap();
     (st, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-}
-
-fn signed(secret: &str, now_s: i64, body: &[u8], delivery: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("steward-timestamp", now_s.to_string()),
-        ("steward-signature", sign(secret, now_s, body)),
-        ("steward-delivery", delivery.to_owned()),
-    ]
 }
 
 #[tokio::test]

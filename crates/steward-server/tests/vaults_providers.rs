@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
-
 use common::{Backend, TestServer, User, error_message, error_param};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -13,6 +11,7 @@ use steward_core::ids::VaultId;
 use steward_core::tenancy::Role;
 use steward_runtime::vault::VaultCipher;
 use steward_server::secrets::MasterKey;
+use steward_test_support::log_capture::Captured;
 
 fn id(v: &Value) -> String {
     v["id"].as_str().unwrap_or_else(|| panic!("no id in {v}")).to_owned()
@@ -330,28 +329,6 @@ async fn bad_provider_input_is_refused_naming_the_field_and_changes_nothing_post
 
 // ---------------------------------------------------------------------------------------------
 // The planted secret
-
-/// Every log line the server writes while the guard is held (the test runs on one thread, so
-/// the server's tasks log through the thread's default subscriber).
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
 
 /// Fills the path parameters of `template` from the world, or `None` for routes this test has
 /// no fixture for (they belong to other resources and are covered by their own tests).

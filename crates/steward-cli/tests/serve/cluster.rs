@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::{pg_schema_url, provision, slow_model, start, steward, temp_dir};
+use steward_test_support::retry::retry_while_conflict;
 
 /// A webhook receiver that accepts everything and keeps the bodies.
 async fn receiver() -> (String, Arc<Mutex<Vec<Value>>>, tokio::task::JoinHandle<()>) {
@@ -53,7 +54,7 @@ async fn get(http: &reqwest::Client, url: &str, key: &str) -> Value {
 
 #[tokio::test]
 async fn three_replicas_survive_a_kill_9_under_load() {
-    let Some(url) = pg_schema_url().await else { return };
+    let Some((_schema, url)) = pg_schema_url().await else { return };
     let _ = rustls::crypto::ring::default_provider().install_default();
     let deadlocks_before = deadlocks(&url).await;
     let (model_url, _model) = slow_model(40, Duration::from_millis(30)).await;
@@ -112,8 +113,7 @@ async fn three_replicas_survive_a_kill_9_under_load() {
         });
     }
     tokio::time::sleep(Duration::from_millis(400)).await;
-    a.child.kill().unwrap();
-    a.child.wait().unwrap();
+    a.kill();
     while load.join_next().await.is_some() {}
 
     // Every key is answered by a survivor, after at most the dead replica's lease.
@@ -122,24 +122,21 @@ async fn three_replicas_survive_a_kill_9_under_load() {
     for n in 0..12 {
         let (http, url, key, agent, body) = (http.clone(), b.url.clone(), key.clone(), agent.clone(), message(n));
         retries.spawn(async move {
-            let mut waited = 0;
-            loop {
-                let res = http
+            let send = || {
+                let pending = http
                     .post(format!("{url}/v1/agents/{agent}/messages"))
                     .bearer_auth(&key)
                     .header("Idempotency-Key", format!("msg-{n}"))
                     .json(&body)
-                    .send()
-                    .await
-                    .unwrap();
-                if res.status() != 409 || started.elapsed() > Duration::from_secs(20) {
-                    return (n, res.status(), waited);
-                }
-                waited += 1;
+                    .send();
+                async move { pending.await.unwrap() }
+            };
+            let (res, waited) = retry_while_conflict(started + Duration::from_secs(20), Duration::from_millis(300), send, |res| {
                 let wait: u64 = res.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(1);
                 assert!(wait <= 3, "Retry-After beyond the lease: {wait}");
-                tokio::time::sleep(Duration::from_millis(300)).await;
-            }
+            })
+            .await;
+            (n, res.status(), waited)
         });
     }
     let mut waited_409 = 0;
@@ -280,8 +277,7 @@ async fn a_restarted_sqlite_server_answers_the_keys_its_dead_life_held() {
             .await;
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
-    first.child.kill().unwrap();
-    first.child.wait().unwrap();
+    first.kill();
     let _ = pending.await;
 
     let second = serve();
@@ -296,13 +292,11 @@ async fn a_restarted_sqlite_server_answers_the_keys_its_dead_life_held() {
     assert_eq!(res.status(), 409, "the dead life's lease still holds right after the restart");
     assert!(res.headers().get("retry-after").is_some());
     let deadline = Instant::now() + Duration::from_secs(15);
-    let status = loop {
-        let status = post_message().await.unwrap().status();
-        if status != 409 || Instant::now() > deadline {
-            break status;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+    let send = || {
+        let pending = post_message();
+        async move { pending.await.unwrap() }
     };
+    let status = retry_while_conflict(deadline, Duration::from_millis(250), send, |_| {}).await.0.status();
     assert!(status.is_success(), "the key is still refused after the lease: {status}");
     // A finished request's key is a replay, across the restart, not a second session.
     let again: Value = http

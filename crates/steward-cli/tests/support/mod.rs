@@ -2,15 +2,14 @@
 //! dir (killed on drop), `steward …` processes with a hermetic environment (no inherited
 //! `STEWARD_*`, home and config dirs in a temp dir), and a timeout on every wait.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use steward_test_support::serve::{self, Served};
 
 const BIN: &str = env!("CARGO_BIN_EXE_steward");
 const STARTUP: Duration = Duration::from_secs(30);
@@ -56,17 +55,10 @@ pub fn hermetic(cmd: &mut Command, home: &Path) {
 
 /// A running `steward serve`, killed on drop.
 pub struct Server {
-    child: Child,
+    _process: Served,
     pub url: String,
     pub data: TempDir,
     pub home: TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Server {
@@ -83,30 +75,13 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log);
-        let mut child = cmd.spawn().expect("spawn steward serve");
-        let stdout = child.stdout.take().unwrap();
-        let mut server = Server { child, url: String::new(), data, home };
-        // Keep reading stdout after the first line so the server never writes to a closed pipe.
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let _ = tx.send(line);
-            }
+        let process = serve::start(cmd, STARTUP).unwrap_or_else(|e| {
+            panic!(
+                "steward serve did not start ({e}); its log:\n{}",
+                std::fs::read_to_string(home.path().join("server.log")).unwrap_or_default()
+            )
         });
-        let first = match rx.recv_timeout(STARTUP) {
-            Ok(l) => l,
-            Err(e) => panic!(
-                "steward serve printed no first line ({e}); its log:\n{}",
-                std::fs::read_to_string(server.home.path().join("server.log")).unwrap_or_default()
-            ),
-        };
-        let addr = first
-            .strip_prefix("steward listening on http://")
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("unexpected first line from steward serve: {first}"));
-        server.url = format!("http://{addr}");
-        server
+        Server { url: process.url.clone(), _process: process, data, home }
     }
 
     /// `steward admin create-account --json`: {"account_id", "sandbox_id", "api_key"}.

@@ -1,9 +1,10 @@
 //! Test harness: a real server on a loopback port over a fresh store (SQLite file, or a fresh
-//! PostgreSQL schema when `STEWARD_TEST_DATABASE_URL` is set), a manual clock, and helpers to
-//! make users and requests.
+//! PostgreSQL schema when `STEWARD_TEST_DATABASE_URL` is set, dropped with the server), a manual
+//! clock, and helpers to make users and requests. The fake model is the shared one.
 #![allow(dead_code)]
 
-pub mod fake_model;
+#[allow(unused_imports)]
+pub use steward_test_support::fake_model;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use steward_core::tenancy::{Email, KeyKind, Role};
 use steward_server::config::{Database, ServerConfig};
 use steward_server::secrets::MasterKey;
 use steward_store::{NewApiKey, Store};
+use steward_test_support::postgres::PgSchema;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -31,6 +33,8 @@ pub struct TestServer {
     pub store: Store,
     pub data_dir: PathBuf,
     task: tokio::task::JoinHandle<()>,
+    /// The PostgreSQL schema, dropped after the server stops (fields drop after `drop`).
+    _schema: Option<PgSchema>,
 }
 
 impl Drop for TestServer {
@@ -38,26 +42,6 @@ impl Drop for TestServer {
         self.task.abort();
         let _ = std::fs::remove_dir_all(&self.data_dir);
     }
-}
-
-/// A PostgreSQL URL for a fresh schema, or `None` (with a loud note) when no server is
-/// configured. `STEWARD_REQUIRE_POSTGRES=1` (set by CI) turns a missing URL into a failure.
-pub async fn postgres_url() -> Option<String> {
-    let Ok(base) = std::env::var("STEWARD_TEST_DATABASE_URL") else {
-        assert!(
-            std::env::var("STEWARD_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-            "STEWARD_REQUIRE_POSTGRES=1 but STEWARD_TEST_DATABASE_URL is not set"
-        );
-        eprintln!("SKIPPED: PostgreSQL variant (set STEWARD_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test to run it)");
-        return None;
-    };
-    sqlx::any::install_default_drivers();
-    let schema = format!("steward_api_{}", ulid::Ulid::new().to_string().to_ascii_lowercase());
-    let admin = sqlx::AnyPool::connect(&base).await.expect("connect to STEWARD_TEST_DATABASE_URL");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&admin).await.expect("create schema");
-    admin.close().await;
-    let sep = if base.contains('?') { '&' } else { '?' };
-    Some(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
 }
 
 pub fn temp_dir() -> PathBuf {
@@ -80,9 +64,12 @@ impl TestServer {
     pub async fn start_configured(backend: Backend, adjust: impl FnOnce(&mut ServerConfig)) -> Option<Self> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let data_dir = temp_dir();
-        let database = match backend {
-            Backend::Sqlite => Database::Sqlite(data_dir.join("steward.db")),
-            Backend::Postgres => Database::Postgres(postgres_url().await?),
+        let (database, schema) = match backend {
+            Backend::Sqlite => (Database::Sqlite(data_dir.join("steward.db")), None),
+            Backend::Postgres => {
+                let schema = PgSchema::create("steward_api").await?;
+                (Database::Postgres(schema.url().to_owned()), Some(schema))
+            }
         };
         let clock = ManualClock::new(SystemClock.now_ms());
         let config = ServerConfig {
@@ -126,7 +113,7 @@ impl TestServer {
             let _ = axum::serve(listener, steward_server::app(state)).await;
         });
         let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build().unwrap();
-        Some(Self { url, http, clock, store, data_dir, task })
+        Some(Self { url, http, clock, store, data_dir, task, _schema: schema })
     }
 
     /// A new account owning a new sandbox, with an account key.

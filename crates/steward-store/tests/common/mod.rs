@@ -3,26 +3,22 @@
 //! [`ManualClock`], and cleans up after a passing test.
 //!
 //! Isolation is per test, not per run, so tests can run in parallel: SQLite gets a new file in a
-//! new temporary directory, PostgreSQL a new schema selected through `search_path`. A failing
-//! test leaves its database behind and says where, so it can be inspected.
+//! new temporary directory, PostgreSQL a new schema selected through `search_path` (the shared
+//! `steward_test_support::postgres::PgSchema`). A failing test leaves its database behind and
+//! says where, so it can be inspected.
 
 use std::future::Future;
-use std::io::Write;
 use std::path::PathBuf;
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 
-use sqlx::{AnyPool, AssertSqlSafe, Row};
+use sqlx::{AnyPool, Row};
 use steward_core::clock::ManualClock;
 use steward_store::{Backend, Store};
+use steward_test_support::postgres::{DATABASE_URL_VAR, PgSchema};
 
 /// Where every test's clock starts: 2026-01-01T00:00:00Z, far from zero so that
 /// "now minus a day" stays positive.
 pub const START_MS: i64 = 1_767_225_600_000;
-
-/// The environment variable naming the PostgreSQL server to test against.
-const DATABASE_URL_VAR: &str = "STEWARD_TEST_DATABASE_URL";
-/// Set to `1` (as CI does) to make a missing PostgreSQL URL an error instead of a skip.
-const REQUIRE_POSTGRES_VAR: &str = "STEWARD_REQUIRE_POSTGRES";
 
 /// Generates, for each named `async fn name(store: Store, clock: ManualClock)` in the calling
 /// file, one `#[tokio::test]` in `mod sqlite` and one in `mod postgres`, so every conformance
@@ -77,60 +73,21 @@ where
     F: FnOnce(Store, ManualClock) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let Some(url) = postgres_url() else { return };
+    // Dropped when this function ends, passing or not, except for a failed test's.
+    let Some(schema) = PgSchema::create("steward_t").await.map(PgSchema::keep_on_failure) else { return };
     sqlx::any::install_default_drivers();
-    let admin = AnyPool::connect(&url).await.unwrap_or_else(|e| panic!("cannot connect to {DATABASE_URL_VAR}={url}: {e}"));
-    let schema = format!("steward_t_{}", ulid::Ulid::new().to_string().to_ascii_lowercase());
-    sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&admin).await.expect("create the test schema");
-    let mut guard = LeftBehind(Some(format!("PostgreSQL schema {schema} (drop it with `DROP SCHEMA {schema} CASCADE`)")));
+    let url = schema.base_url();
+    let admin = AnyPool::connect(url).await.unwrap_or_else(|e| panic!("cannot connect to {DATABASE_URL_VAR}={url}: {e}"));
 
     let clock = ManualClock::new(START_MS);
-    let store = Store::connect(&with_search_path(&url, &schema), Arc::new(clock.clone())).await.expect("open the PostgreSQL store");
+    let store = Store::connect(schema.url(), Arc::new(clock.clone())).await.expect("open the PostgreSQL store");
     assert_eq!(store.backend(), Backend::Postgres);
-    assert_migrated_into(&admin, &schema).await;
+    assert_migrated_into(&admin, schema.name()).await;
 
     test(store.clone(), clock).await;
 
     store.close().await;
-    guard.disarm();
-    sqlx::query(AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE"))).execute(&admin).await.expect("drop the test schema");
     admin.close().await;
-}
-
-/// The PostgreSQL URL, or `None` after warning that the PostgreSQL variant is skipped.
-fn postgres_url() -> Option<String> {
-    match std::env::var(DATABASE_URL_VAR) {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ if std::env::var(REQUIRE_POSTGRES_VAR).as_deref() == Ok("1") => {
-            panic!(
-                "{REQUIRE_POSTGRES_VAR}=1 but {DATABASE_URL_VAR} is not set; point it at a PostgreSQL database \
-                 the tests may create schemas in, e.g. {DATABASE_URL_VAR}=postgres://postgres@127.0.0.1:5432/test"
-            )
-        }
-        _ => {
-            let warning = format!(
-                "WARNING: PostgreSQL conformance tests SKIPPED: {DATABASE_URL_VAR} is not set. Set it (e.g. \
-                 postgres://postgres@127.0.0.1:5432/test) to run the store tests on PostgreSQL too, or set \
-                 {REQUIRE_POSTGRES_VAR}=1 to make this an error."
-            );
-            // The test harness captures `eprintln!` of passing tests, which would make the skip
-            // invisible; write the warning past the capture once per run, and into each test's
-            // own output too.
-            static BANNER: Once = Once::new();
-            BANNER.call_once(|| {
-                let _ = writeln!(std::io::stderr(), "\n{warning}\n");
-            });
-            eprintln!("{warning}");
-            None
-        }
-    }
-}
-
-/// `url` with `options=-c search_path=<schema>` added, so every pooled connection of the store
-/// works inside `schema` (percent-encoded: the value holds a space and an `=`).
-fn with_search_path(url: &str, schema: &str) -> String {
-    let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}options=-c%20search_path%3D{schema}")
 }
 
 /// Guards against the search path being silently ignored, which would make every test share

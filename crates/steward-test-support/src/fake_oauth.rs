@@ -3,11 +3,7 @@
 //! on a loopback port. Switches flip misbehaviour at run time (a refresh that fails with
 //! `invalid_grant`, an HTML page, Slack's `200 {"ok": false}`, a form-encoded answer, a delay).
 //!
-//! Shared by several test crates (`#[path = "../../steward-runtime/tests/support/fake_oauth.rs"]
-//! mod fake_oauth;`), so it uses only crates they all have: tokio, axum, serde_json, reqwest,
-//! rustls, base64, sha2, rand. Time is never waited for: [`FakeOAuth::expire_all_tokens`] ends every
-//! access token at once.
-#![allow(dead_code)]
+//! Time is never waited for: [`FakeOAuth::expire_all_tokens`] ends every access token at once.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,6 +1,11 @@
-//! A fake model provider speaking the Anthropic Messages wire format (SSE streaming), scripted
-//! per test: each request is answered by a closure that sees the request body. It records
-//! requests and whether the client dropped a streaming response.
+//! Fake model providers on a loopback port, speaking the providers' real SSE wire formats.
+//!
+//! - [`FakeModel`]: the Anthropic Messages format (and OpenAI Chat Completions for text),
+//!   scripted per test: each request is answered by a closure that sees the request body. It
+//!   records requests and whether the client dropped a streaming response.
+//! - [`InstantModel`]: what the benchmarks load the server with: an Anthropic endpoint that
+//!   answers at once (a `current_time` tool call, then ~20 tokens of text), counting its calls
+//!   and keeping nothing else, so a long benchmark does not grow its memory.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,6 +18,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
+use std::sync::atomic::AtomicU64;
 
 /// One scripted answer.
 #[derive(Debug, Clone)]
@@ -41,7 +47,9 @@ struct Fake {
     usage_per_reply: (u64, u64),
 }
 
+/// A running scripted fake; stops when dropped.
 pub struct FakeModel {
+    /// Its base URL (`http://127.0.0.1:<port>`), for a provider's `base_url`.
     pub url: String,
     requests: Arc<Mutex<Vec<(HeaderMap, Value)>>>,
     dropped: Arc<AtomicUsize>,
@@ -90,6 +98,7 @@ impl FakeModel {
         self.requests.lock().unwrap().iter().map(|(_, b)| b.clone()).collect()
     }
 
+    /// The request headers received so far, in the order of [`FakeModel::requests`].
     pub fn headers(&self) -> Vec<HeaderMap> {
         self.requests.lock().unwrap().iter().map(|(h, _)| h.clone()).collect()
     }
@@ -239,4 +248,82 @@ async fn chat_completions(State(fake): State<Fake>, headers: HeaderMap, body: St
     ));
     out.push("data: [DONE]\n\n".into());
     Response::builder().header("content-type", "text/event-stream").body(Body::from(out.concat())).unwrap()
+}
+
+/// An instant fake Anthropic endpoint (first a tool call, then ~20 tokens of text) that counts
+/// the calls it answers: every run makes two. Stops when dropped.
+pub struct InstantModel {
+    /// Its base URL, for a provider's `base_url`.
+    pub url: String,
+    /// How many requests it has answered.
+    pub calls: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for InstantModel {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl InstantModel {
+    /// Binds 127.0.0.1:0 (with `TCP_NODELAY` on every connection) and serves until dropped.
+    pub async fn start() -> Self {
+        let calls = Arc::new(AtomicU64::new(0));
+        let counter = calls.clone();
+        let app = Router::new().route(
+            "/v1/messages",
+            post(move |body: String| {
+                counter.fetch_add(1, Ordering::Relaxed);
+                async move { instant_reply(&body) }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { url, calls, task }
+    }
+}
+
+fn instant_reply(body: &str) -> Response<String> {
+    let tool_turn = !body.contains("tool_result");
+    let mut f = vec![frame(
+        "message_start",
+        json!({"type": "message_start", "message": {"id": "m", "type": "message", "role": "assistant", "model": "m", "content": [], "stop_reason": null, "usage": {"input_tokens": 20, "output_tokens": 1}}}),
+    )];
+    if tool_turn {
+        f.push(frame("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "id": "toolu_1", "name": "current_time", "input": {}}})));
+        f.push(frame(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": "{}"}}),
+        ));
+        f.push(frame("content_block_stop", json!({"type": "content_block_stop", "index": 0})));
+        f.push(frame(
+            "message_delta",
+            json!({"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 5}}),
+        ));
+    } else {
+        f.push(frame(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ));
+        for chunk in ["It is ", "now a fine ", "moment to say ", "that the time ", "is known and all ", "is well."] {
+            f.push(frame(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": chunk}}),
+            ));
+        }
+        f.push(frame("content_block_stop", json!({"type": "content_block_stop", "index": 0})));
+        f.push(frame(
+            "message_delta",
+            json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 20}}),
+        ));
+    }
+    f.push(frame("message_stop", json!({"type": "message_stop"})));
+    Response::builder().header("content-type", "text/event-stream").body(f.concat()).unwrap()
 }
