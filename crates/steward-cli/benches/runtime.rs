@@ -1,13 +1,20 @@
-//! Runtime benchmark: the real `steward serve` (SQLite) with a local fake provider that answers
-//! at once (a `current_time` tool call, then ~20 tokens of text), driven over HTTP.
+//! Runtime benchmark: the real `steward serve` with a local fake provider that answers at once
+//! (a `current_time` tool call, then ~20 tokens of text), driven over HTTP.
 //!
-//! For concurrency 1, 8 and 32 it runs for `BENCH_SECS` (default 30) seconds and reports
-//! completed runs/s, p50/p99 latency of `POST /v1/sessions` until `agent_finish` arrives on the
-//! session's stream, and p50/p99 time from the POST to the first streamed event. Then it opens
-//! 1,000 and 10,000 idle streams and reports the server's RSS growth per stream.
+//! First it measures the same server's `GET /health` rate at concurrency 32 (the machine's
+//! yardstick: every runs/s is also printed as a ratio to it, which removes most of a shared
+//! machine's noise). Then, per scenario and concurrency level, for `BENCH_SECS` (default 30)
+//! seconds it reports completed runs/s and p50/p99 latency:
+//! - `sessions`: `POST /v1/sessions`, then the session's stream until `agent_finish` (also the
+//!   time from the POST to the first streamed event);
+//! - `messages`: `POST /v1/agents/{id}/messages`, one request = one run, waiting for the reply.
 //!
-//! `cargo bench -p steward-cli --bench runtime` (set `BENCH_SECS=5` for a quick look,
-//! `BENCH_LEVELS=1,8` to pick levels, `BENCH_STREAMS=1000` to pick stream counts).
+//! Then it opens idle streams and reports the server's RSS growth per stream.
+//!
+//! `cargo bench -p steward-cli --bench runtime`. Knobs: `BENCH_SECS=5`, `BENCH_LEVELS=1,8,32,64`,
+//! `BENCH_SCENARIOS=sessions,messages`, `BENCH_STREAMS=1000,10000` (`0` for none),
+//! `BENCH_BACKEND=sqlite|postgres` (PostgreSQL: a fresh schema in the database named by
+//! `STEWARD_TEST_DATABASE_URL`, e.g. `postgres://postgres@127.0.0.1:5432/test`, dropped afterwards).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -31,15 +38,13 @@ impl Drop for Server {
     }
 }
 
-fn start_server(data: &std::path::Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_steward"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data)
-        .env("STEWARD_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start steward");
+fn start_server(data: &std::path::Path, database: Option<&str>) -> Server {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_steward"));
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(data);
+    if let Some(url) = database {
+        cmd.args(["--database-url", url]);
+    }
+    let mut child = cmd.env("STEWARD_LOG", "warn").stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("start steward");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let first = lines.next().expect("a first line").expect("readable");
     let url = first.trim_start_matches("steward listening on ").split_whitespace().next().unwrap().to_owned();
@@ -95,7 +100,57 @@ async fn one_run(http: &reqwest::Client, url: &str, key: &str, agent: &str) -> O
     None
 }
 
-async fn level(http: &reqwest::Client, url: &str, key: &str, agent: &str, concurrency: usize, secs: u64) {
+/// One run through the messaging route: the reply comes back in the response. Returns (total, total).
+async fn one_message(http: &reqwest::Client, url: &str, key: &str, agent: &str) -> Option<(Duration, Duration)> {
+    let t0 = Instant::now();
+    let res =
+        http.post(format!("{url}/v1/agents/{agent}/messages")).bearer_auth(key).json(&json!({"content": "time?"})).send().await.ok()?;
+    let status = res.status();
+    let body: Value = res.json().await.ok()?;
+    if status != 200 {
+        eprintln!("POST /v1/agents/{{id}}/messages → {status}: {body}");
+        return None;
+    }
+    let took = t0.elapsed();
+    Some((took, took))
+}
+
+/// Requests per second of `GET /health` at concurrency 32 for `secs`.
+async fn health_rate(http: &reqwest::Client, url: &str, secs: u64) -> f64 {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let (http, url, stop) = (http.clone(), url.to_owned(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(r) = http.get(format!("{url}/health")).send().await
+                    && r.bytes().await.is_ok()
+                {
+                    n += 1;
+                }
+            }
+            n
+        }));
+    }
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut n = 0;
+    for t in tasks {
+        n += t.await.unwrap();
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Scenario {
+    Sessions,
+    Messages,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn level(http: &reqwest::Client, url: &str, key: &str, agent: &str, scenario: Scenario, concurrency: usize, secs: u64, health: f64) {
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
@@ -104,7 +159,11 @@ async fn level(http: &reqwest::Client, url: &str, key: &str, agent: &str, concur
             let mut out = Vec::new();
             let mut failed = 0usize;
             while !stop.load(Ordering::Relaxed) {
-                match one_run(&http, &url, &key, &agent).await {
+                let r = match scenario {
+                    Scenario::Sessions => one_run(&http, &url, &key, &agent).await,
+                    Scenario::Messages => one_message(&http, &url, &key, &agent).await,
+                };
+                match r {
                     Some(r) => out.push(r),
                     None => failed += 1,
                 }
@@ -127,14 +186,19 @@ async fn level(http: &reqwest::Client, url: &str, key: &str, agent: &str, concur
     let mut first: Vec<f64> = all.iter().map(|r| r.1.as_secs_f64() * 1000.0).collect();
     total.sort_by(f64::total_cmp);
     first.sort_by(f64::total_cmp);
+    let rate = all.len() as f64 / elapsed;
+    let name = if scenario == Scenario::Sessions { "sessions" } else { "messages" };
+    let first = if scenario == Scenario::Sessions {
+        format!("  first event p50 {:>6.2} ms  p99 {:>6.2} ms", pct(&first, 0.5), pct(&first, 0.99))
+    } else {
+        String::new()
+    };
     println!(
-        "concurrency {concurrency:>2}: {:>7.1} runs/s  ({} runs, {failed} failed)  latency p50 {:>7.2} ms  p99 {:>7.2} ms  first event p50 {:>6.2} ms  p99 {:>6.2} ms",
-        all.len() as f64 / elapsed,
+        "{name} c={concurrency:>2}: {rate:>7.1} runs/s = {:.4} × /health  ({} runs, {failed} failed)  latency p50 {:>7.2} ms  p99 {:>7.2} ms{first}",
+        rate / health,
         all.len(),
         pct(&total, 0.5),
         pct(&total, 0.99),
-        pct(&first, 0.5),
-        pct(&first, 0.99),
     );
 }
 
@@ -187,15 +251,36 @@ async fn main() {
         std::env::var("BENCH_LEVELS").unwrap_or_else(|_| "1,8,32".into()).split(',').filter_map(|s| s.trim().parse().ok()).collect();
     let streams: Vec<usize> =
         std::env::var("BENCH_STREAMS").unwrap_or_else(|_| "1000,10000".into()).split(',').filter_map(|s| s.trim().parse().ok()).collect();
+    let scenarios: Vec<Scenario> = std::env::var("BENCH_SCENARIOS")
+        .unwrap_or_else(|_| "sessions,messages".into())
+        .split(',')
+        .filter_map(|s| match s.trim() {
+            "sessions" => Some(Scenario::Sessions),
+            "messages" => Some(Scenario::Messages),
+            _ => None,
+        })
+        .collect();
+    let postgres = std::env::var("BENCH_BACKEND").is_ok_and(|b| b == "postgres");
     let data = std::env::temp_dir().join(format!("steward-bench-{}", std::process::id()));
     std::fs::create_dir_all(&data).unwrap();
+    let schema = if postgres {
+        assert!(
+            std::env::var("STEWARD_TEST_DATABASE_URL").is_ok(),
+            "BENCH_BACKEND=postgres needs STEWARD_TEST_DATABASE_URL, e.g. postgres://postgres@127.0.0.1:5432/test"
+        );
+        Some(steward_test_support::postgres::PgSchema::create("bench").await.expect("a PostgreSQL schema"))
+    } else {
+        None
+    };
+    let database = schema.as_ref().map(|s| s.url().to_owned());
     let model = InstantModel::start().await;
-    let server = start_server(&data);
-    let out = Command::new(env!("CARGO_BIN_EXE_steward"))
-        .args(["admin", "create-account", "--email", "bench@example.com", "--json", "--data-dir"])
-        .arg(&data)
-        .output()
-        .unwrap();
+    let server = start_server(&data, database.as_deref());
+    let mut admin = Command::new(env!("CARGO_BIN_EXE_steward"));
+    admin.args(["admin", "create-account", "--email", "bench@example.com", "--json", "--data-dir"]).arg(&data);
+    if let Some(url) = &database {
+        admin.args(["--database-url", url]);
+    }
+    let out = admin.output().unwrap();
     let key = serde_json::from_slice::<Value>(&out.stdout).unwrap()["api_key"].as_str().unwrap().to_owned();
     let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
     let res = http
@@ -218,15 +303,21 @@ async fn main() {
         .unwrap();
     let agent = agent["id"].as_str().unwrap().to_owned();
     println!(
-        "steward runtime benchmark: SQLite store, {secs} s per level, {} cores",
+        "steward runtime benchmark: {} store, {secs} s per level, {} cores",
+        if postgres { "PostgreSQL" } else { "SQLite" },
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
     );
-    for c in levels {
-        level(&http, &server.url, &key, &agent, c, secs).await;
+    let health = health_rate(&http, &server.url, secs.min(5)).await;
+    println!("GET /health c=32: {health:.0} requests/s");
+    for &scenario in &scenarios {
+        for &c in &levels {
+            level(&http, &server.url, &key, &agent, scenario, c, secs, health).await;
+        }
     }
-    for n in streams {
+    for n in streams.into_iter().filter(|&n| n > 0) {
         idle_streams(&server.url, &key, &agent, server.child.id(), n).await;
     }
     drop(server);
+    drop(schema);
     let _ = std::fs::remove_dir_all(&data);
 }

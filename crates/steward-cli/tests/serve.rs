@@ -342,3 +342,137 @@ async fn three_replicas_fire_each_due_time_exactly_once() {
     drop(replicas);
     let _ = std::fs::remove_dir_all(&home);
 }
+
+/// One SSE frame a client received: `(id, type, data)`.
+type Seen = (String, String, serde_json::Value);
+
+fn parse_frames(text: &str) -> Vec<Seen> {
+    text.split("\n\n")
+        .filter_map(|frame| {
+            let field = |name: &str| frame.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim_start().to_owned());
+            let data = serde_json::from_str(&field("data:")?).ok()?;
+            Some((field("id:")?, field("event:")?, data))
+        })
+        .collect()
+}
+
+/// Many runs streaming at once keep the group-commit writer busy; `kill -9` lands in the middle
+/// of its batches. After a restart, every event any client received is in the log exactly as it
+/// was sent, the logs have no holes, and no run is left `running`.
+async fn kill_9_mid_group_commit(database: Option<&str>) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    // 2,000 deltas 5 ms apart: each run streams for 10 s, longer than the test waits.
+    let (model_url, _model) = slow_model(2_000, Duration::from_millis(5)).await;
+    let home = temp_dir();
+    let data = home.join("data");
+    let serve = || {
+        let mut c = steward(&home);
+        c.args(["serve", "--data-dir"]).arg(&data);
+        if let Some(url) = database {
+            c.args(["--database-url", url]);
+        }
+        start(c).unwrap()
+    };
+    let first = serve();
+    let mut admin = steward(&home);
+    admin.args(["admin", "create-account", "--email", "ops@example.com", "--json", "--data-dir"]).arg(&data);
+    if let Some(url) = database {
+        admin.args(["--database-url", url]);
+    }
+    let out = admin.output().unwrap();
+    let key = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["api_key"].as_str().unwrap().to_owned();
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let agent = provision(&http, &first.url, &key, &model_url).await;
+    const RUNS: usize = 16;
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<Seen>)>>> = Default::default();
+    let mut clients = Vec::new();
+    for _ in 0..RUNS {
+        let (http, url, key, agent, seen) = (http.clone(), first.url.clone(), key.clone(), agent.clone(), seen.clone());
+        clients.push(tokio::spawn(async move {
+            let session: serde_json::Value = http
+                .post(format!("{url}/v1/sessions"))
+                .bearer_auth(&key)
+                .json(&serde_json::json!({"agent_id": agent, "input": [{"role": "user", "content": "go"}]}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let sid = session["id"].as_str().unwrap().to_owned();
+            let slot = {
+                let mut seen = seen.lock().unwrap();
+                seen.push((sid.clone(), Vec::new()));
+                seen.len() - 1
+            };
+            let Ok(res) = http.get(format!("{url}/v1/sessions/{sid}/stream")).bearer_auth(&key).send().await else { return };
+            let mut body = res.bytes_stream();
+            let mut text = String::new();
+            // Frames are recorded as they arrive, until the connection dies with the server.
+            while let Some(Ok(chunk)) = body.next().await {
+                text.push_str(&String::from_utf8_lossy(&chunk));
+                let complete = text.rfind("\n\n").map(|i| i + 2).unwrap_or(0);
+                seen.lock().unwrap()[slot].1.extend(parse_frames(&text[..complete]));
+                text.drain(..complete);
+            }
+        }));
+    }
+    // Bounded: wait until every client has received a good number of events.
+    for _ in 0..400 {
+        let s = seen.lock().unwrap();
+        if s.len() == RUNS && s.iter().all(|(_, e)| e.len() >= 30) {
+            break;
+        }
+        drop(s);
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let mut first = first;
+    first.kill();
+    for c in clients {
+        let _ = tokio::time::timeout(Duration::from_secs(10), c).await;
+    }
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), RUNS);
+    assert!(
+        seen.iter().all(|(_, e)| e.len() >= 30),
+        "every client streamed before the kill: {:?}",
+        seen.iter().map(|(_, e)| e.len()).collect::<Vec<_>>()
+    );
+
+    let second = serve();
+    let mut received = 0;
+    for (sid, got) in &seen {
+        let log = events(&http, &second.url, &key, sid).await;
+        // No holes: the log is numbered 1..n.
+        for (i, e) in log.iter().enumerate() {
+            let id = e["id"].as_str().unwrap();
+            assert!(id.ends_with(&format!("_{:012}", i + 1)), "hole in the log of {sid} at {i}: {id}");
+        }
+        let by_id: std::collections::HashMap<&str, &serde_json::Value> = log.iter().map(|e| (e["id"].as_str().unwrap(), e)).collect();
+        for (id, kind, data) in got {
+            let stored =
+                by_id.get(id.as_str()).unwrap_or_else(|| panic!("{sid}: event {id} ({kind}) reached a client but is not in the log"));
+            assert_eq!((stored["type"].as_str().unwrap(), &stored["data"]), (kind.as_str(), data), "{sid}: {id} changed");
+            received += 1;
+        }
+        let last = log.last().unwrap();
+        assert_eq!((last["type"].as_str(), last["data"]["type"].as_str()), (Some("agent_error"), Some("interrupted")), "{sid}: {last}");
+    }
+    assert!(received >= RUNS * 30);
+    let runs: serde_json::Value =
+        http.get(format!("{}/v1/runs?status=running", second.url)).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
+    assert_eq!(runs["data"].as_array().map(Vec::len), Some(0), "no run is left running: {runs}");
+    drop(second);
+    let _ = std::fs::remove_dir_all(&home);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_group_commit_loses_no_event_a_client_saw_sqlite() {
+    kill_9_mid_group_commit(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_group_commit_loses_no_event_a_client_saw_postgres() {
+    let Some((_schema, url)) = pg_schema_url().await else { return };
+    kill_9_mid_group_commit(Some(&url)).await;
+}
