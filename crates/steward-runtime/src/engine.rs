@@ -177,11 +177,27 @@ impl Runtime {
         &self.inner.integrations
     }
 
-    /// Recovers runs this node left behind, then starts the background loop.
+    /// Recovers runs this node left behind, then starts the background workers.
     pub async fn start(&self) -> Result<(), StoreError> {
         self.recover(&self.inner.config.node_id.clone()).await?;
+        let c = &self.inner.config;
+        self.every("heartbeat", c.heartbeat, |rt| async move { rt.heartbeat().await });
+        self.every("poller", c.poll, |rt| async move { rt.poll_once().await });
+        self.every("reaper", c.stale_after / 3, |rt| async move {
+            // Runs of any process whose heartbeat went stale.
+            if let Err(e) = rt.recover("").await {
+                tracing::warn!(error = %e, "cannot recover orphaned runs");
+            }
+        });
+        self.every("notifier", c.notify_poll, |rt| async move { rt.deliver_notifications().await });
+        self.every("token refresher", Duration::from_secs(60), |rt| async move {
+            // Integration tokens that expire soon are refreshed ahead of use.
+            if let Err(e) = rt.inner.integrations.refresh_due().await {
+                tracing::warn!(error = %e, "cannot refresh integration tokens");
+            }
+        });
         let rt = self.clone();
-        self.inner.tracker.spawn(async move { rt.background().await });
+        self.inner.tracker.spawn(async move { rt.scheduler().await });
         Ok(())
     }
 
@@ -194,58 +210,51 @@ impl Runtime {
         self.inner.mcp.shutdown().await;
     }
 
-    async fn background(&self) {
-        let c = &self.inner.config;
-        let mut heartbeat = tokio::time::interval(c.heartbeat);
-        let mut poll = tokio::time::interval(c.poll);
-        let mut reap = tokio::time::interval(c.stale_after / 3);
-        // The scheduler sleeps until the earliest due time (at most `schedule_poll`, which also
-        // covers schedules created on other replicas), so lateness is a query, not a poll.
-        let schedules = tokio::time::sleep(Duration::ZERO);
-        tokio::pin!(schedules);
-        let mut tokens = tokio::time::interval(Duration::from_secs(60));
-        let mut notifications = tokio::time::interval(c.notify_poll);
-        notifications.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    /// A background worker of its own: `work` every `period` (a pass that overruns delays the
+    /// next; passes never overlap), until shutdown.
+    fn every<F, Fut>(&self, name: &'static str, period: Duration, work: F)
+    where
+        F: Fn(Runtime) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let rt = self.clone();
+        self.inner.tracker.spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = rt.inner.shutdown.cancelled() => break,
+                    _ = tick.tick() => work(rt.clone()).await,
+                }
+            }
+            tracing::debug!(worker = name, "stopped");
+        });
+    }
+
+    async fn heartbeat(&self) {
+        if let Err(e) = self.inner.store.heartbeat_runs(&self.inner.config.node_id).await {
+            tracing::warn!(error = %e, "cannot heartbeat runs");
+        }
+        self.inner.events.prune();
+    }
+
+    /// The scheduler sleeps until the earliest due time (at most `schedule_poll`, which also
+    /// covers schedules created on other replicas), so lateness is a query, not a poll.
+    async fn scheduler(&self) {
+        let poll_ms = self.inner.config.schedule_poll.as_millis() as i64;
         loop {
+            if let Err(e) = self.schedule_tick().await {
+                tracing::warn!(error = %e, "cannot fire due schedules");
+            }
+            let wait_ms = match self.inner.store.next_due().await {
+                // Still due after a tick: more than one batch, or a failing row; don't spin.
+                Ok(Some(due)) if due <= self.inner.clock.now_ms() => 10.min(poll_ms),
+                Ok(Some(due)) => (due - self.inner.clock.now_ms()).min(poll_ms),
+                _ => poll_ms,
+            };
             tokio::select! {
                 _ = self.inner.shutdown.cancelled() => return,
-                _ = heartbeat.tick() => {
-                    if let Err(e) = self.inner.store.heartbeat_runs(&c.node_id).await {
-                        tracing::warn!(error = %e, "cannot heartbeat runs");
-                    }
-                    self.inner.events.prune();
-                }
-                _ = poll.tick() => {
-                    self.poll_once().await;
-                }
-                _ = notifications.tick() => {
-                    self.deliver_notifications().await;
-                }
-                _ = &mut schedules => {
-                    if let Err(e) = self.schedule_tick().await {
-                        tracing::warn!(error = %e, "cannot fire due schedules");
-                    }
-                    let poll_ms = c.schedule_poll.as_millis() as i64;
-                    let wait_ms = match self.inner.store.next_due().await {
-                        // Still due after a tick: more than one batch, or a failing row; don't spin.
-                        Ok(Some(due)) if due <= self.inner.clock.now_ms() => 10.min(poll_ms),
-                        Ok(Some(due)) => (due - self.inner.clock.now_ms()).min(poll_ms),
-                        _ => poll_ms,
-                    };
-                    schedules.as_mut().reset(tokio::time::Instant::now() + Duration::from_millis(wait_ms as u64));
-                }
-                _ = tokens.tick() => {
-                    // Integration tokens that expire soon are refreshed ahead of use.
-                    if let Err(e) = self.inner.integrations.refresh_due().await {
-                        tracing::warn!(error = %e, "cannot refresh integration tokens");
-                    }
-                }
-                _ = reap.tick() => {
-                    // Runs of any process whose heartbeat went stale.
-                    if let Err(e) = self.recover("").await {
-                        tracing::warn!(error = %e, "cannot recover orphaned runs");
-                    }
-                }
+                _ = tokio::time::sleep(Duration::from_millis(wait_ms.max(0) as u64)) => {}
             }
         }
     }
