@@ -27,8 +27,22 @@ use crate::{Notification, Store, StoreError};
 /// Most writes in one transaction.
 pub const MAX_BATCH: usize = 256;
 
-/// Rows per multi-row `INSERT` (6 parameters each: well under both backends' limits).
-const INSERT_CHUNK: usize = 400;
+/// Rows per multi-row `INSERT`, largest first: a batch's rows go in statements of these sizes,
+/// so only a few distinct statements exist and they stay in the prepared-statement cache.
+const INSERT_SIZES: [usize; 4] = [64, 16, 4, 1];
+
+/// Splits `rows` into chunks of the [`INSERT_SIZES`].
+fn insert_chunks<T>(mut rows: &[T]) -> Vec<&[T]> {
+    let mut out = Vec::new();
+    for size in INSERT_SIZES {
+        while rows.len() >= size {
+            let (chunk, rest) = rows.split_at(size);
+            out.push(chunk);
+            rows = rest;
+        }
+    }
+    out
+}
 
 /// Writes of one run, committed together (and with other runs' writes).
 #[derive(Debug, Clone)]
@@ -363,8 +377,9 @@ impl Store {
             let balance = w.charge.as_ref().and_then(|c| agents.get(&c.agent)).and_then(|a| a.2);
             results.push(Ok(RunWritten { events, balance, ended: ended[i] }));
         }
-        for chunk in event_rows.chunks(INSERT_CHUNK) {
-            let sql = values_sql("INSERT INTO events (session_id, seq, run_id, type, data, created_at) VALUES ", chunk.len(), 6);
+        let sqlite = self.backend == crate::Backend::Sqlite;
+        for chunk in insert_chunks(&event_rows) {
+            let sql = values_sql("INSERT INTO events (session_id, seq, run_id, type, data, created_at) VALUES ", chunk.len(), 6, sqlite);
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for e in chunk {
                 q = q
@@ -377,9 +392,13 @@ impl Store {
             }
             q.execute(&mut *tx).await?;
         }
-        for chunk in message_rows.chunks(INSERT_CHUNK) {
-            let sql =
-                values_sql("INSERT INTO session_messages (session_id, seq, run_id, role, content, created_at) VALUES ", chunk.len(), 6);
+        for chunk in insert_chunks(&message_rows) {
+            let sql = values_sql(
+                "INSERT INTO session_messages (session_id, seq, run_id, role, content, created_at) VALUES ",
+                chunk.len(),
+                6,
+                sqlite,
+            );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for (session, seq, run, role, content) in chunk {
                 q = q.bind(session.as_str()).bind(*seq).bind(run.as_str()).bind(*role).bind(content.as_str()).bind(now);
@@ -400,8 +419,10 @@ impl Store {
     }
 }
 
-/// `prefix` followed by `rows` groups of `cols` numbered placeholders.
-fn values_sql(prefix: &str, rows: usize, cols: usize) -> String {
+/// `prefix` followed by `rows` groups of `cols` numbered placeholders: `$n`, or on SQLite `?n`
+/// (the same positional numbering; SQLite treats `$n` as a *name*, and looking names up while
+/// preparing a statement with hundreds of them took an eighth of the server's time).
+fn values_sql(prefix: &str, rows: usize, cols: usize, sqlite: bool) -> String {
     let mut sql = String::with_capacity(prefix.len() + rows * cols * 5);
     sql.push_str(prefix);
     for r in 0..rows {
@@ -413,7 +434,7 @@ fn values_sql(prefix: &str, rows: usize, cols: usize) -> String {
             if c > 0 {
                 sql.push(',');
             }
-            sql.push('$');
+            sql.push(if sqlite { '?' } else { '$' });
             sql.push_str(&(r * cols + c + 1).to_string());
         }
         sql.push(')');
@@ -425,6 +446,15 @@ fn values_sql(prefix: &str, rows: usize, cols: usize) -> String {
 mod tests {
     #[test]
     fn values_are_numbered_row_by_row() {
-        assert_eq!(super::values_sql("V ", 2, 3), "V ($1,$2,$3),($4,$5,$6)");
+        assert_eq!(super::values_sql("V ", 2, 3, false), "V ($1,$2,$3),($4,$5,$6)");
+        assert_eq!(super::values_sql("V ", 1, 2, true), "V (?1,?2)");
+    }
+
+    #[test]
+    fn rows_go_in_few_statement_sizes() {
+        let rows: Vec<u32> = (0..87).collect();
+        let sizes: Vec<usize> = super::insert_chunks(&rows).iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, vec![64, 16, 4, 1, 1, 1]);
+        assert_eq!(sizes.iter().sum::<usize>(), 87);
     }
 }
