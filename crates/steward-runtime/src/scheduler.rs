@@ -25,7 +25,7 @@ use crate::engine::Runtime;
 
 /// A schedule's agent at one tick.
 enum Verdict {
-    Admitted(Agent),
+    Admitted(Box<Agent>),
     /// The admission refusal's message.
     Refused(String),
     Gone,
@@ -83,7 +83,7 @@ impl Runtime {
     async fn admission_of(&self, agent: &AgentId) -> Result<Verdict, StoreError> {
         let Some(agent) = self.inner.store.agent(agent).await? else { return Ok(Verdict::Gone) };
         match self.check_admission(&agent, Origin::Schedule).await {
-            Ok(()) => Ok(Verdict::Admitted(agent)),
+            Ok(()) => Ok(Verdict::Admitted(Box::new(agent))),
             Err(AdmitError::Refused(r)) => Ok(Verdict::Refused(r.to_string())),
             Err(AdmitError::Store(e)) => Err(e),
         }
