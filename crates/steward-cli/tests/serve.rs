@@ -384,7 +384,9 @@ async fn kill_9_mid_group_commit(database: Option<&str>) {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
     let agent = provision(&http, &first.url, &key, &model_url).await;
     const RUNS: usize = 16;
-    let seen: std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<Seen>)>>> = Default::default();
+    // Per session: its id and the frames its client received.
+    type Received = Vec<(String, Vec<Seen>)>;
+    let seen: std::sync::Arc<std::sync::Mutex<Received>> = Default::default();
     let mut clients = Vec::new();
     for _ in 0..RUNS {
         let (http, url, key, agent, seen) = (http.clone(), first.url.clone(), key.clone(), agent.clone(), seen.clone());
@@ -419,11 +421,13 @@ async fn kill_9_mid_group_commit(database: Option<&str>) {
     }
     // Bounded: wait until every client has received a good number of events.
     for _ in 0..400 {
-        let s = seen.lock().unwrap();
-        if s.len() == RUNS && s.iter().all(|(_, e)| e.len() >= 30) {
+        let enough = {
+            let s = seen.lock().unwrap();
+            s.len() == RUNS && s.iter().all(|(_, e)| e.len() >= 30)
+        };
+        if enough {
             break;
         }
-        drop(s);
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     let mut first = first;

@@ -1,10 +1,11 @@
 //! Steward's domain model: typed ids, roles, API-key material, agent configuration and its
-//! validation, agent states and their legal transitions, vault metadata and model-provider
-//! configuration.
+//! validation, agent states and their legal transitions, why an agent refuses work
+//! (`admission`), vault metadata and model-provider configuration.
 //!
 //! This crate does no I/O. Everything that crosses a process boundary (HTTP, SQL) converts to
 //! and from these types at the edge, so inner code never re-checks a string.
 
+pub mod admission;
 pub mod agent;
 pub mod clock;
 pub mod environment;

@@ -1,4 +1,5 @@
-//! Steward's agent runtime: running agents (the model ↔ tool loop in `agent_loop.rs`), the
+//! Steward's agent runtime: admitting work (`admission.rs`: the one check every way a run
+//! starts goes through), running agents (the model ↔ tool loop in `agent_loop.rs`), the
 //! tools it offers (`tools.rs`; sources resolved per run in `resolve.rs`: MCP servers through the
 //! pool in `mcp.rs`, the built-in toolsets in `builtin.rs` on the agent's `workspace.rs` and the
 //! bubblewrap `sandbox.rs`), the durable event log with its live tail (`engine.rs` emits,
@@ -6,6 +7,7 @@
 //! (`vault.rs`). It knows neither HTTP nor SQL: it talks to the store and to model providers
 //! through their crates.
 
+pub mod admission;
 mod agent_loop;
 mod app_tools;
 pub mod builtin;

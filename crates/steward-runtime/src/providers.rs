@@ -8,11 +8,12 @@
 use std::sync::Arc;
 
 use futures::StreamExt;
+use steward_core::admission::Refusal;
 use steward_core::ids::SandboxId;
 use steward_core::provider::{ProviderConfig, ProviderId, ProviderKind};
 use steward_core::redact::Redactor;
 use steward_llm::{ApiKey, ClientConfig, EventStream, LlmError, ModelClient, ModelRequest, RetryPolicy, StreamEvent, Timeouts};
-use steward_store::Store;
+use steward_store::{Store, StoreError};
 
 use crate::vault::VaultCipher;
 
@@ -72,25 +73,28 @@ impl Providers {
     }
 
     async fn config_for(&self, sandbox: &SandboxId, provider_id: &str, model: &str) -> Result<ProviderConfig, ResolveError> {
-        let id = ProviderId::parse(provider_id, "model.provider_id").map_err(|e| config_error(e.message))?;
-        let provider = self
-            .store
-            .provider(sandbox, &id)
-            .await
-            .map_err(|e| ResolveError { kind: "internal_error", message: format!("cannot read the provider: {e}") })?
-            .ok_or_else(|| {
-                config_error(format!(
-                    "the agent uses provider `{provider_id}`, which is not configured in this sandbox; add it with POST /v1/providers"
-                ))
-            })?;
-        let config = provider.config;
-        if !config.models.iter().any(|m| m == model) {
-            return Err(config_error(format!(
-                "provider `{provider_id}` does not offer model `{model}`; its models are: {}. Add the model to the provider or change the agent's model",
-                config.models.join(", ")
-            )));
+        match self.offering(sandbox, provider_id, model).await {
+            Ok(Ok(config)) => Ok(config),
+            Ok(Err(refusal)) => Err(config_error(refusal.to_string())),
+            Err(e) => Err(ResolveError { kind: "internal_error", message: format!("cannot read the provider: {e}") }),
         }
-        Ok(config)
+    }
+
+    /// The configuration of provider `provider_id` of `sandbox` if it exists and offers
+    /// `model`, else the admission refusal saying which (`crate::admission` and the run's own
+    /// resolution share it). A store failure is an error, not a refusal.
+    pub async fn offering(
+        &self,
+        sandbox: &SandboxId,
+        provider_id: &str,
+        model: &str,
+    ) -> Result<Result<ProviderConfig, Refusal>, StoreError> {
+        let missing = || Refusal::ProviderNotConfigured { provider: provider_id.to_owned() };
+        // A provider id that does not parse names no provider (agent validation keeps them slugs).
+        let Ok(id) = ProviderId::parse(provider_id, "model.provider_id") else { return Ok(Err(missing())) };
+        let Some(provider) = self.store.provider(sandbox, &id).await? else { return Ok(Err(missing())) };
+        let config = provider.config;
+        Ok(steward_core::admission::check_model(provider_id, model, &config.models).map(|()| config))
     }
 
     /// Checks that `provider_id` exists in the sandbox and offers `model`; returns a client.

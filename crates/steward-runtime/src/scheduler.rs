@@ -7,15 +7,29 @@
 //! (the server was down) is *missed*: with policy `skip` it is recorded as `skipped` and the
 //! schedule moves to its next time after now; with `fire_once` it fires once (for the oldest
 //! missed time) and then moves on — never once per missed occurrence.
+//!
+//! **Admission.** A due time whose agent does not admit work (paused, stopped, error, archived,
+//! out of tokens, provider missing or not offering the model: `crate::admission`, as for every
+//! other way a run starts) starts nothing and is recorded as a `refused` execution with the
+//! refusal's message, which also becomes the schedule's `last_error`.
 
 use std::collections::{BTreeMap, HashMap};
 
-use steward_core::agent::{Agent, AgentState};
-use steward_core::ids::SessionId;
+use steward_core::agent::Agent;
+use steward_core::ids::{AgentId, SessionId};
 use steward_core::schedule::MissedPolicy;
 use steward_store::{Fire, NewSession, Schedule, StoreError};
 
+use crate::admission::{AdmitError, Origin};
 use crate::engine::Runtime;
+
+/// A schedule's agent at one tick.
+enum Verdict {
+    Admitted(Box<Agent>),
+    /// The admission refusal's message.
+    Refused(String),
+    Gone,
+}
 
 /// A due time older than this when seen is "missed" rather than "late".
 pub const MISSED_AFTER_MS: i64 = 60_000;
@@ -31,7 +45,7 @@ impl Runtime {
         let store = &self.inner.store;
         let now = self.inner.clock.now_ms();
         let due = store.due_schedules(now, 200).await?;
-        let mut agents = HashMap::new();
+        let mut verdicts = HashMap::new();
         let mut fires = Vec::with_capacity(due.len());
         for s in &due {
             let Some(scheduled_at) = s.next_fire_at else { continue };
@@ -40,10 +54,14 @@ impl Runtime {
             let fire = if missed && s.config.missed == MissedPolicy::Skip {
                 Fire::Skip
             } else {
-                if !agents.contains_key(&s.agent_id) {
-                    agents.insert(s.agent_id.clone(), store.agent(&s.agent_id).await?);
+                if !verdicts.contains_key(&s.agent_id) {
+                    verdicts.insert(s.agent_id.clone(), self.admission_of(&s.agent_id).await?);
                 }
-                Self::plan(agents[&s.agent_id].as_ref(), s, scheduled_at, now)
+                match &verdicts[&s.agent_id] {
+                    Verdict::Admitted(agent) => Self::plan(agent, s, scheduled_at, now),
+                    Verdict::Refused(why) => Fire::Refused(why.clone()),
+                    Verdict::Gone => Fire::Error("the agent no longer exists".into()),
+                }
             };
             fires.push((s, scheduled_at, next, fire));
         }
@@ -60,17 +78,20 @@ impl Runtime {
         Ok(handled)
     }
 
-    /// What firing `s` at `scheduled_at` means: a run, or the reason it cannot start.
-    fn plan(agent: Option<&Agent>, s: &Schedule, scheduled_at: i64, now: i64) -> Fire {
-        let Some(agent) = agent else {
-            return Fire::Error("the agent no longer exists".into());
-        };
-        if agent.archived_at.is_some() {
-            return Fire::Error("the agent is archived".into());
+    /// Whether the schedule's agent admits work now: the same check as every other way a run
+    /// starts (`crate::admission`), made once per agent per tick, before the fire transaction.
+    async fn admission_of(&self, agent: &AgentId) -> Result<Verdict, StoreError> {
+        let Some(agent) = self.inner.store.agent(agent).await? else { return Ok(Verdict::Gone) };
+        match self.check_admission(&agent, Origin::Schedule).await {
+            Ok(()) => Ok(Verdict::Admitted(Box::new(agent))),
+            Err(AdmitError::Refused(r)) => Ok(Verdict::Refused(r.to_string())),
+            Err(AdmitError::Store(e)) => Err(e),
         }
-        if agent.state != AgentState::Active {
-            return Fire::Error(format!("the agent is {}; resume it to let the schedule start runs", agent.state.as_str()));
-        }
+    }
+
+    /// What firing `s` at `scheduled_at` for the admitted `agent` means: a run, or the reason
+    /// its input cannot be rendered.
+    fn plan(agent: &Agent, s: &Schedule, scheduled_at: i64, now: i64) -> Fire {
         let ctx = minijinja::context! {
             scheduled_at => rfc3339(scheduled_at),
             fired_at => rfc3339(now),

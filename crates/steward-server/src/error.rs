@@ -9,6 +9,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use steward_core::ValidationError;
+use steward_core::admission::Refusal;
+use steward_runtime::admission::AdmitError;
 use steward_store::StoreError;
 use utoipa::ToSchema;
 
@@ -198,6 +200,35 @@ impl From<StoreError> for ApiError {
 /// route, anything a library answers by itself — is rewritten into the §2 shape, keeping its
 /// status and headers. The library's text becomes the message; a server error's text is logged
 /// instead. Responses already JSON (every `ApiError`) pass untouched.
+/// The one HTTP mapping of admission refusals (`steward_core::admission`): the agent's or the
+/// session's state is a 409 conflict; a model configuration that cannot work is a 422 on
+/// `model`. The message is the refusal's, for every route that starts runs.
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> Self {
+        let message = r.to_string();
+        match r {
+            Refusal::Archived { .. }
+            | Refusal::Paused { .. }
+            | Refusal::Stopped { .. }
+            | Refusal::Error { .. }
+            | Refusal::BalanceExhausted { .. }
+            | Refusal::ConciergeManaged { .. }
+            | Refusal::Busy { .. }
+            | Refusal::ConciergeBusy { .. } => ApiError::conflict(message),
+            Refusal::ProviderNotConfigured { .. } | Refusal::ModelNotOffered { .. } => ApiError::unprocessable(message).with_param("model"),
+        }
+    }
+}
+
+impl From<AdmitError> for ApiError {
+    fn from(e: AdmitError) -> Self {
+        match e {
+            AdmitError::Refused(r) => r.into(),
+            AdmitError::Store(e) => e.into(),
+        }
+    }
+}
+
 pub async fn json_errors(req: Request, next: Next) -> Response {
     // Known before the request is handed on: a library's refusal of such a path is explained
     // by the path itself, not by its wording.

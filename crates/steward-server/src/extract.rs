@@ -7,8 +7,9 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult};
 
 /// Upper bound on request bodies; larger ones get 413.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -115,6 +116,21 @@ fn query_rejection(e: QueryRejection) -> ApiError {
     match param {
         Some(p) => e.with_param(p),
         None => e,
+    }
+}
+
+/// For `#[serde(deserialize_with = "present")]` on PATCH fields: a field sent as `null` is
+/// `Some(None)`, an absent one (with `#[serde(default)]`) `None`.
+pub(crate) fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// A PATCH field that may be omitted but not nulled.
+pub(crate) fn not_null<T>(v: Option<Option<T>>, param: &str) -> ApiResult<Option<T>> {
+    match v {
+        Some(None) => Err(ApiError::invalid(param, format!("`{param}` cannot be null; omit it to keep the current value"))),
+        Some(Some(x)) => Ok(Some(x)),
+        None => Ok(None),
     }
 }
 

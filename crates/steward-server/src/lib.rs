@@ -5,6 +5,7 @@
 //! call the store and convert to wire types (which live here, never in the domain crate).
 //! This crate never writes SQL.
 
+mod access;
 mod api_doc;
 pub mod auth;
 pub mod concierge;
@@ -19,6 +20,7 @@ pub mod metrics;
 pub mod routes;
 pub mod secrets;
 pub mod tokens;
+pub mod views;
 
 use std::sync::Arc;
 
@@ -40,7 +42,7 @@ use crate::error::ApiError;
 use crate::mail::Mailer;
 use crate::metrics::Metrics;
 use crate::routes::{
-    agents, api_keys, auth as login, compat, concierge as concierge_routes, files, integrations, mcp, messages, providers, runs, sandboxes,
+    agents, api_keys, auth as login, concierge as concierge_routes, files, integrations, mcp, messages, providers, runs, sandboxes,
     schedules, sessions, sources, subscriptions, system, triggers, vaults,
 };
 use crate::tokens::SessionTokens;
@@ -173,28 +175,28 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(subscriptions::list, subscriptions::create))
         .routes(routes!(subscriptions::get, subscriptions::delete))
         .routes(routes!(subscriptions::deliveries))
-        .routes(routes!(compat::create))
-        .routes(routes!(compat::list))
-        .routes(routes!(compat::get))
-        .routes(routes!(compat::update))
-        .routes(routes!(compat::delete))
-        .routes(routes!(compat::pause))
-        .routes(routes!(compat::resume))
-        .routes(routes!(compat::stop))
-        .routes(routes!(compat::status))
-        .routes(routes!(compat::summary))
-        .routes(routes!(compat::ready))
-        .routes(routes!(compat::balance))
-        .routes(routes!(compat::send_message, compat::read_messages))
-        .routes(routes!(compat::conversations))
-        .routes(routes!(compat::list_schedules, compat::create_schedule))
-        .routes(routes!(compat::get_schedule, compat::update_schedule, compat::delete_schedule))
-        .routes(routes!(compat::pause_schedule))
-        .routes(routes!(compat::resume_schedule))
-        .routes(routes!(compat::toggle_schedule))
-        .routes(routes!(compat::schedule_executions))
-        .routes(routes!(compat::list_triggers, compat::create_trigger))
-        .routes(routes!(compat::get_trigger, compat::update_trigger, compat::delete_trigger))
+        .routes(routes!(agents::compat::create))
+        .routes(routes!(agents::compat::list))
+        .routes(routes!(agents::compat::get))
+        .routes(routes!(agents::compat::update))
+        .routes(routes!(agents::compat::delete))
+        .routes(routes!(agents::compat::pause))
+        .routes(routes!(agents::compat::resume))
+        .routes(routes!(agents::compat::stop))
+        .routes(routes!(agents::compat::status))
+        .routes(routes!(agents::compat::summary))
+        .routes(routes!(agents::compat::ready))
+        .routes(routes!(agents::compat::balance))
+        .routes(routes!(messages::compat::send_message, messages::compat::read_messages))
+        .routes(routes!(messages::compat::conversations))
+        .routes(routes!(schedules::compat::list_schedules, schedules::compat::create_schedule))
+        .routes(routes!(schedules::compat::get_schedule, schedules::compat::update_schedule, schedules::compat::delete_schedule))
+        .routes(routes!(schedules::compat::pause_schedule))
+        .routes(routes!(schedules::compat::resume_schedule))
+        .routes(routes!(schedules::compat::toggle_schedule))
+        .routes(routes!(schedules::compat::schedule_executions))
+        .routes(routes!(triggers::compat::list_triggers, triggers::compat::create_trigger))
+        .routes(routes!(triggers::compat::get_trigger, triggers::compat::update_trigger, triggers::compat::delete_trigger))
         .routes(routes!(integrations::list))
         .routes(routes!(integrations::get))
         .routes(routes!(integrations::connect))
@@ -204,8 +206,8 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(integrations::account, integrations::revoke))
         .routes(routes!(integrations::publications, integrations::publish))
         .routes(routes!(integrations::unpublish))
-        .routes(routes!(compat::pause_trigger))
-        .routes(routes!(compat::resume_trigger))
+        .routes(routes!(triggers::compat::pause_trigger))
+        .routes(routes!(triggers::compat::resume_trigger))
         .routes(routes!(concierge_routes::test))
         .routes(routes!(concierge_routes::chat))
         .routes(routes!(concierge_routes::storage_test))

@@ -162,3 +162,46 @@ async fn the_per_agent_compat_paths_reach_the_same_schedules_and_triggers() {
     let (_, listed) = s.get(&format!("/v1/agents/{agent}/triggers"), &u.key).await;
     assert_eq!(listed["data"][0]["id"], t["id"]);
 }
+
+/// The scheduler admits work like every other way a run starts: an agent out of tokens, or one
+/// whose provider is not configured, gets no run; the due time is a `refused` execution with
+/// the refusal's message, which is also the schedule's `last_error`.
+#[tokio::test]
+async fn a_refused_due_time_starts_nothing_and_says_why() {
+    let fake = FakeModel::start(|_, _| Reply::Text("ok".into())).await;
+    let s = TestServer::start().await;
+    let (u, broke) = setup(&s, &fake).await;
+    let (st, v) = s.post(&format!("/v1/agents/{broke}/balance"), &u.key, json!({"set": 0})).await;
+    assert_eq!((st, v["state"].as_str()), (StatusCode::OK, Some("active")), "{v}");
+    let (st, ghost) = s.post("/v1/agents", &u.key, json!({"name": "ghost", "model": {"provider_id": "nobody", "name": "m"}})).await;
+    assert_eq!(st, StatusCode::CREATED, "{ghost}");
+    let ghost = ghost["id"].as_str().unwrap().to_owned();
+    let mut due = 0;
+    let mut ids = vec![];
+    for agent in [&broke, &ghost] {
+        let (st, sch) = s.post(&format!("/v1/agents/{agent}/schedules"), &u.key, json!({"name": "tick", "cron": "*/5 * * * *"})).await;
+        assert_eq!(st, StatusCode::CREATED, "{sch}");
+        due = due.max(ms(&sch["next_fire_at"]));
+        ids.push(sch["id"].as_str().unwrap().to_owned());
+    }
+    s.clock.advance_ms(due - s.clock.now_ms() + 10);
+    let cases = [
+        (&broke, &ids[0], format!("agent {broke}'s token balance is exhausted; add tokens with POST /v1/agents/{broke}/balance")),
+        (
+            &ghost,
+            &ids[1],
+            "the agent uses provider `nobody`, which is not configured in this sandbox; add it with POST /v1/providers".to_owned(),
+        ),
+    ];
+    for (agent, sid, why) in &cases {
+        let ex = executions(&s, &u.key, agent, sid, 1).await;
+        assert_eq!((ex[0]["outcome"].as_str(), ex[0]["error"].as_str()), (Some("refused"), Some(why.as_str())), "{ex:?}");
+        assert!(ex[0]["run_id"].is_null() && ex[0]["session_id"].is_null(), "{ex:?}");
+        let (_, sch) = s.get(&format!("/v1/agents/{agent}/schedules/{sid}"), &u.key).await;
+        assert_eq!((sch["last_error"].as_str(), sch["fire_count"].as_i64()), (Some(why.as_str()), Some(0)), "{sch}");
+        let (_, sessions) = s.get(&format!("/v1/sessions?agent_id={agent}"), &u.key).await;
+        assert_eq!(sessions["data"], json!([]), "a refused due time creates no session");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(fake.requests().is_empty(), "no model was called");
+}

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use common::fake_model::{FakeModel, Reply};
 use common::{TestServer, User, error_message, error_param};
+use futures::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -426,4 +427,51 @@ async fn an_agent_switches_provider_by_configuration_alone() {
     assert_eq!(last["messages"][0], json!({"role": "system", "content": "Be brief."}), "{last}");
     assert!(fake.headers().last().unwrap().get("authorization").is_none(), "no key configured, none sent");
     assert_eq!(r["usage"], json!({"input_tokens": 12, "output_tokens": 8}));
+}
+
+/// A burst of 1,000 concurrent `POST /v1/sessions` at a paused agent: every one is refused with
+/// the same 409 as a single request, and the store holds no session and no run for the agent.
+async fn paused_burst_creates_nothing(backend: common::Backend) {
+    let fake = FakeModel::start(|_, _| Reply::Text("never".into())).await;
+    let Some(s) = TestServer::start_on(backend).await else { return };
+    let (u, agent) = setup(&s, &fake, json!({})).await;
+    let (st, v) = s.post(&format!("/v1/agents/{agent}/pause"), &u.key, json!({})).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let expected = json!({"error": {
+        "type": "conflict",
+        "message": format!("agent {agent} is paused; resume it (POST /v1/agents/{agent}/resume) to send it work"),
+    }});
+    let body = json!({"agent_id": agent, "input": [{"role": "user", "content": "hi"}]});
+    let answers: Vec<(StatusCode, Value)> = futures::stream::iter(0..1000)
+        .map(|_| {
+            let (http, url, key, body) = (s.http.clone(), format!("{}/v1/sessions", s.url), u.key.clone(), body.clone());
+            async move {
+                let res = http.post(url).bearer_auth(key).json(&body).send().await.unwrap();
+                (res.status(), res.json::<Value>().await.unwrap())
+            }
+        })
+        .buffer_unordered(200)
+        .collect()
+        .await;
+    assert_eq!(answers.len(), 1000);
+    for (st, v) in &answers {
+        assert_eq!((*st, v), (StatusCode::CONFLICT, &expected));
+    }
+    let agent_id = steward_core::ids::AgentId::from_trusted(agent.clone());
+    let page = steward_store::PageRequest { limit: 100, before: None };
+    let sessions = steward_store::SessionFilter { agent_id: Some(agent_id.clone()), ..Default::default() };
+    assert!(s.store.sessions(&u.sandbox_id, &sessions, &page).await.unwrap().items.is_empty(), "no session was created");
+    let runs = steward_store::RunFilter { agent_id: Some(agent_id), session_id: None, status: None, since: None, viewer: None };
+    assert!(s.store.runs(&u.sandbox_id, &runs, &page).await.unwrap().items.is_empty(), "no run was created");
+    assert!(fake.requests().is_empty());
+}
+
+#[tokio::test]
+async fn a_burst_of_admissions_into_a_paused_agent_creates_nothing_sqlite() {
+    paused_burst_creates_nothing(common::Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_burst_of_admissions_into_a_paused_agent_creates_nothing_postgres() {
+    paused_burst_creates_nothing(common::Backend::Postgres).await;
 }

@@ -45,7 +45,9 @@ pub struct Execution {
     pub schedule_id: ScheduleId,
     pub scheduled_at: i64,
     pub fired_at: i64,
-    /// `started`, `skipped` (missed while down, policy `skip`) or `error`.
+    /// `started`, `skipped` (missed while down, policy `skip`), `refused` (the agent did not
+    /// admit the work: paused, out of tokens, no provider…; `error` says why) or `error` (the
+    /// agent is gone, the template failed).
     pub outcome: String,
     pub session_id: Option<String>,
     pub run_id: Option<String>,
@@ -59,7 +61,10 @@ pub enum Fire {
     Start { new: NewSession, input: serde_json::Value },
     /// Record the due time as skipped (missed while the server was down, policy `skip`).
     Skip,
-    /// Record an error (the agent cannot take work, the template failed…).
+    /// Record that the agent refused the work (its admission refusal's message), also as the
+    /// schedule's `last_error`.
+    Refused(String),
+    /// Record an error (the agent no longer exists, the template failed…).
     Error(String),
 }
 
@@ -278,6 +283,7 @@ impl Store {
         if moved.rows_affected() == 0 {
             return Ok(None);
         }
+        let failed = if matches!(fire, Fire::Refused(_)) { "refused" } else { "error" };
         let (outcome, session_id, run_id, error): (&str, Option<SessionId>, Option<String>, Option<String>) = match fire {
             Fire::Start { new, input } => {
                 let (session, run) = Self::create_session_in(tx, new, Some(&input), now).await?;
@@ -289,14 +295,14 @@ impl Store {
                 ("started", Some(session.id), run.map(|r| r.id.to_string()), None)
             }
             Fire::Skip => ("skipped", None, None, None),
-            Fire::Error(e) => {
+            Fire::Refused(e) | Fire::Error(e) => {
                 sqlx::query("UPDATE schedules SET last_error = $1, last_error_at = $2 WHERE id = $3")
                     .bind(&e)
                     .bind(now)
                     .bind(schedule.id.as_str())
                     .execute(&mut **tx)
                     .await?;
-                ("error", None, None, Some(e))
+                (failed, None, None, Some(e))
             }
         };
         sqlx::query(

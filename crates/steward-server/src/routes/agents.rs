@@ -6,19 +6,24 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use steward_core::agent::{
     Agent, AgentConfig, AgentPatch, AgentState, AgentVersion, DEFAULT_MAX_OUTPUT_TOKENS, DEFAULT_MAX_TURNS, ModelRef,
 };
-use steward_core::ids::{AgentId, EnvironmentId, SandboxId};
+use steward_core::ids::{EnvironmentId, SandboxId};
+use steward_runtime::admission::AdmitError;
 use steward_store::StoreError;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
+use crate::access::load_agent as load;
 use crate::auth::{Caller, Need};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{ApiJson, ApiQuery};
+use crate::extract::{ApiJson, ApiQuery, not_null, present};
 use crate::routes::{Deleted, Page, page_request, ts, update_with_retry};
+use crate::views::{RunView, UsageView, run_view};
+
+pub mod compat;
 
 /// Provider and model.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -111,32 +116,6 @@ pub struct AgentVersionView {
 
 fn version_view(v: AgentVersion) -> AgentVersionView {
     AgentVersionView { agent_id: v.agent_id.to_string(), version: v.version, created_at: ts(v.created_at), config: config_view(v.config) }
-}
-
-/// Loads an agent by its path id and checks the caller may do `need` with it. Agent keys are
-/// refused even for their own agent: they are embedded in third-party surfaces, and the
-/// configuration (system prompt included) is not theirs to read.
-pub(crate) async fn load(state: &AppState, caller: &Caller, raw: &str, need: Need) -> ApiResult<Agent> {
-    let id = AgentId::parse(raw, "id")?;
-    let agent = state.store.agent(&id).await?.ok_or_else(|| ApiError::not_found("agent", raw))?;
-    caller.authorize_resource(state, &agent.sandbox_id, need, "agent", raw).await?;
-    concierge_guard(caller, &agent, need)?;
-    Ok(agent)
-}
-
-/// A Concierge (§5) belongs to one account and the platform manages it: to anyone else it does
-/// not exist (404); its own account may read it and its sessions, and talks to it only through
-/// `…/concierge/chat|test` (other writes answer 409 saying so).
-pub(crate) fn concierge_guard(caller: &Caller, agent: &Agent, need: Need) -> ApiResult<()> {
-    match &agent.concierge_of {
-        None => Ok(()),
-        Some(owner) if owner != &caller.account_id || caller.agent_key().is_some() => Err(ApiError::not_found("agent", agent.id.as_str())),
-        Some(_) if need == Need::Read => Ok(()),
-        Some(_) => Err(ApiError::conflict(format!(
-            "agent {} is your Concierge, which the platform manages; talk to it with `steward chat` or POST /v1/sandboxes/{}/concierge/chat",
-            agent.id, agent.sandbox_id
-        ))),
-    }
 }
 
 /// Body of `POST /v1/agents`: an AgentConfig (§3), plus an optional `sandbox_id`.
@@ -311,10 +290,6 @@ pub async fn version(
     Ok(Json(version_view(found)))
 }
 
-pub(crate) fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
-}
-
 /// Body of `PATCH /v1/agents/{id}`: only the fields present change.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -360,15 +335,6 @@ pub struct UpdateAgent {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<Option<BTreeMap<String, String>>>,
-}
-
-/// A field that may be omitted but not set to null.
-pub(crate) fn not_null<T>(v: Option<Option<T>>, param: &str) -> ApiResult<Option<T>> {
-    match v {
-        Some(None) => Err(ApiError::invalid(param, format!("`{param}` cannot be null; omit it to keep the current value"))),
-        Some(Some(x)) => Ok(Some(x)),
-        None => Ok(None),
-    }
 }
 
 impl UpdateAgent {
@@ -564,11 +530,11 @@ pub struct Summary {
     pub state_reason: Option<String>,
     pub version: i64,
     pub token_balance: Option<i64>,
-    pub usage: crate::routes::sessions::UsageView,
+    pub usage: UsageView,
     pub sessions: i64,
     /// Run counts by status.
     pub runs: BTreeMap<String, i64>,
-    pub last_run: Option<crate::routes::runs::RunView>,
+    pub last_run: Option<RunView>,
 }
 
 /// State, version, token usage to date, balance, last run and counts.
@@ -584,10 +550,10 @@ pub async fn summary(State(state): State<AppState>, caller: Caller, Path(id): Pa
         state_reason: agent.state_reason,
         version: agent.version,
         token_balance: agent.token_balance,
-        usage: crate::routes::sessions::UsageView { input_tokens: stats.input_tokens, output_tokens: stats.output_tokens },
+        usage: UsageView { input_tokens: stats.input_tokens, output_tokens: stats.output_tokens },
         sessions: stats.sessions,
         runs: stats.runs_by_status,
-        last_run: stats.last_run.map(crate::routes::runs::run_view),
+        last_run: stats.last_run.map(run_view),
     }))
 }
 
@@ -605,11 +571,15 @@ pub struct Ready {
 pub async fn ready(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Ready>> {
     let agent = load(&state, &caller, &id, Need::Read).await?;
     let mut reasons = Vec::new();
-    if let Err(e) = crate::routes::sessions::check_accepts_work(&agent) {
-        reasons.push(e.message);
+    // Both halves of admission, each reported: the agent's state (a Concierge is asked
+    // through its own endpoints, so that is not counted against it), then its model.
+    if let Err(r) = steward_core::admission::check_agent(&agent, true) {
+        reasons.push(r.to_string());
     }
-    if let Err(e) = crate::routes::sessions::check_provider(&state, &agent).await {
-        reasons.push(e.message);
+    match state.runtime.check_model(&agent).await {
+        Ok(()) => {}
+        Err(AdmitError::Refused(r)) => reasons.push(r.to_string()),
+        Err(AdmitError::Store(e)) => return Err(e.into()),
     }
     Ok(Json(Ready { ready: reasons.is_empty(), reasons }))
 }

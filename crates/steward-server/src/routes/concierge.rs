@@ -21,16 +21,16 @@ use serde_json::{Value, json};
 use steward_core::ids::{RunId, SandboxId, SessionId, TriggerId};
 use steward_core::session::{Run, Session, event_type};
 use steward_runtime::Runtime;
-use steward_store::NewSession;
+use steward_runtime::admission::{Admission, Admitted, OnBusy, Origin, Scope};
 use utoipa::ToSchema;
 
 use crate::AppState;
+use crate::access::load_agent;
 use crate::auth::{Caller, Need};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiJson;
-use crate::routes::messages::output_text;
-use crate::routes::sessions::{InputMessage, check_accepts_work, check_input, check_provider, follow};
-use crate::routes::ts;
+use crate::routes::{follow, ts};
+use crate::views::{InputMessage, check_input, output_text};
 
 /// Longest a `/concierge/test` or `/agents/{id}/test` call waits for its run.
 const MAX_WAIT: Duration = Duration::from_secs(600);
@@ -81,41 +81,28 @@ async fn start_turn(state: &AppState, caller: &Caller, raw_sandbox: &str, body: 
     let input = check_input(&[InputMessage { role: "user".into(), content: body.message }])?;
     let model = crate::concierge::model_for(state, &sandbox).await?;
     let agent = crate::concierge::ensure_agent(state, &sandbox, &caller.account_id, model).await?;
-    let (session, run, after) = match body.session_id {
+    let (scope, after) = match &body.session_id {
         Some(raw) => {
             let not_ours = || {
                 ApiError::not_found_message(format!("session {raw} is not a conversation with your Concierge in sandbox {sandbox}"))
                     .with_param("session_id")
             };
-            let id = SessionId::parse(&raw, "session_id")?;
+            let id = SessionId::parse(raw, "session_id")?;
             let session = state.store.session(&id).await?.filter(|s| s.deleted_at.is_none()).ok_or_else(not_ours)?;
             if session.agent_id != agent.id {
                 return Err(not_ours());
             }
             let after = state.store.last_event_seq(&session.id).await?;
-            let run = state.store.create_run(&session, &input, false).await.map_err(|e| match e {
-                steward_store::StoreError::Busy(_) => ApiError::conflict(format!(
-                    "the Concierge is still answering in session {}; wait for its `agent_finish`, or start a new conversation without `session_id`",
-                    session.id
-                )),
-                e => e.into(),
-            })?;
-            (session, run, after)
+            (Some(session), after)
         }
-        None => {
-            let new = NewSession {
-                sandbox_id: sandbox.clone(),
-                agent_id: agent.id.clone(),
-                agent_version: agent.version,
-                end_user: None,
-                counterparty: Some("concierge".into()),
-                metadata: BTreeMap::new(),
-            };
-            let (session, run) = state.store.create_session(new, Some(&input)).await?;
-            (session, run.expect("a first run was created"), 0)
-        }
+        None => (None, 0),
     };
-    state.runtime.kick(&session.id);
+    let scope = match &scope {
+        Some(session) => Scope::Turn(session),
+        None => Scope::New { end_user: None, counterparty: Some("concierge".into()), metadata: BTreeMap::new() },
+    };
+    let admission = Admission { agent: &agent, scope, input: &input, on_busy: OnBusy::Reject, origin: Origin::Concierge, claim: None };
+    let Admitted { session, run } = state.runtime.admit(admission).await?;
     Ok(Turn { session, run, after })
 }
 
@@ -326,7 +313,7 @@ pub async fn test_agent(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<TestAgent>,
 ) -> ApiResult<Response> {
-    let agent = crate::routes::agents::load(&state, &caller, &id, Need::Write).await?;
+    let agent = load_agent(&state, &caller, &id, Need::Write).await?;
     let wait = body.timeout_secs.unwrap_or(120);
     if wait == 0 || wait > MAX_WAIT.as_secs() {
         return Err(ApiError::invalid("timeout_secs", "wait between 1 and 600 seconds"));
@@ -355,19 +342,13 @@ pub async fn test_agent(
             ));
         }
     };
-    check_accepts_work(&agent)?;
-    check_provider(&state, &agent).await?;
-    let new = NewSession {
-        sandbox_id: agent.sandbox_id.clone(),
-        agent_id: agent.id.clone(),
-        agent_version: agent.version,
+    let scope = Scope::New {
         end_user: None,
         counterparty: Some("test".into()),
         metadata: BTreeMap::from([("test".to_owned(), "true".to_owned())]),
     };
-    let (session, run) = state.store.create_session(new, Some(&input)).await?;
-    let run = run.expect("a first run was created");
-    state.runtime.kick(&session.id);
+    let admission = Admission { agent: &agent, scope, input: &input, on_busy: OnBusy::Reject, origin: Origin::Test, claim: None };
+    let Admitted { session, run } = state.runtime.admit(admission).await?;
     let done = state.runtime.wait_for(&run.id, &session.id, Duration::from_secs(wait)).await?;
     let run = match done {
         Some(r) => r,

@@ -18,10 +18,10 @@ use steward_runtime::workspace::{FsError, Workspace};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
+use crate::access::load_agent as load;
 use crate::auth::{Caller, Need};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery};
-use crate::routes::agents::load;
 
 /// Largest file written through `PUT …/files/content`.
 pub const MAX_FILE_BYTES: usize = 16 * 1024 * 1024;

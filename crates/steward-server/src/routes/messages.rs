@@ -8,26 +8,27 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use steward_core::agent::Agent;
-use steward_core::ids::{RunId, SessionId};
 use steward_core::session::Session;
 use steward_core::tenancy::KeyKind;
-use steward_store::NewSession;
+use steward_runtime::admission::{Admission, Admitted, OnBusy, Origin, Scope};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
+use crate::access::{concierge_guard, load_session};
 use crate::auth::{Caller, Need};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery};
-use crate::routes::sessions::{self, END_USER_HEADER, InputMessage, UsageView, check_accepts_work, check_input, check_provider};
 use crate::routes::ts;
+use crate::views::{END_USER_HEADER, EndUserQuery, InputMessage, UsageView, check_input, output_text, text_of};
+
+pub mod compat;
 
 /// Loads the agent for a messaging call; agent keys may use their own agent.
 async fn agent_for(state: &AppState, caller: &Caller, raw: &str, need: Need) -> ApiResult<Agent> {
     let id = steward_core::ids::AgentId::parse(raw, "id")?;
     let agent = state.store.agent(&id).await?.ok_or_else(|| ApiError::not_found("agent", raw))?;
-    crate::routes::agents::concierge_guard(caller, &agent, need)
+    concierge_guard(caller, &agent, need)
         .map_err(|e| if e.status == axum::http::StatusCode::NOT_FOUND { ApiError::not_found("agent", raw) } else { e })?;
     match caller.agent_key() {
         Some(k) if k.sandbox_id != agent.sandbox_id => Err(ApiError::not_found("agent", raw)),
@@ -103,12 +104,10 @@ pub async fn send(
     {
         return Err(ApiError::invalid("counterparty", "a counterparty is 1–200 characters"));
     }
-    check_accepts_work(&agent)?;
-    check_provider(&state, &agent).await?;
     let existing: Option<Session> = match (&body.conversation_id, &counterparty) {
-        (Some(cid), _) => Some(
-            sessions::load(&state, &caller, cid, Need::Write, end_user.as_deref()).await.map_err(|e| e.with_param("conversation_id"))?,
-        ),
+        (Some(cid), _) => {
+            Some(load_session(&state, &caller, cid, Need::Write, end_user.as_deref()).await.map_err(|e| e.with_param("conversation_id"))?)
+        }
         (None, Some(c)) => state.store.latest_session_with(&agent.id, c).await?.filter(|s| s.end_user == end_user),
         (None, None) => None,
     };
@@ -117,25 +116,13 @@ pub async fn send(
     {
         return Err(ApiError::not_found("conversation", body.conversation_id.as_deref().unwrap_or("")).with_param("conversation_id"));
     }
-    let (session, run) = match existing {
-        Some(session) => {
-            let run = state.store.create_run(&session, &input, true).await?;
-            (session, run)
-        }
-        None => {
-            let new = NewSession {
-                sandbox_id: agent.sandbox_id.clone(),
-                agent_id: agent.id.clone(),
-                agent_version: agent.version,
-                end_user,
-                counterparty,
-                metadata: Default::default(),
-            };
-            let (session, run) = state.store.create_session(new, Some(&input)).await?;
-            (session, run.expect("a first run was created"))
-        }
+    let scope = match &existing {
+        // A message to a conversation whose agent is still answering waits its turn.
+        Some(session) => Scope::Turn(session),
+        None => Scope::New { end_user, counterparty, metadata: Default::default() },
     };
-    state.runtime.kick(&session.id);
+    let admission = Admission { agent: &agent, scope, input: &input, on_busy: OnBusy::Enqueue, origin: Origin::Message, claim: None };
+    let Admitted { session, run } = state.runtime.admit(admission).await?;
     let pending = |run: &steward_core::session::Run| MessageReply {
         conversation_id: session.id.to_string(),
         run_id: run.id.to_string(),
@@ -163,26 +150,6 @@ pub async fn send(
             usage: UsageView { input_tokens: done.input_tokens, output_tokens: done.output_tokens },
         }),
     ))
-}
-
-/// The full text the model wrote in `run`.
-pub(crate) async fn output_text(state: &AppState, session: &SessionId, run: &RunId) -> ApiResult<String> {
-    Ok(state
-        .store
-        .conversation(session)
-        .await?
-        .into_iter()
-        .filter(|m| &m.run_id == run && m.role == "assistant")
-        .flat_map(|m| text_of(&m.content))
-        .collect::<Vec<_>>()
-        .join(""))
-}
-
-fn text_of(content: &Value) -> Vec<String> {
-    content["parts"]
-        .as_array()
-        .map(|ps| ps.iter().filter(|p| p["type"] == "text").filter_map(|p| p["text"].as_str().map(str::to_owned)).collect())
-        .unwrap_or_default()
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -227,7 +194,7 @@ pub async fn read(
     let agent = agent_for(&state, &caller, &id, Need::Read).await?;
     let session = match (&q.conversation_id, end_user.as_ref().or(q.counterparty.as_ref())) {
         (Some(cid), _) => {
-            Some(sessions::load(&state, &caller, cid, Need::Read, end_user.as_deref()).await?).filter(|s| s.agent_id == agent.id)
+            Some(load_session(&state, &caller, cid, Need::Read, end_user.as_deref()).await?).filter(|s| s.agent_id == agent.id)
         }
         (None, Some(c)) => state.store.latest_session_with(&agent.id, c).await?.filter(|s| s.end_user == end_user),
         (None, None) => {
@@ -270,14 +237,14 @@ pub struct ConversationsView {
 }
 
 /// The agent's sessions grouped by counterparty, most recently active first (at most 100).
-#[utoipa::path(get, path = "/v1/agents/{id}/conversations", tag = "messages", params(("id" = String, Path), sessions::EndUserQuery),
+#[utoipa::path(get, path = "/v1/agents/{id}/conversations", tag = "messages", params(("id" = String, Path), EndUserQuery),
     responses((status = 200, body = ConversationsView), (status = 404, body = ErrorBody)))]
 pub async fn conversations(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
     Path(id): Path<String>,
-    ApiQuery(q): ApiQuery<sessions::EndUserQuery>,
+    ApiQuery(q): ApiQuery<EndUserQuery>,
 ) -> ApiResult<Json<ConversationsView>> {
     let end_user = delegate_user(&caller, &headers, q.end_user.as_deref())?;
     let agent = agent_for(&state, &caller, &id, Need::Read).await?;

@@ -4,7 +4,6 @@
 pub mod agents;
 pub mod api_keys;
 pub mod auth;
-pub mod compat;
 pub mod concierge;
 pub mod files;
 pub mod integrations;
@@ -20,6 +19,11 @@ pub mod subscriptions;
 pub mod system;
 pub mod triggers;
 pub mod vaults;
+
+/// The session event tail (`sessions::follow`), which the Concierge's chat stream reads too.
+/// It stays in `sessions.rs` while the stream path is being rewritten; route modules reach it
+/// here, through their shared parent, never through each other.
+pub(crate) use sessions::follow;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -211,5 +215,78 @@ mod tests {
         assert!(page_request(Some(101), None).is_err());
         assert!(page_request(None, Some("not-a-cursor")).is_err());
         assert!(page_request(None, Some(&B64.encode("c1:x' OR 1=1"))).is_err());
+    }
+
+    /// The route modules this file declares.
+    fn route_modules() -> Vec<&'static str> {
+        include_str!("mod.rs").lines().filter_map(|l| l.strip_prefix("pub mod ")?.strip_suffix(';')).collect()
+    }
+
+    /// The route modules other than `own` that `src` names through `prefix` (`routes::`, or the
+    /// `super::` that reaches this parent): `prefix<name>` and `prefix{<name>, …}`.
+    fn sibling_refs(src: &str, prefix: &str, own: &str, modules: &[&str]) -> Vec<String> {
+        let ident = |s: &str| s.trim_start().chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect::<String>();
+        let mut found = Vec::new();
+        for (at, _) in src.match_indices(prefix) {
+            // `super::super::x` is matched by its own inner `super::` too; judge it once.
+            if prefix == "super::" && src[..at].ends_with("super::") {
+                continue;
+            }
+            let rest = &src[at + prefix.len()..];
+            let names: Vec<String> = match rest.strip_prefix('{') {
+                Some(group) => group.split('}').next().unwrap_or("").split(',').map(ident).collect(),
+                None => vec![ident(rest)],
+            };
+            found.extend(names.into_iter().filter(|n| n != own && modules.contains(&n.as_str())));
+        }
+        found
+    }
+
+    /// ARCHITECTURE "Invariants": no route module imports another. What routes share lives in
+    /// this parent module or outside `routes/` (`views`, `access`, `extract`); a rule about the
+    /// domain belongs in the core or the runtime.
+    #[test]
+    fn no_route_module_imports_another() {
+        let modules = route_modules();
+        assert!(modules.contains(&"sessions") && modules.contains(&"agents"), "{modules:?}");
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/routes");
+        let mut files = vec![];
+        let mut dirs = vec![root.clone()];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") && path != root.join("mod.rs") {
+                    files.push(path);
+                }
+            }
+        }
+        assert!(files.len() > modules.len(), "read {} files", files.len());
+        let mut offences = vec![];
+        for path in files {
+            let rel = path.strip_prefix(&root).unwrap();
+            let own = rel.components().next().unwrap().as_os_str().to_str().unwrap().trim_end_matches(".rs").to_owned();
+            // From `routes/x.rs`, `super::` is this parent; from `routes/x/y.rs` it is `x`.
+            let up = if rel.components().count() == 1 { "super::".to_owned() } else { "super::super::".to_owned() };
+            let src = std::fs::read_to_string(&path).unwrap();
+            for prefix in ["routes::", up.as_str()] {
+                for name in sibling_refs(&src, prefix, &own, &modules) {
+                    offences.push(format!("{} names `{prefix}{name}`", rel.display()));
+                }
+            }
+        }
+        assert!(offences.is_empty(), "route modules import each other:\n{}", offences.join("\n"));
+    }
+
+    #[test]
+    fn the_import_check_sees_paths_and_groups() {
+        let m = ["agents", "sessions", "runs"];
+        assert_eq!(sibling_refs("use crate::routes::sessions::load;", "routes::", "runs", &m), ["sessions"]);
+        assert_eq!(sibling_refs("use crate::routes::{Page, agents, runs};", "routes::", "runs", &m), ["agents"]);
+        assert_eq!(sibling_refs("x: crate::routes::agents::View", "routes::", "agents", &m), Vec::<String>::new());
+        assert_eq!(sibling_refs("use super::sessions;", "super::", "runs", &m), ["sessions"]);
+        assert_eq!(sibling_refs("use super::super::runs::X;", "super::super::", "agents", &m), ["runs"]);
+        assert_eq!(sibling_refs("use crate::routes::{Deleted, ts};", "routes::", "runs", &m), Vec::<String>::new());
     }
 }

@@ -20,7 +20,7 @@ use crate::AppState;
 use crate::auth::{Caller, Need};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery};
-use crate::routes::agents::{not_null, present};
+use crate::extract::{not_null, present};
 use crate::routes::{Deleted, Page, page_request, ts, update_with_retry};
 
 /// A model provider.

@@ -11,62 +11,12 @@ use steward_store::RunFilter;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
+use crate::access::load_session;
 use crate::auth::{Caller, Need};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiQuery;
-use crate::routes::sessions::{EndUserQuery, UsageView};
-use crate::routes::{Page, page_request, ts};
-
-/// What went wrong in a failed run.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RunError {
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub message: String,
-}
-
-/// A run.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RunView {
-    pub id: String,
-    pub session_id: String,
-    pub agent_id: String,
-    /// `queued`, `running`, `completed`, `failed` or `cancelled`.
-    pub status: String,
-    pub stop_reason: Option<String>,
-    pub error: Option<RunError>,
-    pub usage: UsageView,
-    /// The input messages of the run (`[{"role", "content"}, …]`; a trigger's run also has
-    /// `trigger`).
-    #[schema(value_type = Vec<Object>)]
-    pub input: Value,
-    pub created_at: String,
-    pub started_at: Option<String>,
-    pub finished_at: Option<String>,
-    pub duration_ms: Option<i64>,
-}
-
-pub(crate) fn run_view(r: Run) -> RunView {
-    let duration_ms = r.duration_ms();
-    let error = match (r.error_type, r.status) {
-        (Some(kind), _) => Some(RunError { kind, message: r.error_message.clone().unwrap_or_default() }),
-        _ => None,
-    };
-    RunView {
-        id: r.id.to_string(),
-        session_id: r.session_id.to_string(),
-        agent_id: r.agent_id.to_string(),
-        status: r.status.as_str().into(),
-        stop_reason: r.stop_reason,
-        error,
-        usage: UsageView { input_tokens: r.input_tokens, output_tokens: r.output_tokens },
-        input: r.input,
-        created_at: ts(r.created_at),
-        started_at: r.started_at.map(ts),
-        finished_at: r.finished_at.map(ts),
-        duration_ms,
-    }
-}
+use crate::routes::{Page, page_request};
+use crate::views::{END_USER_HEADER, EndUserQuery, RunView, run_view};
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -111,10 +61,9 @@ pub async fn list(State(state): State<AppState>, caller: Caller, ApiQuery(q): Ap
 async fn load(state: &AppState, caller: &Caller, headers: &HeaderMap, raw: &str, end_user: Option<String>) -> ApiResult<Run> {
     let id = RunId::parse(raw, "id")?;
     let run = state.store.run(&id).await?.ok_or_else(|| ApiError::not_found("run", raw))?;
-    let end_user =
-        end_user.or_else(|| headers.get(crate::routes::sessions::END_USER_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned));
+    let end_user = end_user.or_else(|| headers.get(END_USER_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned));
     // Access to a run is access to its session.
-    crate::routes::sessions::load(state, caller, run.session_id.as_str(), Need::Read, end_user.as_deref())
+    load_session(state, caller, run.session_id.as_str(), Need::Read, end_user.as_deref())
         .await
         .map_err(|e| if e.status == axum::http::StatusCode::NOT_FOUND { ApiError::not_found("run", raw) } else { e })?;
     Ok(run)

@@ -19,11 +19,13 @@ use steward_store::{Execution, Schedule};
 use utoipa::ToSchema;
 
 use crate::AppState;
+use crate::access::load_agent as load;
 use crate::auth::{Caller, Need};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiJson;
-use crate::routes::agents::load;
 use crate::routes::{Deleted, PauseBody, pause_until, ts};
+
+pub mod compat;
 
 /// A schedule.
 #[derive(Debug, Serialize, ToSchema)]

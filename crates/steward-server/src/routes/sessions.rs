@@ -14,31 +14,19 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use steward_core::agent::{Agent, AgentState};
 use steward_core::ids::{AgentId, SessionId};
 use steward_core::session::{Event, Session, event_id, parse_event_id};
-use steward_core::tenancy::KeyKind;
-use steward_store::{NewSession, SessionFilter};
+use steward_runtime::admission::{Admission, OnBusy, Origin, Scope};
+use steward_store::SessionFilter;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
+use crate::access::{concierge_guard, end_user_of, load_session as load, load_session_with_agent as load_with_agent};
 use crate::auth::{Caller, Need};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery};
-use crate::routes::runs::{RunView, run_view};
 use crate::routes::{Page, page_request, ts};
-
-/// The header delegate-key clients may use instead of `end_user` parameters.
-pub const END_USER_HEADER: &str = "steward-end-user";
-
-/// One input message.
-#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct InputMessage {
-    /// `user` (or `assistant`, to seed a conversation).
-    pub role: String,
-    pub content: String,
-}
+use crate::views::{EndUserQuery, InputMessage, RunView, UsageView, check_input, run_view};
 
 /// A session's metadata.
 #[derive(Debug, Serialize, ToSchema)]
@@ -59,12 +47,6 @@ pub struct SessionView {
     /// The run started by this request, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub run_id: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct UsageView {
-    pub input_tokens: i64,
-    pub output_tokens: i64,
 }
 
 pub(crate) fn session_view(s: Session, run_id: Option<String>) -> SessionView {
@@ -101,134 +83,6 @@ fn event_view(e: Event) -> EventView {
     EventView { id: e.id(), kind: e.kind, run_id: e.run_id.to_string(), created_at: ts(e.created_at), data: e.data }
 }
 
-/// Validates input messages: 1–100, roles `user`/`assistant`, the last one from the user.
-pub(crate) fn check_input(input: &[InputMessage]) -> ApiResult<Value> {
-    if input.is_empty() || input.len() > 100 {
-        return Err(ApiError::invalid("input", "send 1–100 input messages, the last one with role `user`"));
-    }
-    for (i, m) in input.iter().enumerate() {
-        if m.role != "user" && m.role != "assistant" {
-            return Err(ApiError::invalid(
-                format!("input[{i}].role"),
-                format!(
-                    "`{}` is not an input role; use `user` (or `assistant` to seed a conversation)",
-                    steward_core::ids::shorten(&m.role)
-                ),
-            ));
-        }
-        if m.content.contains('\0') {
-            return Err(ApiError::invalid(format!("input[{i}].content"), "contains a NUL character"));
-        }
-    }
-    if input.last().map(|m| m.role.as_str()) != Some("user") {
-        return Err(ApiError::invalid("input", "the last input message must have role `user`"));
-    }
-    Ok(serde_json::to_value(input).expect("input serialises"))
-}
-
-/// The end user a delegate-key request names (body field, query parameter or header).
-fn end_user_of(caller: &Caller, explicit: Option<&str>, headers: &HeaderMap) -> ApiResult<Option<String>> {
-    let named = explicit.map(str::to_owned).or_else(|| headers.get(END_USER_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned));
-    if let Some(u) = &named
-        && (u.is_empty() || u.len() > 200 || u.chars().any(char::is_control))
-    {
-        return Err(ApiError::invalid("end_user", "an end_user is 1–200 printable characters"));
-    }
-    match caller.agent_key() {
-        Some(k) if k.kind == KeyKind::AgentDelegate => match named {
-            Some(u) => Ok(Some(u)),
-            None => Err(ApiError::invalid(
-                "end_user",
-                "a delegate key must name the end user: send `end_user` (or the `Steward-End-User` header)",
-            )),
-        },
-        _ => Ok(named),
-    }
-}
-
-/// Loads a session and checks the caller may do `need` with it.
-pub(crate) async fn load(state: &AppState, caller: &Caller, raw: &str, need: Need, end_user: Option<&str>) -> ApiResult<Session> {
-    Ok(load_with_agent(state, caller, raw, need, end_user).await?.0)
-}
-
-/// `load`, also returning the session's agent when the checks read it (account callers).
-async fn load_with_agent(
-    state: &AppState,
-    caller: &Caller,
-    raw: &str,
-    need: Need,
-    end_user: Option<&str>,
-) -> ApiResult<(Session, Option<Agent>)> {
-    let id = SessionId::parse(raw, "id")?;
-    let not_found = || ApiError::not_found("session", raw);
-    let session = state.store.session(&id).await?.filter(|s| s.deleted_at.is_none()).ok_or_else(not_found)?;
-    if let Some(k) = caller.agent_key() {
-        if k.sandbox_id != session.sandbox_id || k.agent_id.as_ref() != Some(&session.agent_id) {
-            return Err(not_found());
-        }
-        if k.kind == KeyKind::AgentDelegate && session.end_user.as_deref() != end_user {
-            return Err(not_found());
-        }
-        return Ok((session, None));
-    }
-    caller.authorize_resource(state, &session.sandbox_id, need, "session", raw).await?;
-    // Another account's Concierge conversation does not exist for this caller.
-    let agent = state.store.agent(&session.agent_id).await?;
-    if let Some(agent) = &agent {
-        crate::routes::agents::concierge_guard(caller, agent, need)
-            .map_err(|e| if e.status == StatusCode::NOT_FOUND { not_found() } else { e })?;
-    }
-    Ok((session, agent))
-}
-
-/// Refuses new work for an agent that cannot take it (§3 states, balance, archive).
-pub(crate) fn check_accepts_work(agent: &Agent) -> ApiResult<()> {
-    if agent.archived_at.is_some() {
-        return Err(ApiError::conflict(format!("agent {} is archived and takes no new work", agent.id)));
-    }
-    match agent.state {
-        AgentState::Active => {}
-        AgentState::Paused => {
-            return Err(ApiError::conflict(format!(
-                "agent {} is paused; resume it (POST /v1/agents/{}/resume) to send it work",
-                agent.id, agent.id
-            )));
-        }
-        AgentState::Stopped => {
-            return Err(ApiError::conflict(format!(
-                "agent {} is stopped; resume it (POST /v1/agents/{}/resume) to send it work",
-                agent.id, agent.id
-            )));
-        }
-        AgentState::Error => {
-            return Err(ApiError::conflict(format!(
-                "agent {} is in error ({}); fix that and resume it",
-                agent.id,
-                agent.state_reason.as_deref().unwrap_or("no reason given")
-            )));
-        }
-    }
-    if agent.token_balance.is_some_and(|b| b <= 0) {
-        return Err(ApiError::conflict(format!(
-            "agent {}'s token balance is exhausted; add tokens with POST /v1/agents/{}/balance",
-            agent.id, agent.id
-        )));
-    }
-    Ok(())
-}
-
-/// Checks the agent's provider and model resolve, so a misconfiguration is a 422 now rather
-/// than a failed run later.
-pub(crate) async fn check_provider(state: &AppState, agent: &Agent) -> ApiResult<()> {
-    state
-        .runtime
-        .providers()
-        .client_for(&agent.sandbox_id, &agent.config.model.provider_id, &agent.config.model.name)
-        .await
-        .map(|_| ())
-        .map_err(|e| ApiError::unprocessable(e.message).with_param("model"))
-}
-
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSession {
@@ -256,7 +110,7 @@ pub async fn create(
     let end_user = end_user_of(&caller, body.end_user.as_deref(), &headers)?;
     let agent_id = AgentId::parse(&body.agent_id, "agent_id")?;
     let agent = state.store.agent(&agent_id).await?.ok_or_else(|| ApiError::not_found("agent", &body.agent_id).with_param("agent_id"))?;
-    crate::routes::agents::concierge_guard(&caller, &agent, Need::Write).map_err(|e| {
+    concierge_guard(&caller, &agent, Need::Write).map_err(|e| {
         if e.status == StatusCode::NOT_FOUND { ApiError::not_found("agent", &body.agent_id).with_param("agent_id") } else { e }
     })?;
     match caller.agent_key() {
@@ -276,17 +130,6 @@ pub async fn create(
     if body.metadata.len() > 50 {
         return Err(ApiError::invalid("metadata", "at most 50 metadata keys"));
     }
-    check_accepts_work(&agent)?;
-    check_provider(&state, &agent).await?;
-    let counterparty = body.counterparty.or_else(|| end_user.clone());
-    let new = NewSession {
-        sandbox_id: agent.sandbox_id.clone(),
-        agent_id: agent.id.clone(),
-        agent_version: agent.version,
-        end_user,
-        counterparty,
-        metadata: body.metadata,
-    };
     let claim = claim.map(|axum::Extension(c)| c);
     // A retry that took over the Idempotency-Key of a request whose server died after creating
     // the session answers with that session (it was checked against the same body).
@@ -295,9 +138,19 @@ pub async fn create(
     {
         return Ok((StatusCode::CREATED, Json(session_view(session, (!rid.is_empty()).then(|| rid.to_owned())))));
     }
-    let (session, run) = state.store.create_session_claimed(new, Some(&input), claim.as_ref()).await?;
-    state.runtime.kick(&session.id);
-    Ok((StatusCode::CREATED, Json(session_view(session, run.map(|r| r.id.to_string())))))
+    let counterparty = body.counterparty.or_else(|| end_user.clone());
+    let admitted = state
+        .runtime
+        .admit(Admission {
+            agent: &agent,
+            scope: Scope::New { end_user, counterparty, metadata: body.metadata },
+            input: &input,
+            on_busy: OnBusy::Reject,
+            origin: Origin::NewSession,
+            claim: claim.as_ref(),
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(session_view(admitted.session, Some(admitted.run.id.to_string())))))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -348,14 +201,6 @@ pub async fn list(
     Ok(Json(Page::from_listing(state.store.sessions(&sandbox, &filter, &page).await?, |s| session_view(s, None))))
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct EndUserQuery {
-    /// Delegate keys: the end user (or the `Steward-End-User` header).
-    pub end_user: Option<String>,
-}
-
 /// One session.
 #[utoipa::path(get, path = "/v1/sessions/{id}", tag = "sessions", params(("id" = String, Path), EndUserQuery),
     responses((status = 200, body = SessionView), (status = 404, body = ErrorBody)))]
@@ -393,21 +238,15 @@ pub async fn send(
     let end_user = end_user_of(&caller, body.end_user.as_deref(), &headers)?;
     let (session, agent) = load_with_agent(&state, &caller, &id, Need::Write, end_user.as_deref()).await?;
     let input = check_input(&body.input)?;
-    let on_busy = body.on_busy.as_deref().unwrap_or("reject");
-    if !["reject", "enqueue", "interrupt"].contains(&on_busy) {
-        return Err(ApiError::invalid("on_busy", "use `reject`, `enqueue` or `interrupt`"));
-    }
+    let on_busy = OnBusy::parse(body.on_busy.as_deref().unwrap_or("reject"))
+        .ok_or_else(|| ApiError::invalid("on_busy", "use `reject`, `enqueue` or `interrupt`"))?;
     let agent = match agent {
         Some(a) => a,
         None => state.store.agent(&session.agent_id).await?.ok_or_else(|| ApiError::not_found("agent", session.agent_id.as_str()))?,
     };
-    check_accepts_work(&agent)?;
-    if on_busy == "interrupt" {
-        state.runtime.cancel_session(&session.id, "interrupted by a newer message").await?;
-    }
-    let run = state.store.create_run(&session, &input, on_busy != "reject").await?;
-    state.runtime.kick(&session.id);
-    Ok((StatusCode::ACCEPTED, Json(run_view(run))))
+    let admission = Admission { agent: &agent, scope: Scope::Turn(&session), input: &input, on_busy, origin: Origin::Turn, claim: None };
+    let admitted = state.runtime.admit(admission).await?;
+    Ok((StatusCode::ACCEPTED, Json(run_view(admitted.run))))
 }
 
 /// How many runs a cancel stopped.

@@ -38,17 +38,18 @@ use steward_core::agent::Agent;
 use steward_core::ids::TriggerId;
 use steward_core::trigger::{Trigger, TriggerConfig, TriggerState};
 use steward_core::webhook::Verified;
+use steward_runtime::admission::{AdmitError, Origin};
 use steward_store::{Delivery, NewSession, StoreError};
 use utoipa::ToSchema;
 
+pub mod compat;
 mod inbound;
 
 use crate::AppState;
+use crate::access::load_agent as load;
 use crate::auth::{Caller, Need};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiJson;
-use crate::routes::agents::load;
-use crate::routes::sessions::check_accepts_work;
 use crate::routes::{Deleted, NoReplay, PauseBody, pause_until, ts};
 
 /// A trigger (never its secret).
@@ -358,13 +359,11 @@ pub async fn deliver(State(state): State<AppState>, Path(raw): Path<String>, hea
         )));
     }
     let agent = state.store.agent(&trigger.agent_id).await?.ok_or_else(not_found)?;
-    if let Err(e) = check_accepts_work(&agent) {
-        return Err(refuse(e).await);
-    }
-    // Only that the provider exists and offers the model; its key is read when the run starts.
-    let (provider, model) = (&agent.config.model.provider_id, &agent.config.model.name);
-    if let Err(e) = state.runtime.providers().check(&agent.sandbox_id, provider, model).await {
-        return Err(refuse(ApiError::unprocessable(e.message).with_param("model")).await);
+    // The one admission check (the delivery writer below batches the write itself).
+    match state.runtime.check_admission(&agent, Origin::Trigger).await {
+        Ok(()) => {}
+        Err(AdmitError::Refused(r)) => return Err(refuse(r.into()).await),
+        Err(AdmitError::Store(e)) => return Err(e.into()),
     }
     let payload: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
