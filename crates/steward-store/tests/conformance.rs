@@ -9,6 +9,8 @@
 
 #[macro_use]
 mod common;
+#[path = "conformance/admissions.rs"]
+mod admissions;
 #[path = "conformance/errors.rs"]
 mod errors;
 #[path = "conformance/tools.rs"]
@@ -22,6 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 use std::future::Future;
 
+use admissions::*;
 use common::START_MS;
 use errors::*;
 use steward_core::agent::{AgentConfig, AgentState, ModelRef};
@@ -102,6 +105,8 @@ conformance!(
     unique_violations_are_duplicate_and_lost_compare_and_sets_are_stale,
     retry_on_stale_lands_every_racing_writer,
     a_closed_store_is_shutting_down,
+    racing_turns_on_two_replicas_admit_one,
+    a_new_session_run_is_born_running_for_its_owner,
 );
 
 // ---------------------------------------------------------------------------------------------
