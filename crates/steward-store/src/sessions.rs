@@ -487,28 +487,6 @@ impl Store {
         Ok(Listing::from_overfetch(items, page.limit, |r| r.id.to_string()))
     }
 
-    /// Ends a run (only if it is not already ended) and marks its session idle when nothing
-    /// else is queued. Returns whether this call ended it.
-    pub async fn finish_run(&self, id: &RunId, outcome: &RunOutcome) -> Result<bool, StoreError> {
-        let now = self.now();
-        let mut tx = self.write_tx().await?;
-        if !Self::finish_row_in(&mut tx, id, outcome, now).await? {
-            return Ok(false);
-        }
-        sqlx::query(
-            "UPDATE sessions SET updated_at = $1,
-                 status = CASE WHEN EXISTS (SELECT 1 FROM runs WHERE runs.session_id = sessions.id AND runs.status IN ('queued', 'running'))
-                               THEN 'running' ELSE 'idle' END
-             WHERE id = (SELECT session_id FROM runs WHERE id = $2)",
-        )
-        .bind(now)
-        .bind(id.as_str())
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
     /// Ends a run, appends its terminal event and enqueues its notification, in one
     /// transaction (a transactional outbox: a crash can lose neither the event nor the
     /// notification of a run that ended), group-committed with other runs' writes. `None` when
@@ -548,15 +526,6 @@ impl Store {
         .execute(&mut **tx)
         .await?;
         Ok(n.rows_affected() > 0)
-    }
-
-    /// Stores a run's trace while it is still going.
-    pub async fn set_run_trace(&self, id: &RunId, trace: &Value) -> Result<(), StoreError> {
-        let session = self.run(id).await?.ok_or(StoreError::NotFound("run"))?.session_id;
-        let mut write = crate::RunWrite::new(session, id.clone());
-        write.trace = Some(trace.clone());
-        self.write_run(write).await?;
-        Ok(())
     }
 
     /// Refreshes the heartbeat of every run `owner` is running.

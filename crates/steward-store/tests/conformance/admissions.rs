@@ -99,6 +99,7 @@ pub(crate) async fn a_new_session_run_is_born_running_for_its_owner(store: Store
 
     let turn = store.create_run(&session, &serde_json::json!([]), true).await.unwrap();
     assert_eq!(store.claim_next_run(&session.id, "node-a").await.unwrap().map(|r| r.id), None, "the born-running run still runs");
-    assert!(store.finish_run(&run.id, &completed()).await.unwrap());
+    let ended = store.end_run(&run, &completed(), ("agent_finish", serde_json::json!({})), None).await.unwrap();
+    assert!(ended.is_some(), "the run was still active");
     assert_eq!(store.claim_next_run(&session.id, "node-a").await.unwrap().map(|r| r.id), Some(turn.id));
 }
