@@ -353,41 +353,57 @@ impl Store {
             return Ok(Vec::new());
         }
 
-        // Runs: usage and trace (in FIFO order, so the last trace wins), one statement per run.
-        let mut runs: BTreeMap<&RunId, (i64, i64, Option<&Value>)> = BTreeMap::new();
-        for w in writes {
-            if w.charge.is_some() || w.trace.is_some() {
-                let e = runs.entry(&w.run).or_default();
-                let (input, output) = w.tokens();
-                e.0 += input;
-                e.1 += output;
-                if w.trace.is_some() {
-                    e.2 = w.trace.as_ref();
-                }
+        // Runs, in id order: usage and trace (in FIFO order, so the last trace wins) and ends (the
+        // first end of a run wins), one statement per run — the end's, which carries the usage,
+        // or an update when the run does not end here.
+        #[derive(Default)]
+        struct RunAgg<'w> {
+            input: i64,
+            output: i64,
+            trace: Option<&'w Value>,
+            ends: Vec<usize>,
+        }
+        let mut runs: BTreeMap<&RunId, RunAgg> = BTreeMap::new();
+        for (i, w) in writes.iter().enumerate() {
+            if w.charge.is_none() && w.trace.is_none() && w.end.is_none() {
+                continue;
+            }
+            let r = runs.entry(&w.run).or_default();
+            let (input, output) = w.tokens();
+            r.input += input;
+            r.output += output;
+            if w.trace.is_some() {
+                r.trace = w.trace.as_ref();
+            }
+            if w.end.is_some() {
+                r.ends.push(i);
             }
         }
-        for (run, (input, output, trace)) in &runs {
-            let q = match trace {
+        let mut ended = vec![false; writes.len()];
+        for (run, r) in &runs {
+            let mut update = r.input != 0 || r.output != 0 || r.trace.is_some();
+            for &i in &r.ends {
+                let end = writes[i].end.as_ref().expect("collected on end");
+                let usage = if update { (r.input, r.output) } else { (0, 0) };
+                ended[i] = Self::finish_row_in(tx, run, &end.outcome, usage, now).await?;
+                // (The end's outcome carries the whole trace.)
+                update &= !ended[i];
+            }
+            if !update {
+                continue;
+            }
+            let q = match r.trace {
                 Some(t) => sqlx::query(
                     "UPDATE runs SET input_tokens = input_tokens + $1, output_tokens = output_tokens + $2, trace = $3 WHERE id = $4",
                 )
-                .bind(*input)
-                .bind(*output)
+                .bind(r.input)
+                .bind(r.output)
                 .bind(t.to_string()),
                 None => sqlx::query("UPDATE runs SET input_tokens = input_tokens + $1, output_tokens = output_tokens + $2 WHERE id = $3")
-                    .bind(*input)
-                    .bind(*output),
+                    .bind(r.input)
+                    .bind(r.output),
             };
             q.bind(run.as_str()).execute(&mut **tx).await?;
-        }
-
-        // Ends, in run order; the first end of a run wins.
-        let mut ended = vec![false; writes.len()];
-        let mut ends: Vec<usize> = (0..writes.len()).filter(|&i| writes[i].end.is_some()).collect();
-        ends.sort_by(|&a, &b| writes[a].run.cmp(&writes[b].run).then(a.cmp(&b)));
-        for &i in &ends {
-            let end = writes[i].end.as_ref().expect("filtered on end");
-            ended[i] = Self::finish_row_in(tx, &writes[i].run, &end.outcome, now).await?;
         }
 
         // Sessions: numbers for the events and messages, usage, and the status after an end.
@@ -524,12 +540,18 @@ impl Store {
             q.execute(&mut **tx).await?;
         }
 
-        // The outbox: notifications of the runs this batch ended.
+        // The outbox: notifications of the runs this batch ended (subscriptions read once per
+        // sandbox).
+        let mut subscriptions: BTreeMap<&steward_core::ids::SandboxId, Vec<crate::Subscription>> = BTreeMap::new();
         for (i, w) in writes.iter().enumerate() {
             if let (true, Some(n)) = (ended[i], w.end.as_ref().and_then(|e| e.notification.as_ref()))
                 && results[i].is_ok()
             {
-                Self::enqueue_in(tx, n, now).await?;
+                if !subscriptions.contains_key(&n.sandbox_id) {
+                    let subs = Self::subscriptions_in(tx, &n.sandbox_id).await?;
+                    subscriptions.insert(&n.sandbox_id, subs);
+                }
+                Self::enqueue_to(tx, &subscriptions[&n.sandbox_id], n, now).await?;
             }
         }
         Ok(results)

@@ -509,12 +509,19 @@ impl Store {
         Ok(if written.ended { written.events.into_iter().last() } else { None })
     }
 
-    /// Sets a run's outcome if it is still active (the session's status is the caller's).
-    pub(crate) async fn finish_row_in(tx: &mut crate::WriteTx, id: &RunId, outcome: &RunOutcome, now: i64) -> Result<bool, StoreError> {
+    /// Sets a run's outcome if it is still active, adding `usage` (input, output tokens) to it
+    /// (the session's status is the caller's).
+    pub(crate) async fn finish_row_in(
+        tx: &mut crate::WriteTx,
+        id: &RunId,
+        outcome: &RunOutcome,
+        usage: (i64, i64),
+        now: i64,
+    ) -> Result<bool, StoreError> {
         let n = sqlx::query(
             "UPDATE runs SET status = $1, stop_reason = $2, error_type = $3, error_message = $4, trace = $5, finished_at = $6,
-                    started_at = COALESCE(started_at, $6), owner = NULL
-             WHERE id = $7 AND status IN ('queued', 'running')",
+                    started_at = COALESCE(started_at, $6), owner = NULL, input_tokens = input_tokens + $7, output_tokens = output_tokens + $8
+             WHERE id = $9 AND status IN ('queued', 'running')",
         )
         .bind(outcome.status.as_str())
         .bind(outcome.stop_reason.clone())
@@ -522,6 +529,8 @@ impl Store {
         .bind(outcome.error_message.clone())
         .bind(outcome.trace.to_string())
         .bind(now)
+        .bind(usage.0)
+        .bind(usage.1)
         .bind(id.as_str())
         .execute(&mut **tx)
         .await?;
