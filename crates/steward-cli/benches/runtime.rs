@@ -13,6 +13,7 @@
 //!
 //! `cargo bench -p steward-cli --bench runtime`. Knobs: `BENCH_SECS=5`, `BENCH_LEVELS=1,8,32,64`,
 //! `BENCH_SCENARIOS=sessions,messages`, `BENCH_STREAMS=1000,10000` (`0` for none),
+//! `BENCH_LOG=sqlx::query=debug` (the server's log filter: count statements per run),
 //! `BENCH_BACKEND=sqlite|postgres` (PostgreSQL: a fresh schema in the database named by
 //! `STEWARD_TEST_DATABASE_URL`, e.g. `postgres://postgres@127.0.0.1:5432/test`, dropped afterwards).
 
@@ -44,7 +45,9 @@ fn start_server(data: &std::path::Path, database: Option<&str>) -> Server {
     if let Some(url) = database {
         cmd.args(["--database-url", url]);
     }
-    let mut child = cmd.env("STEWARD_LOG", "warn").stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("start steward");
+    // `BENCH_LOG=sqlx::query=debug` logs every statement the server runs (to count them per run).
+    let log = std::env::var("BENCH_LOG").unwrap_or_else(|_| "warn".into());
+    let mut child = cmd.env("STEWARD_LOG", log).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("start steward");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let first = lines.next().expect("a first line").expect("readable");
     let url = first.trim_start_matches("steward listening on ").split_whitespace().next().unwrap().to_owned();
