@@ -129,12 +129,8 @@ impl Bench {
         let model = FakeModel::start().await;
         let data = TempDir::new(tag);
         let server = start_server(&data.0);
-        let out = Command::new(env!("CARGO_BIN_EXE_steward"))
-            .args(["admin", "create-account", "--email", "bench@example.com", "--json", "--data-dir"])
-            .arg(&data.0)
-            .output()
-            .unwrap();
-        let key = serde_json::from_slice::<Value>(&out.stdout).unwrap()["api_key"].as_str().unwrap().to_owned();
+        let steward = Command::new(env!("CARGO_BIN_EXE_steward"));
+        let key = serve::bootstrap_account(steward, "bench@example.com", Some(&data.0), None).api_key;
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(SENDERS.max(CREATORS))
             .tcp_nodelay(true)

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use steward_test_support::fake_oauth::{FakeOAuth, FakeOAuthConfig, follow_authorize};
-use steward_test_support::serve::{self, Served};
+use steward_test_support::serve::{self, Served, bootstrap_account};
 use support::{Run, TempDir, finish, hermetic};
 
 const BIN: &str = env!("CARGO_BIN_EXE_steward");
@@ -32,7 +32,8 @@ struct World {
     rt: tokio::runtime::Runtime,
     fake: FakeOAuth,
     url: String,
-    data: TempDir,
+    /// The server's data dir, removed after the server is killed.
+    _data: TempDir,
     home: TempDir,
     key: String,
 }
@@ -85,13 +86,10 @@ impl World {
             )
         });
 
-        let mut world = World { url: server.url.clone(), _server: server, rt, fake, data, home, key: String::new() };
         let mut admin = Command::new(BIN);
-        hermetic(&mut admin, world.home.path());
-        admin.args(["admin", "create-account", "--email", "alice@example.com", "--json", "--data-dir"]).arg(world.data.path());
-        admin.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        world.key = finish(admin.spawn().unwrap()).ok().json()["api_key"].as_str().unwrap().to_owned();
-        world
+        hermetic(&mut admin, home.path());
+        let key = bootstrap_account(admin, "alice@example.com", Some(data.path()), None).api_key;
+        World { url: server.url.clone(), _server: server, rt, fake, _data: data, home, key }
     }
 
     fn command(&self, args: &[&str]) -> Command {

@@ -142,15 +142,14 @@ struct World {
 fn world() -> World {
     let server = Server::start();
     let alice = server.create_account("alice@example.com");
-    let sandbox = alice["sandbox_id"].as_str().unwrap().to_owned();
-    let owner_key = alice["api_key"].as_str().unwrap().to_owned();
+    let (sandbox, owner_key) = (alice.sandbox_id, alice.api_key);
     let mut keys = Vec::new();
     for (email, role) in [("carol@example.com", "editor"), ("bob@example.com", "viewer")] {
         let account = server.create_account(email);
         let url = format!("{}/v1/sandboxes/{sandbox}/grants", server.url);
         let (status, body) = rest("POST", &url, &owner_key, &sandbox, Some(json!({"email": email, "role": role})));
         assert!(status < 300, "grant {role} to {email}: {status} {body}");
-        keys.push(account["api_key"].as_str().unwrap().to_owned());
+        keys.push(account.api_key);
     }
     let viewer = Caller { key: keys.pop().unwrap(), sandbox: sandbox.clone() };
     let editor = Caller { key: keys.pop().unwrap(), sandbox: sandbox.clone() };
@@ -249,8 +248,7 @@ fn a_viewer_gets_the_13_read_tools_and_cannot_change_anything() {
 #[test]
 fn steward_mcp_without_a_credential_or_a_usable_sandbox_fails_before_serving() {
     let server = Server::start();
-    let account = server.create_account("alice@example.com");
-    let key = account["api_key"].as_str().unwrap();
+    let key = &server.create_account("alice@example.com").api_key;
     let dir = TempDir::new("mcp");
 
     let run = server.client(None, dir.path()).run(&["mcp"]).fails();

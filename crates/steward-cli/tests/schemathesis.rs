@@ -97,10 +97,8 @@ fn the_served_openapi_document_tells_the_truth() {
     let fuzz = server.create_account("fuzz@example.com");
     let destroy = server.create_account("destroy@example.com");
     let reports = TempDir::new("schemathesis");
-    let main =
-        pass(&python, &server, fuzz["api_key"].as_str().unwrap(), ["--exclude-path-regex", DESTRUCTIVE], 15, reports.path(), deadline);
-    let destructive =
-        pass(&python, &server, destroy["api_key"].as_str().unwrap(), ["--include-path-regex", DESTRUCTIVE], 15, reports.path(), deadline);
+    let main = pass(&python, &server, &fuzz.api_key, ["--exclude-path-regex", DESTRUCTIVE], 15, reports.path(), deadline);
+    let destructive = pass(&python, &server, &destroy.api_key, ["--include-path-regex", DESTRUCTIVE], 15, reports.path(), deadline);
     let ((ops1, cases1), (ops2, cases2)) = (counts(&main), counts(&destructive));
     assert!(ops1 >= 130, "only {ops1} operations were fuzzed; is the document complete?");
     assert_eq!(ops2, 6, "the destructive pass should fuzz exactly the 6 destructive operations");

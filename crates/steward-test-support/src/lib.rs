@@ -10,7 +10,9 @@
 //! - [`fake_model`]: fake model providers speaking the real SSE wire formats.
 //! - [`fake_oauth`]: a fake OAuth 2 authorization server.
 //! - [`postgres`]: a fresh PostgreSQL schema per test, dropped when the test ends.
-//! - [`serve`]: `steward serve` as a child process: start, wait for its URL, SIGKILL.
+//! - [`serve`]: `steward serve` as a child process: start, wait for its URL, SIGKILL; an account
+//!   bootstrapped with `steward admin create-account`, a session created over HTTP.
+//! - [`sse`]: the frames of an event stream, from a whole body or chunk by chunk.
 //! - [`retry`]: retrying an idempotent request while it answers 409.
 //! - [`log_capture`]: a `tracing` writer that keeps what it is given.
 //! - [`peers`]: the third-party test peers `scripts/test` installs.
@@ -24,3 +26,4 @@ pub mod postgres;
 pub mod retry;
 pub mod serve;
 pub mod signing;
+pub mod sse;

@@ -5,11 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
-use steward_test_support::serve::{self, Served};
+use steward_test_support::serve::{self, Account, Served, bootstrap_account, wait_within};
 
 const BIN: &str = env!("CARGO_BIN_EXE_steward");
 const STARTUP: Duration = Duration::from_secs(30);
@@ -84,13 +83,11 @@ impl Server {
         Server { url: process.url.clone(), _process: process, data, home }
     }
 
-    /// `steward admin create-account --json`: {"account_id", "sandbox_id", "api_key"}.
-    pub fn create_account(&self, email: &str) -> Value {
+    /// `steward admin create-account` on this server's data dir.
+    pub fn create_account(&self, email: &str) -> Account {
         let mut cmd = Command::new(BIN);
         hermetic(&mut cmd, self.home.path());
-        cmd.args(["admin", "create-account", "--email", email, "--json", "--data-dir"]).arg(self.data.path());
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        finish(cmd.spawn().unwrap()).ok().json()
+        bootstrap_account(cmd, email, Some(self.data.path()), None)
     }
 
     /// A client acting with `key` (or the stored login when `None`) in directory `cwd`.
@@ -166,31 +163,8 @@ impl Run {
 }
 
 /// Waits for a child with piped output, killing it if it takes too long.
-pub fn finish(mut child: Child) -> Run {
-    let out = child.stdout.take();
-    let err = child.stderr.take();
-    let read = |pipe: Option<Box<dyn std::io::Read + Send>>| {
-        thread::spawn(move || {
-            let mut s = String::new();
-            if let Some(mut p) = pipe {
-                let _ = p.read_to_string(&mut s);
-            }
-            s
-        })
-    };
-    let out = read(out.map(|p| Box::new(p) as _));
-    let err = read(err.map(|p| Box::new(p) as _));
-    let deadline = Instant::now() + COMMAND;
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("a steward command ran longer than {COMMAND:?}");
-        }
-        thread::sleep(Duration::from_millis(10));
-    };
-    Run { status, stdout: out.join().unwrap(), stderr: err.join().unwrap() }
+pub fn finish(child: Child) -> Run {
+    let out = wait_within(child, COMMAND);
+    let text = |bytes: Vec<u8>| String::from_utf8_lossy(&bytes).into_owned();
+    Run { status: out.status, stdout: text(out.stdout), stderr: text(out.stderr) }
 }
