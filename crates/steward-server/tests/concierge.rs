@@ -13,6 +13,7 @@ use common::{Backend, TestServer, User, error_message};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use steward_core::tenancy::Role;
+use steward_test_support::sse;
 
 const CONCIERGE_MARK: &str = "You are the Concierge";
 
@@ -116,23 +117,9 @@ async fn chat(s: &TestServer, key: &str, sandbox: &str, message: &str, session: 
     parse_frames(&text)
 }
 
+/// The `(event, data)` of every frame that has an event type; data that is not JSON is `null`.
 fn parse_frames(text: &str) -> Vec<(String, Value)> {
-    let mut out = Vec::new();
-    for block in text.split("\n\n") {
-        let mut event = None;
-        let mut data = String::new();
-        for line in block.lines() {
-            if let Some(e) = line.strip_prefix("event:") {
-                event = Some(e.trim().to_owned());
-            } else if let Some(d) = line.strip_prefix("data:") {
-                data.push_str(d.trim_start());
-            }
-        }
-        if let Some(e) = event {
-            out.push((e, serde_json::from_str(&data).unwrap_or(Value::Null)));
-        }
-    }
-    out
+    sse::parse_frames(text).into_iter().filter_map(|f| Some((f.event.clone()?, f.json().unwrap_or(Value::Null)))).collect()
 }
 
 /// The tool results of a `/test` conversation, as the fake model received them.
