@@ -16,7 +16,7 @@ use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use steward_core::agent::{AgentConfig, ModelRef};
+use steward_core::agent::AgentConfig;
 use steward_core::clock::SystemClock;
 use steward_core::ids::{AgentId, ConnectedAccountId, SandboxId};
 use steward_core::integration::Catalog;
@@ -29,6 +29,7 @@ use steward_runtime::tools::{MAX_TOOL_OUTPUT, ToolContext};
 use steward_runtime::vault::VaultCipher;
 use steward_runtime::{Providers, Runtime, RuntimeConfig};
 use steward_store::{NewConnectedAccount, Store};
+use steward_test_support::agent_config;
 use steward_test_support::peers::npm_bin;
 
 const BEARER_TOKEN: &str = "gho_bearer-SECRET-7f3a91c2";
@@ -155,22 +156,9 @@ impl World {
     }
 
     async fn resolve(&self, sources: Vec<String>) -> Resolution {
-        let config = AgentConfig {
-            // One agent per resolution (agent names are unique in a sandbox).
-            name: format!("apps-{}", AgentId::generate().as_str().trim_start_matches("agt_")),
-            description: String::new(),
-            model: ModelRef { provider_id: "p".into(), name: "m".into() },
-            system_prompt: String::new(),
-            tool_sources: sources,
-            tools: vec![],
-            max_turns: 5,
-            max_output_tokens: 100,
-            temperature: None,
-            environment_id: None,
-            skills: vec![],
-            memory_store_ids: vec![],
-            metadata: Default::default(),
-        };
+        // One agent per resolution (agent names are unique in a sandbox).
+        let name = format!("apps-{}", AgentId::generate().as_str().trim_start_matches("agt_"));
+        let config = AgentConfig { tool_sources: sources, ..agent_config(&name, "p", "m") };
         let agent: AgentId = self.store.create_agent(&self.sandbox, config.clone()).await.unwrap().id;
         self.rt.resolve_tools(&self.sandbox, &agent, &config).await.unwrap()
     }

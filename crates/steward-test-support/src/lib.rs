@@ -17,6 +17,7 @@
 //! - [`log_capture`]: a `tracing` writer that keeps what it is given.
 //! - [`peers`]: the third-party test peers `scripts/test` installs.
 //! - [`signing`]: the headers of a signed delivery to a trigger.
+//! - [`agent_config`]: an agent configuration for tests that build one without the API.
 
 pub mod fake_model;
 pub mod fake_oauth;
@@ -27,3 +28,27 @@ pub mod retry;
 pub mod serve;
 pub mod signing;
 pub mod sse;
+
+use steward_core::agent::{AgentConfig, ModelRef};
+
+/// A minimal agent configuration: `name` on `provider`'s `model`, no prompt, tools or sources,
+/// small limits (5 turns, 100 output tokens), the model's default temperature. A test that needs
+/// more says so with struct update syntax: `AgentConfig { max_turns: 2, ..agent_config(…) }`.
+/// Not validated (call `validated()` where that matters).
+pub fn agent_config(name: &str, provider: &str, model: &str) -> AgentConfig {
+    AgentConfig {
+        name: name.to_owned(),
+        description: String::new(),
+        model: ModelRef { provider_id: provider.to_owned(), name: model.to_owned() },
+        system_prompt: String::new(),
+        tool_sources: vec![],
+        tools: vec![],
+        max_turns: 5,
+        max_output_tokens: 100,
+        temperature: None,
+        environment_id: None,
+        skills: vec![],
+        memory_store_ids: vec![],
+        metadata: Default::default(),
+    }
+}
