@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use steward_test_support::fake_oauth::{FakeOAuth, FakeOAuthConfig, follow_authorize};
-use steward_test_support::serve::{self, Served, bootstrap_account};
-use support::{Run, TempDir, finish, hermetic};
+use steward_test_support::serve::{Served, bootstrap_account};
+use support::{Run, TempDir, finish, hermetic, serve_in};
 
 const BIN: &str = env!("CARGO_BIN_EXE_steward");
 /// The server's public URL: what a reverse proxy in front of it would answer to. The test maps
@@ -65,25 +65,8 @@ impl World {
         let config = home.path().join("steward.toml");
         std::fs::write(&config, toml).unwrap();
 
-        let log = std::fs::File::create(home.path().join("server.log")).unwrap();
-        let mut cmd = Command::new(BIN);
-        hermetic(&mut cmd, home.path());
-        cmd.arg("serve")
-            .arg("--data-dir")
-            .arg(data.path())
-            .args(["--listen", "127.0.0.1:0", "--public-url", PUBLIC_URL])
-            .arg("--config")
-            .arg(&config)
-            .arg("--integrations-dir")
-            .arg(&apps)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log);
-        let server = serve::start(cmd, WAIT).unwrap_or_else(|e| {
-            panic!(
-                "steward serve did not start ({e}); its log:\n{}",
-                std::fs::read_to_string(home.path().join("server.log")).unwrap_or_default()
-            )
+        let server = serve_in(data.path(), home.path(), WAIT, |cmd| {
+            cmd.args(["--public-url", PUBLIC_URL]).arg("--config").arg(&config).arg("--integrations-dir").arg(&apps);
         });
 
         let mut admin = Command::new(BIN);

@@ -140,7 +140,8 @@ pub fn bootstrap_account(mut steward: Command, email: &str, data_dir: Option<&Pa
         steward.args(["--database-url", url]);
     }
     steward.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let out = wait_within(steward.spawn().expect("spawn steward admin create-account"), ADMIN_TIMEOUT);
+    let out = wait_within(steward.spawn().expect("spawn steward admin create-account"), ADMIN_TIMEOUT)
+        .unwrap_or_else(|| panic!("steward admin create-account ran longer than {ADMIN_TIMEOUT:?}"));
     let printed = || format!("stdout: {}\nstderr: {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "steward admin create-account failed ({}); {}", out.status, printed());
     let v: Value =
@@ -150,8 +151,9 @@ pub fn bootstrap_account(mut steward: Command, email: &str, data_dir: Option<&Pa
 }
 
 /// Waits for `child` to exit and returns what it printed on the pipes it has (stdout, stderr;
-/// an output not piped is empty). Kills it and panics when it runs longer than `timeout`.
-pub fn wait_within(mut child: Child, timeout: Duration) -> Output {
+/// an output not piped is empty). `None` when it ran longer than `timeout`: it is killed then,
+/// and the caller says what that means.
+pub fn wait_within(mut child: Child, timeout: Duration) -> Option<Output> {
     let read = |pipe: Option<Box<dyn Read + Send>>| {
         std::thread::spawn(move || {
             let mut buf = Vec::new();
@@ -171,11 +173,11 @@ pub fn wait_within(mut child: Child, timeout: Duration) -> Output {
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("a command ran longer than {timeout:?}");
+            return None;
         }
         std::thread::sleep(Duration::from_millis(10));
     };
-    Output { status, stdout: stdout.join().unwrap(), stderr: stderr.join().unwrap() }
+    Some(Output { status, stdout: stdout.join().unwrap(), stderr: stderr.join().unwrap() })
 }
 
 /// `POST {url}/v1/sessions` with `key`: a session of `agent` whose input is the user message

@@ -64,22 +64,7 @@ impl Server {
     pub fn start() -> Server {
         let data = TempDir::new("data");
         let home = TempDir::new("home");
-        let log = std::fs::File::create(home.path().join("server.log")).unwrap();
-        let mut cmd = Command::new(BIN);
-        hermetic(&mut cmd, home.path());
-        cmd.arg("serve")
-            .arg("--data-dir")
-            .arg(data.path())
-            .args(["--listen", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log);
-        let process = serve::start(cmd, STARTUP).unwrap_or_else(|e| {
-            panic!(
-                "steward serve did not start ({e}); its log:\n{}",
-                std::fs::read_to_string(home.path().join("server.log")).unwrap_or_default()
-            )
-        });
+        let process = serve_in(data.path(), home.path(), STARTUP, |_| {});
         Server { url: process.url.clone(), _process: process, data, home }
     }
 
@@ -102,6 +87,20 @@ impl Server {
     pub fn mail_log(&self) -> String {
         std::fs::read_to_string(self.data.path().join("mail.log")).unwrap_or_default()
     }
+}
+
+/// Starts `steward serve` on the data dir `data`, hermetic in `home`, with the flags `extra` adds;
+/// its log goes to `home/server.log`, shown when it does not start within `timeout`.
+pub fn serve_in(data: &Path, home: &Path, timeout: Duration, extra: impl FnOnce(&mut Command)) -> Served {
+    let log = std::fs::File::create(home.join("server.log")).unwrap();
+    let mut cmd = Command::new(BIN);
+    hermetic(&mut cmd, home);
+    cmd.arg("serve").arg("--data-dir").arg(data).args(["--listen", "127.0.0.1:0"]);
+    extra(&mut cmd);
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(log);
+    serve::start(cmd, timeout).unwrap_or_else(|e| {
+        panic!("steward serve did not start ({e}); its log:\n{}", std::fs::read_to_string(home.join("server.log")).unwrap_or_default())
+    })
 }
 
 /// How to run `steward …` commands.
@@ -164,7 +163,7 @@ impl Run {
 
 /// Waits for a child with piped output, killing it if it takes too long.
 pub fn finish(child: Child) -> Run {
-    let out = wait_within(child, COMMAND);
+    let out = wait_within(child, COMMAND).unwrap_or_else(|| panic!("a steward command ran longer than {COMMAND:?}"));
     let text = |bytes: Vec<u8>| String::from_utf8_lossy(&bytes).into_owned();
     Run { status: out.status, stdout: text(out.stdout), stderr: text(out.stderr) }
 }
