@@ -14,44 +14,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
+use steward_test_support::management::{MUTATING_TOOLS, READ_TOOLS};
 use steward_test_support::peers;
 use support::{Server, TempDir, finish, hermetic};
 
 const BIN: &str = env!("CARGO_BIN_EXE_steward");
-
-/// §5's catalog.
-const READ_TOOLS: [&str; 13] = [
-    "list_sandboxes",
-    "list_sources",
-    "get_source",
-    "list_agents",
-    "get_agent",
-    "list_triggers",
-    "list_runs",
-    "get_run_trace",
-    "list_apps",
-    "list_trigger_components",
-    "list_connected_accounts",
-    "list_api_keys",
-    "list_agent_tools",
-];
-const MUTATING_TOOLS: [&str; 15] = [
-    "provision_source",
-    "update_source",
-    "create_agent",
-    "update_agent_prompt",
-    "update_agent_tools",
-    "update_agent_model_settings",
-    "update_agent_tool_sources",
-    "test_agent",
-    "create_trigger",
-    "update_trigger",
-    "pause_trigger",
-    "resume_trigger",
-    "start_integration_connect",
-    "mint_agent_invoke_key",
-    "mint_agent_delegate_key",
-];
 
 fn client_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/mcp_client.py")
