@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use common::fake_model::{FakeModel, Reply};
-use common::{Backend, TestServer, User, error_message};
+use common::{Backend, TestServer, User, deliver, error_message};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use steward_core::clock::Clock;
@@ -45,17 +45,6 @@ async fn trigger(s: &TestServer, u: &User, agent: &str, body: Value) -> (String,
     assert_eq!(st, StatusCode::CREATED, "{t}");
     let field = |k: &str| t[k].as_str().unwrap().to_owned();
     (field("secret"), field("url"), field("id"))
-}
-
-async fn deliver(s: &TestServer, url: &str, body: &[u8], headers: &[(&str, String)]) -> (StatusCode, Value) {
-    let mut req = s.http.post(format!("{}{url}", s.url)).header("content-type", "application/json").body(body.to_vec());
-    for (k, v) in headers {
-        req = req.header(*k, v);
-    }
-    let res = req.send().await.unwrap();
-    let st = res.status();
-    let text = res.text().await.unwrap();
-    (st, serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
 /// `steward_webhook_refusals_total{reason="<reason>"}`, 0 when absent.

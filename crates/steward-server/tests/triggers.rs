@@ -8,24 +8,12 @@ mod common;
 use std::time::Duration;
 
 use common::fake_model::{FakeModel, Reply};
-use common::{TestServer, error_message, error_param};
+use common::{TestServer, deliver, error_message, error_param};
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 use steward_core::clock::Clock;
 use steward_core::signing::steward_signature as sign;
 use steward_test_support::signing::legacy_headers as signed;
-
-/// Posts `body` to the trigger's URL with the given headers; returns status and JSON.
-async fn deliver(s: &TestServer, url: &str, body: Vec<u8>, headers: &[(&str, String)]) -> (StatusCode, Value) {
-    let mut req = s.http.post(format!("{}{url}", s.url)).header("content-type", "application/json").body(body);
-    for (k, v) in headers {
-        req = req.header(*k, v);
-    }
-    let res = req.send().await.unwrap();
-    let st = res.status();
-    let text = res.text().await.unwrap();
-    (st, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-}
 
 #[tokio::test]
 async fn a_signed_delivery_starts_one_run_with_the_rendered_input_and_duplicates_start_nothing() {

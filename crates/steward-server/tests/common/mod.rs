@@ -242,6 +242,19 @@ pub fn agent_body(name: &str) -> Value {
     })
 }
 
+/// Posts `body` (JSON) to a trigger's inbound `url` (a path) with the given headers; returns the
+/// status and the answer, as JSON when it is.
+pub async fn deliver(s: &TestServer, url: &str, body: impl AsRef<[u8]>, headers: &[(&str, String)]) -> (StatusCode, Value) {
+    let mut req = s.http.post(format!("{}{url}", s.url)).header("content-type", "application/json").body(body.as_ref().to_vec());
+    for (k, v) in headers {
+        req = req.header(*k, v);
+    }
+    let res = req.send().await.unwrap();
+    let st = res.status();
+    let text = res.text().await.unwrap();
+    (st, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
 /// Asserts a §2 error body and returns its message.
 pub fn error_message(v: &Value) -> String {
     let e = v.get("error").unwrap_or_else(|| panic!("not a §2 error body: {v}"));
