@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use steward_test_support::fake_model::InstantModel;
+use steward_test_support::measure::{percentile, rss_kib};
 use steward_test_support::serve::{self, Served as Server, create_session};
 
 fn start_server(data: &std::path::Path, database: Option<&str>) -> Server {
@@ -34,18 +35,6 @@ fn start_server(data: &std::path::Path, database: Option<&str>) -> Server {
     }
     cmd.env("STEWARD_LOG", "warn").stderr(Stdio::inherit());
     serve::start(cmd, Duration::from_secs(60)).expect("start steward")
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()).unwrap_or(0)
-}
-
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 /// One run: POST a session, follow its stream to `agent_finish`. Returns (total, first event).
@@ -161,7 +150,7 @@ async fn level(http: &reqwest::Client, url: &str, key: &str, agent: &str, scenar
     let rate = all.len() as f64 / elapsed;
     let name = if scenario == Scenario::Sessions { "sessions" } else { "messages" };
     let first = if scenario == Scenario::Sessions {
-        format!("  first event p50 {:>6.2} ms  p99 {:>6.2} ms", pct(&first, 0.5), pct(&first, 0.99))
+        format!("  first event p50 {:>6.2} ms  p99 {:>6.2} ms", percentile(&first, 0.5), percentile(&first, 0.99))
     } else {
         String::new()
     };
@@ -169,8 +158,8 @@ async fn level(http: &reqwest::Client, url: &str, key: &str, agent: &str, scenar
         "{name} c={concurrency:>2}: {rate:>7.1} runs/s = {:.4} × /health  ({} runs, {failed} failed)  latency p50 {:>7.2} ms  p99 {:>7.2} ms{first}",
         rate / health,
         all.len(),
-        pct(&total, 0.5),
-        pct(&total, 0.99),
+        percentile(&total, 0.5),
+        percentile(&total, 0.99),
     );
 }
 

@@ -16,6 +16,7 @@
 //! - [`retry`]: retrying an idempotent request while it answers 409.
 //! - [`log_capture`]: a `tracing` writer that keeps what it is given.
 //! - [`management`]: the names of §5's management tools, read-only and mutating.
+//! - [`measure`]: the benchmarks' resident memory and percentiles.
 //! - [`peers`]: the third-party test peers `scripts/test` installs.
 //! - [`signing`]: the headers of a signed delivery to a trigger.
 //! - [`agent_config`]: an agent configuration for tests that build one without the API.
@@ -24,6 +25,7 @@ pub mod fake_model;
 pub mod fake_oauth;
 pub mod log_capture;
 pub mod management;
+pub mod measure;
 pub mod peers;
 pub mod postgres;
 pub mod retry;
