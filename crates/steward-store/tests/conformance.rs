@@ -27,12 +27,13 @@ use std::future::Future;
 use admissions::*;
 use common::START_MS;
 use errors::*;
-use steward_core::agent::{AgentConfig, AgentState, ModelRef};
+use steward_core::agent::{AgentConfig, AgentState};
 use steward_core::clock::ManualClock;
 use steward_core::ids::{AccountId, AgentId, ApiKeyId, SandboxId};
 use steward_core::keys;
 use steward_core::tenancy::{Account, Email, KeyKind, Role};
 use steward_store::{IdempotencyBegin, Listing, LoginCodeCheck, NewApiKey, PageRequest, Store, StoreError, StoredResponse};
+use steward_test_support::agent_config;
 use tokio::task::JoinSet;
 use tools::*;
 use triggers::*;
@@ -126,19 +127,14 @@ async fn account(store: &Store, raw_email: &str) -> Account {
 /// A valid agent configuration named `name`.
 fn config(name: &str) -> AgentConfig {
     AgentConfig {
-        name: name.to_owned(),
         description: format!("the {name} agent"),
-        model: ModelRef { provider_id: "anthropic".into(), name: "claude-sonnet-4-6".into() },
         system_prompt: "You help.".into(),
-        tool_sources: vec![],
         tools: vec!["search_issues".into()],
         max_turns: 15,
         max_output_tokens: 4096,
         temperature: Some(0.2),
-        environment_id: None,
-        skills: vec![],
-        memory_store_ids: vec![],
         metadata: BTreeMap::from([("team".to_owned(), "support".to_owned())]),
+        ..agent_config(name, "anthropic", "claude-sonnet-4-6")
     }
     .validated()
     .expect("the test config is valid")
