@@ -4,7 +4,7 @@
 //!
 //! Every spawned task is tracked and stops on `shutdown`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -127,7 +127,9 @@ pub(crate) struct Inner {
     pub mcp: McpPool,
     pub integrations: crate::integrations::Integrations,
     active: Mutex<HashMap<RunId, CancellationToken>>,
-    workers: Mutex<HashSet<SessionId>>,
+    /// Sessions with a worker in this process; `true` when it was kicked again since its last
+    /// claim (look for queued runs once more before stopping).
+    workers: Mutex<HashMap<SessionId, bool>>,
     /// One permit per executing run (`RuntimeConfig::max_concurrent_runs`).
     slots: Arc<tokio::sync::Semaphore>,
     pub(crate) tracker: TaskTracker,
@@ -152,7 +154,7 @@ impl Runtime {
                 mcp: McpPool::new(config.tools.mcp.clone()),
                 config,
                 active: Mutex::new(HashMap::new()),
-                workers: Mutex::new(HashSet::new()),
+                workers: Mutex::new(HashMap::new()),
                 slots,
                 tracker: TaskTracker::new(),
                 notify_http: std::sync::OnceLock::new(),
@@ -331,34 +333,60 @@ impl Runtime {
         &self.inner.config.node_id
     }
 
+    /// The one worker of `session` in this process: executes `first` (a run created claimed for
+    /// it), then claims and executes queued runs one at a time — as long as it finds some, or,
+    /// after a claimed first run, only if it was kicked meanwhile (nothing else can have queued
+    /// a run: a turn's admission kicks, and so does the poller for other replicas' turns).
     fn spawn_worker(&self, session: &SessionId, first: Option<(Run, tokio::sync::OwnedSemaphorePermit, Prepared)>) {
         if first.is_none() && self.inner.shutdown.is_cancelled() {
             return;
         }
-        let exists = !self.inner.workers.lock().expect("workers lock").insert(session.clone());
-        if exists {
-            // A claimed run's session is new: no worker can exist for it yet.
-            debug_assert!(first.is_none(), "a claimed run's session has no worker");
-            if first.is_none() {
-                return;
+        {
+            let mut workers = self.inner.workers.lock().expect("workers lock");
+            if let Some(again) = workers.get_mut(session) {
+                // A claimed run's session is new: no worker can exist for it yet.
+                debug_assert!(first.is_none(), "a claimed run's session has no worker");
+                *again = true;
+                if first.is_none() {
+                    return;
+                }
+            } else {
+                workers.insert(session.clone(), false);
             }
         }
         let rt = self.clone();
         let session = session.clone();
         self.inner.tracker.spawn(async move {
+            let mut claim = true;
             if let Some((run, _slot, prepared)) = first {
                 rt.execute(run, Some(prepared)).await;
+                claim = false;
             }
             loop {
+                if !claim {
+                    // Stop unless kicked meanwhile; decided under the lock a kick takes, so no
+                    // kick is lost between this look and the removal.
+                    let mut workers = rt.inner.workers.lock().expect("workers lock");
+                    let again = workers.get_mut(&session).map(std::mem::take).unwrap_or(false);
+                    if !again || rt.inner.shutdown.is_cancelled() {
+                        workers.remove(&session);
+                        return;
+                    }
+                }
+                claim = true;
                 // Wait for a slot before claiming, so a run that waits stays `queued`.
                 let Ok(_slot) = rt.inner.slots.clone().acquire_owned().await else { break };
                 if rt.inner.shutdown.is_cancelled() {
                     break;
                 }
+                if let Some(again) = rt.inner.workers.lock().expect("workers lock").get_mut(&session) {
+                    // This claim looks for whatever the kicks were about.
+                    *again = false;
+                }
                 let claimed = rt.inner.store.claim_next_run(&session, &rt.inner.config.node_id).await;
                 match claimed {
                     Ok(Some(run)) => rt.execute(run, None).await,
-                    Ok(None) => break,
+                    Ok(None) => claim = false,
                     Err(e) => {
                         tracing::warn!(error = %e, session = %session, "cannot claim a run");
                         break;
