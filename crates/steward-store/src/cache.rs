@@ -375,6 +375,71 @@ impl Caches {
         }
     }
 
+    /// `read` through `cache` under `key`: a live entry, else the database (stored if found and
+    /// no invalidation of this cache happened while reading).
+    pub(crate) async fn read_through<K, V>(
+        &self,
+        cache: &Cache<K, V>,
+        key: K,
+        read: impl Future<Output = Result<Option<V>, StoreError>>,
+    ) -> Result<Option<V>, StoreError>
+    where
+        K: Hash + Eq + Clone,
+        V: Clone,
+    {
+        if !self.live() {
+            self.bypassed.fetch_add(1, Ordering::Relaxed);
+            return read.await;
+        }
+        if let Some(v) = cache.get(&key) {
+            return Ok(Some(v));
+        }
+        let generation = cache.generation();
+        let value = read.await?;
+        if let Some(v) = &value
+            && self.live()
+        {
+            cache.insert(generation, key, v.clone());
+        }
+        Ok(value)
+    }
+
+    /// [`Self::read_through`] for several keys at once: the cached ones, plus one read of the
+    /// others (`read` gets the missing keys and returns what it found, keyed).
+    pub(crate) async fn read_many_through<K, V, F, Fut>(&self, cache: &Cache<K, V>, keys: Vec<K>, read: F) -> Result<Vec<V>, StoreError>
+    where
+        K: Hash + Eq + Clone,
+        V: Clone,
+        F: FnOnce(Vec<K>) -> Fut,
+        Fut: Future<Output = Result<Vec<(K, V)>, StoreError>>,
+    {
+        if !self.live() {
+            self.bypassed.fetch_add(1, Ordering::Relaxed);
+            return Ok(read(keys).await?.into_iter().map(|(_, v)| v).collect());
+        }
+        let mut found = Vec::with_capacity(keys.len());
+        let mut missing = Vec::new();
+        for k in keys {
+            match cache.get(&k) {
+                Some(v) => found.push(v),
+                None => missing.push(k),
+            }
+        }
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        let generation = cache.generation();
+        let read = read(missing).await?;
+        let live = self.live();
+        for (k, v) in read {
+            if live {
+                cache.insert(generation, k, v.clone());
+            }
+            found.push(v);
+        }
+        Ok(found)
+    }
+
     fn stats(&self) -> CachesStats {
         let pid = self.listener_pid.load(Ordering::Relaxed);
         CachesStats {
@@ -411,8 +476,7 @@ impl Store {
         self.caches.stats()
     }
 
-    /// `read` through `cache` under `key`: a live entry, else the database (stored if found and
-    /// no invalidation of this cache happened while reading).
+    /// `read` through `cache` (one of this store's caches) under `key`; see [`Caches::read_through`].
     pub(crate) async fn read_through<K, V>(
         &self,
         cache: &Cache<K, V>,
@@ -423,25 +487,10 @@ impl Store {
         K: Hash + Eq + Clone,
         V: Clone,
     {
-        if !self.caches.live() {
-            self.caches.bypassed.fetch_add(1, Ordering::Relaxed);
-            return read.await;
-        }
-        if let Some(v) = cache.get(&key) {
-            return Ok(Some(v));
-        }
-        let generation = cache.generation();
-        let value = read.await?;
-        if let Some(v) = &value
-            && self.caches.live()
-        {
-            cache.insert(generation, key, v.clone());
-        }
-        Ok(value)
+        self.caches.read_through(cache, key, read).await
     }
 
-    /// [`Self::read_through`] for several keys at once: the cached ones, plus one read of the
-    /// others (`read` gets the missing keys and returns what it found, keyed).
+    /// Several keys through `cache`; see [`Caches::read_many_through`].
     pub(crate) async fn read_many_through<K, V, F, Fut>(&self, cache: &Cache<K, V>, keys: Vec<K>, read: F) -> Result<Vec<V>, StoreError>
     where
         K: Hash + Eq + Clone,
@@ -449,31 +498,7 @@ impl Store {
         F: FnOnce(Vec<K>) -> Fut,
         Fut: Future<Output = Result<Vec<(K, V)>, StoreError>>,
     {
-        if !self.caches.live() {
-            self.caches.bypassed.fetch_add(1, Ordering::Relaxed);
-            return Ok(read(keys).await?.into_iter().map(|(_, v)| v).collect());
-        }
-        let mut found = Vec::with_capacity(keys.len());
-        let mut missing = Vec::new();
-        for k in keys {
-            match cache.get(&k) {
-                Some(v) => found.push(v),
-                None => missing.push(k),
-            }
-        }
-        if missing.is_empty() {
-            return Ok(found);
-        }
-        let generation = cache.generation();
-        let read = read(missing).await?;
-        let live = self.caches.live();
-        for (k, v) in read {
-            if live {
-                cache.insert(generation, k, v.clone());
-            }
-            found.push(v);
-        }
-        Ok(found)
+        self.caches.read_many_through(cache, keys, read).await
     }
 
     /// Commits `tx` after announcing `stale` to the other replicas in it (PostgreSQL delivers
@@ -549,6 +574,100 @@ mod tests {
         assert_eq!(cache.get(&"a"), None, "an invalidation of any key of the cache moved its generation");
         cache.insert(cache.generation(), "a", 2);
         assert_eq!(cache.get(&"a"), Some(2));
+    }
+
+    /// Reads `Some(role)` once `go` fires, as a database read in flight would.
+    async fn slow_read(go: tokio::sync::oneshot::Receiver<()>, role: Role) -> Result<Option<Role>, StoreError> {
+        go.await.expect("the test lets the read finish");
+        Ok(Some(role))
+    }
+
+    fn grant_key() -> (SandboxId, AccountId) {
+        (SandboxId::generate(), AccountId::generate())
+    }
+
+    #[tokio::test]
+    async fn a_read_that_raced_an_invalidation_is_returned_but_not_stored() {
+        let caches = Caches::new(Backend::Sqlite, "");
+        let key = grant_key();
+        let (go, wait) = tokio::sync::oneshot::channel();
+        // The read misses and is in flight (it saw the old row) when the write commits.
+        let reader = caches.read_through(&caches.grants, key.clone(), slow_read(wait, Role::Editor));
+        let writer = async {
+            tokio::task::yield_now().await;
+            caches.invalidate(&Stale::Grant(key.0.clone(), key.1.clone()));
+            go.send(()).unwrap();
+        };
+        let (read, ()) = tokio::join!(reader, writer);
+        assert_eq!(read.unwrap(), Some(Role::Editor), "the caller gets what it read");
+        assert_eq!(caches.grants.get(&key), None, "but the old row is not cached after the invalidation");
+
+        // Without a write in between, the same read is stored.
+        let (go, wait) = tokio::sync::oneshot::channel();
+        go.send(()).unwrap();
+        caches.read_through(&caches.grants, key.clone(), slow_read(wait, Role::Viewer)).await.unwrap();
+        assert_eq!(caches.grants.get(&key), Some(Role::Viewer));
+    }
+
+    #[tokio::test]
+    async fn a_read_in_flight_when_the_listener_drops_is_not_stored_and_none_is_served_meanwhile() {
+        let caches = Caches::new(Backend::Postgres, "");
+        caches.subscribed(7);
+        let key = grant_key();
+        caches.read_through(&caches.grants, key.clone(), async { Ok(Some(Role::Owner)) }).await.unwrap();
+        assert_eq!(caches.grants.get(&key), Some(Role::Owner));
+
+        let (go, wait) = tokio::sync::oneshot::channel();
+        let reader = caches.read_through(&caches.grants, grant_key(), slow_read(wait, Role::Editor));
+        let listener = async {
+            tokio::task::yield_now().await;
+            caches.unsubscribed();
+            go.send(()).unwrap();
+        };
+        let (read, ()) = tokio::join!(reader, listener);
+        assert_eq!(read.unwrap(), Some(Role::Editor));
+        assert!(caches.grants.lock().map.is_empty(), "unsubscribing emptied the cache and refused the insert");
+
+        // While unsubscribed every read goes to the database and nothing is stored.
+        let bypassed = caches.stats().bypassed;
+        let read = caches.read_through(&caches.grants, key.clone(), async { Ok(Some(Role::Viewer)) }).await.unwrap();
+        assert_eq!((read, caches.stats().bypassed), (Some(Role::Viewer), bypassed + 1));
+        assert!(caches.grants.lock().map.is_empty());
+
+        // A read in flight across a resubscription is refused too (notifications were lost).
+        let (go, wait) = tokio::sync::oneshot::channel();
+        caches.subscribed(8);
+        let reader = caches.read_through(&caches.grants, key.clone(), slow_read(wait, Role::Editor));
+        let listener = async {
+            tokio::task::yield_now().await;
+            caches.unsubscribed();
+            caches.subscribed(9);
+            go.send(()).unwrap();
+        };
+        tokio::join!(reader, listener).0.unwrap();
+        assert_eq!(caches.grants.get(&key), None);
+    }
+
+    #[tokio::test]
+    async fn a_batch_read_that_raced_an_invalidation_is_not_stored() {
+        let caches = Caches::new(Backend::Sqlite, "");
+        let (a, b) = (grant_key(), grant_key());
+        caches.read_through(&caches.grants, a.clone(), async { Ok(Some(Role::Owner)) }).await.unwrap();
+        let (go, wait) = tokio::sync::oneshot::channel::<()>();
+        let b2 = b.clone();
+        let reader = caches.read_many_through(&caches.grants, vec![a.clone(), b.clone()], |missing| async move {
+            assert_eq!(missing, vec![b2.clone()], "only the missing key is read");
+            wait.await.unwrap();
+            Ok(vec![(b2, Role::Editor)])
+        });
+        let writer = async {
+            tokio::task::yield_now().await;
+            caches.invalidate(&Stale::Grant(b.0.clone(), b.1.clone()));
+            go.send(()).unwrap();
+        };
+        let (read, ()) = tokio::join!(reader, writer);
+        assert_eq!(read.unwrap(), vec![Role::Owner, Role::Editor]);
+        assert_eq!(caches.grants.get(&b), None);
     }
 
     #[test]

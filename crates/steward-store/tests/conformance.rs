@@ -9,6 +9,8 @@
 
 #[macro_use]
 mod common;
+#[path = "conformance/cache.rs"]
+mod cache;
 #[path = "conformance/errors.rs"]
 mod errors;
 #[path = "conformance/tools.rs"]
@@ -22,6 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 use std::future::Future;
 
+use cache::*;
 use common::START_MS;
 use errors::*;
 use steward_core::agent::{AgentConfig, AgentState, ModelRef};
@@ -102,6 +105,14 @@ conformance!(
     unique_violations_are_duplicate_and_lost_compare_and_sets_are_stale,
     retry_on_stale_lands_every_racing_writer,
     a_closed_store_is_shutting_down,
+    a_provider_update_or_delete_is_seen_by_the_next_read,
+    a_revoked_key_is_seen_revoked_by_the_next_read,
+    trigger_changes_are_seen_by_the_next_read,
+    agent_changes_are_seen_and_deleting_it_drops_its_versions_and_triggers,
+    grant_and_sandbox_changes_are_seen_by_the_next_read,
+    vault_source_and_environment_changes_are_seen_by_the_next_read,
+    destroying_a_sandbox_drops_what_was_cached_of_it,
+    reads_racing_writes_never_leave_a_stale_entry,
 );
 
 // ---------------------------------------------------------------------------------------------
