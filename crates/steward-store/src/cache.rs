@@ -26,13 +26,14 @@
 //! an invalidation of its cache.
 
 mod listen;
+mod map;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use steward_core::agent::AgentVersion;
 use steward_core::environment::Environment;
@@ -45,6 +46,8 @@ use steward_core::trigger::Trigger;
 use crate::{Backend, Store, StoreError, WriteTx};
 
 pub(crate) use listen::spawn_listener;
+pub(crate) use map::Cache;
+pub use map::CacheStats;
 
 /// The PostgreSQL notification channel of cache invalidations.
 pub(crate) const CHANNEL: &str = "steward_cache";
@@ -107,121 +110,6 @@ impl Stale {
             _ => Stale::Everything,
         }
     }
-}
-
-/// One kind's entries, bounded by a weight budget (entry count, or approximate bytes for kinds
-/// whose rows can be large).
-pub(crate) struct Cache<K, V> {
-    budget: usize,
-    weigh: fn(&V) -> usize,
-    entries: Mutex<Entries<K, V>>,
-    hits: AtomicU64,
-    misses: AtomicU64,
-}
-
-struct Entries<K, V> {
-    map: HashMap<K, Entry<V>>,
-    weight: usize,
-    /// Moved by every invalidation; an insert read under another generation is refused.
-    generation: u64,
-}
-
-struct Entry<V> {
-    value: V,
-    weight: usize,
-    stored: Instant,
-}
-
-impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
-    fn new(budget: usize, weigh: fn(&V) -> usize) -> Self {
-        Cache {
-            budget,
-            weigh,
-            entries: Mutex::new(Entries { map: HashMap::new(), weight: 0, generation: 0 }),
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Entries<K, V>> {
-        // A panic while holding the lock leaves a consistent map (no method panics half-way).
-        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn get(&self, key: &K) -> Option<V> {
-        let mut e = self.lock();
-        let found = match e.map.get(key) {
-            Some(entry) if entry.stored.elapsed() < MAX_AGE => Some(entry.value.clone()),
-            Some(_) => {
-                // Expired: dropping it is not an invalidation (no generation move).
-                let old = e.map.remove(key).expect("just seen");
-                e.weight -= old.weight;
-                None
-            }
-            None => None,
-        };
-        let counter = if found.is_some() { &self.hits } else { &self.misses };
-        counter.fetch_add(1, Ordering::Relaxed);
-        found
-    }
-
-    fn generation(&self) -> u64 {
-        self.lock().generation
-    }
-
-    /// Stores `value` unless the cache was invalidated since `generation` was read.
-    fn insert(&self, generation: u64, key: K, value: V) {
-        let weight = (self.weigh)(&value).max(1);
-        let mut e = self.lock();
-        if e.generation != generation || weight > self.budget {
-            return;
-        }
-        if let Some(old) = e.map.remove(&key) {
-            e.weight -= old.weight;
-        }
-        // Evict arbitrary entries: the hot set comes back on its next read.
-        while e.weight + weight > self.budget {
-            let Some(victim) = e.map.keys().next().cloned() else { break };
-            let old = e.map.remove(&victim).expect("just seen");
-            e.weight -= old.weight;
-        }
-        e.weight += weight;
-        e.map.insert(key, Entry { value, weight, stored: Instant::now() });
-    }
-
-    fn remove(&self, key: &K) {
-        self.retain(|k, _| k != key);
-    }
-
-    fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) {
-        let mut e = self.lock();
-        e.generation += 1;
-        let mut dropped = 0;
-        e.map.retain(|k, entry| {
-            let kept = keep(k, &entry.value);
-            if !kept {
-                dropped += entry.weight;
-            }
-            kept
-        });
-        e.weight -= dropped;
-    }
-
-    fn clear(&self) {
-        self.retain(|_, _| false);
-    }
-
-    fn stats(&self) -> CacheStats {
-        CacheStats { hits: self.hits.load(Ordering::Relaxed), misses: self.misses.load(Ordering::Relaxed), entries: self.lock().map.len() }
-    }
-}
-
-/// Hits, misses and entries of one kind.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CacheStats {
-    pub hits: u64,
-    pub misses: u64,
-    pub entries: usize,
 }
 
 /// The state of a store's caches, for metrics and tests.
@@ -565,17 +453,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn an_insert_read_before_an_invalidation_is_refused() {
-        let cache: Cache<&str, i32> = Cache::new(10, |_| 1);
-        let before = cache.generation();
-        cache.remove(&"other");
-        cache.insert(before, "a", 1);
-        assert_eq!(cache.get(&"a"), None, "an invalidation of any key of the cache moved its generation");
-        cache.insert(cache.generation(), "a", 2);
-        assert_eq!(cache.get(&"a"), Some(2));
-    }
-
     /// Reads `Some(role)` once `go` fires, as a database read in flight would.
     async fn slow_read(go: tokio::sync::oneshot::Receiver<()>, role: Role) -> Result<Option<Role>, StoreError> {
         go.await.expect("the test lets the read finish");
@@ -626,13 +503,13 @@ mod tests {
         };
         let (read, ()) = tokio::join!(reader, listener);
         assert_eq!(read.unwrap(), Some(Role::Editor));
-        assert!(caches.grants.lock().map.is_empty(), "unsubscribing emptied the cache and refused the insert");
+        assert!(caches.grants.stats().entries == 0, "unsubscribing emptied the cache and refused the insert");
 
         // While unsubscribed every read goes to the database and nothing is stored.
         let bypassed = caches.stats().bypassed;
         let read = caches.read_through(&caches.grants, key.clone(), async { Ok(Some(Role::Viewer)) }).await.unwrap();
         assert_eq!((read, caches.stats().bypassed), (Some(Role::Viewer), bypassed + 1));
-        assert!(caches.grants.lock().map.is_empty());
+        assert!(caches.grants.stats().entries == 0);
 
         // A read in flight across a resubscription is refused too (notifications were lost).
         let (go, wait) = tokio::sync::oneshot::channel();
@@ -668,19 +545,5 @@ mod tests {
         let (read, ()) = tokio::join!(reader, writer);
         assert_eq!(read.unwrap(), vec![Role::Owner, Role::Editor]);
         assert_eq!(caches.grants.get(&b), None);
-    }
-
-    #[test]
-    fn the_budget_bounds_the_weight() {
-        let cache: Cache<u32, String> = Cache::new(10, |s| s.len());
-        for i in 0..100 {
-            cache.insert(cache.generation(), i, "abc".into());
-        }
-        let e = cache.lock();
-        assert!(e.weight <= 10 && e.map.len() == 3, "weight {} with {} entries", e.weight, e.map.len());
-        assert_eq!(e.weight, e.map.values().map(|v| v.weight).sum::<usize>());
-        drop(e);
-        cache.insert(cache.generation(), 1000, "x".repeat(11));
-        assert_eq!(cache.get(&1000), None, "an entry over the whole budget is not stored");
     }
 }
