@@ -6,8 +6,9 @@
 //! stored run error or a trace entry.
 //!
 //! The provider row and the vault's ciphertext come through the store's cache (an update is
-//! seen by the next run). The decrypted key is not cached: decrypting takes microseconds, and a
-//! long-lived cache of plaintext keys would keep every tenant's key in memory between runs.
+//! seen by the next run). The decrypted key is not cached: opening it is cheap and does no I/O,
+//! a long-lived cache of plaintext keys would keep every tenant's key in memory between runs,
+//! and each opening re-adds the key to the log redactor's bounded registry.
 
 use std::sync::Arc;
 
