@@ -3,8 +3,9 @@
 //!
 //! Both backends run the same portable SQL through `sqlx::Any` (`$1` placeholders, `TEXT` and
 //! `BIGINT` columns, timestamps as epoch milliseconds, JSON as text). The only per-backend code
-//! is connecting and the migration folder, in this file. Nothing above this crate knows which
-//! database it talks to, and this crate knows nothing of HTTP.
+//! is connecting and the migration folder, in this file, and the read cache's invalidation
+//! across replicas (`pg_notify` and its listener, `cache.rs`). Nothing above this crate knows
+//! which database it talks to, and this crate knows nothing of HTTP.
 
 mod accounts;
 mod agents;
