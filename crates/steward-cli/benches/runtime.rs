@@ -13,11 +13,11 @@
 //!
 //! `cargo bench -p steward-cli --bench runtime`. Knobs: `BENCH_SECS=5`, `BENCH_LEVELS=1,8,32,64`,
 //! `BENCH_SCENARIOS=sessions,messages`, `BENCH_STREAMS=1000,10000` (`0` for none),
+//! `BENCH_LOG=sqlx::query=debug` (the server's log filter: count statements per run),
 //! `BENCH_BACKEND=sqlite|postgres` (PostgreSQL: a fresh schema in the database named by
 //! `STEWARD_TEST_DATABASE_URL`, e.g. `postgres://postgres@127.0.0.1:5432/test`, dropped afterwards).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -25,18 +25,8 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use steward_test_support::fake_model::InstantModel;
-
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use steward_test_support::measure::{percentile, rss_kib};
+use steward_test_support::serve::{self, Served as Server, create_session};
 
 fn start_server(data: &std::path::Path, database: Option<&str>) -> Server {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_steward"));
@@ -44,42 +34,16 @@ fn start_server(data: &std::path::Path, database: Option<&str>) -> Server {
     if let Some(url) = database {
         cmd.args(["--database-url", url]);
     }
-    let mut child = cmd.env("STEWARD_LOG", "warn").stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("start steward");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().expect("a first line").expect("readable");
-    let url = first.trim_start_matches("steward listening on ").split_whitespace().next().unwrap().to_owned();
-    std::thread::spawn(move || for _ in lines {});
-    Server { child, url }
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()).unwrap_or(0)
-}
-
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+    // `BENCH_LOG=sqlx::query=debug` logs every statement the server runs (to count them per run).
+    let log = std::env::var("BENCH_LOG").unwrap_or_else(|_| "warn".into());
+    cmd.env("STEWARD_LOG", log).stderr(Stdio::inherit());
+    serve::start(cmd, Duration::from_secs(60)).expect("start steward")
 }
 
 /// One run: POST a session, follow its stream to `agent_finish`. Returns (total, first event).
 async fn one_run(http: &reqwest::Client, url: &str, key: &str, agent: &str) -> Option<(Duration, Duration)> {
     let t0 = Instant::now();
-    let res = http
-        .post(format!("{url}/v1/sessions"))
-        .bearer_auth(key)
-        .json(&json!({"agent_id": agent, "input": [{"role": "user", "content": "time?"}]}))
-        .send()
-        .await
-        .ok()?;
-    if res.status() != 201 {
-        eprintln!("POST /v1/sessions → {}", res.status());
-        return None;
-    }
-    let session: Value = res.json().await.ok()?;
-    let sid = session["id"].as_str()?;
+    let sid = create_session(http, url, key, agent, "time?").await.map_err(|e| eprintln!("{e}")).ok()?;
     let stream = http.get(format!("{url}/v1/sessions/{sid}/stream")).bearer_auth(key).send().await.ok()?;
     let mut body = stream.bytes_stream();
     let mut first = None;
@@ -189,7 +153,7 @@ async fn level(http: &reqwest::Client, url: &str, key: &str, agent: &str, scenar
     let rate = all.len() as f64 / elapsed;
     let name = if scenario == Scenario::Sessions { "sessions" } else { "messages" };
     let first = if scenario == Scenario::Sessions {
-        format!("  first event p50 {:>6.2} ms  p99 {:>6.2} ms", pct(&first, 0.5), pct(&first, 0.99))
+        format!("  first event p50 {:>6.2} ms  p99 {:>6.2} ms", percentile(&first, 0.5), percentile(&first, 0.99))
     } else {
         String::new()
     };
@@ -197,8 +161,8 @@ async fn level(http: &reqwest::Client, url: &str, key: &str, agent: &str, scenar
         "{name} c={concurrency:>2}: {rate:>7.1} runs/s = {:.4} × /health  ({} runs, {failed} failed)  latency p50 {:>7.2} ms  p99 {:>7.2} ms{first}",
         rate / health,
         all.len(),
-        pct(&total, 0.5),
-        pct(&total, 0.99),
+        percentile(&total, 0.5),
+        percentile(&total, 0.99),
     );
 }
 
@@ -275,13 +239,8 @@ async fn main() {
     let database = schema.as_ref().map(|s| s.url().to_owned());
     let model = InstantModel::start().await;
     let server = start_server(&data, database.as_deref());
-    let mut admin = Command::new(env!("CARGO_BIN_EXE_steward"));
-    admin.args(["admin", "create-account", "--email", "bench@example.com", "--json", "--data-dir"]).arg(&data);
-    if let Some(url) = &database {
-        admin.args(["--database-url", url]);
-    }
-    let out = admin.output().unwrap();
-    let key = serde_json::from_slice::<Value>(&out.stdout).unwrap()["api_key"].as_str().unwrap().to_owned();
+    let steward = Command::new(env!("CARGO_BIN_EXE_steward"));
+    let key = serve::bootstrap_account(steward, "bench@example.com", Some(&data), database.as_deref()).api_key;
     let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
     let res = http
         .post(format!("{}/v1/providers", server.url))

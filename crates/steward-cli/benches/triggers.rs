@@ -26,6 +26,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::{Value, json};
 use steward_core::signing::steward_signature as sign;
 use steward_test_support::fake_model::InstantModel as FakeModel;
+use steward_test_support::measure::{percentile, rss_kib};
 use steward_test_support::serve::{self, Served as Server};
 use tokio::task::JoinSet;
 
@@ -57,18 +58,6 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()).unwrap_or(0)
-}
-
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 fn now_ms() -> i64 {
@@ -129,12 +118,8 @@ impl Bench {
         let model = FakeModel::start().await;
         let data = TempDir::new(tag);
         let server = start_server(&data.0);
-        let out = Command::new(env!("CARGO_BIN_EXE_steward"))
-            .args(["admin", "create-account", "--email", "bench@example.com", "--json", "--data-dir"])
-            .arg(&data.0)
-            .output()
-            .unwrap();
-        let key = serde_json::from_slice::<Value>(&out.stdout).unwrap()["api_key"].as_str().unwrap().to_owned();
+        let steward = Command::new(env!("CARGO_BIN_EXE_steward"));
+        let key = serve::bootstrap_account(steward, "bench@example.com", Some(&data.0), None).api_key;
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(SENDERS.max(CREATORS))
             .tcp_nodelay(true)
@@ -264,8 +249,8 @@ fn report_webhooks(all: &[Sample], elapsed: f64, runs: u64) {
         "webhooks, {SENDERS} senders, {elapsed:.1} s: {:>8.1} deliveries/s answered 202 (target ≥ 10,000/s); first 2 s: {:.1}/s; latency p50 {:.2} ms, p99 {:.2} ms; {} accepted; not 202: {refused_text}",
         accepted.len() as f64 / elapsed,
         first_2s as f64 / 2.0,
-        pct(&latency, 0.5),
-        pct(&latency, 0.99),
+        percentile(&latency, 0.5),
+        percentile(&latency, 0.99),
         accepted.len(),
     );
     let seconds = elapsed.ceil() as usize;
@@ -379,8 +364,8 @@ async fn every_second(b: &Bench, others: usize, prefix: &str, secs: i64) {
         "every-second schedules ({EVERY_SECOND}, {others} other schedules), {secs} s: {} fires, lateness min {:.0} ms, p50 {:.0} ms, p99 {:.0} ms (target ≤ 50 ms), max {:.0} ms; missing {missing}, doubled {doubled}, not started {not_started}",
         late.len(),
         late.first().copied().unwrap_or(f64::NAN),
-        pct(&late, 0.5),
-        pct(&late, 0.99),
+        percentile(&late, 0.5),
+        percentile(&late, 0.99),
         late.last().copied().unwrap_or(f64::NAN),
     );
     if let Some(e) = first_error {

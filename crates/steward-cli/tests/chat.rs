@@ -292,8 +292,7 @@ fn the_concierge_calls_a_tool_then_answers_and_a_second_turn_continues_the_sessi
     let _ = rustls::crypto::ring::default_provider().install_default();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let server = Server::start();
-    let account = server.create_account("alice@example.com");
-    let key = account["api_key"].as_str().unwrap();
+    let key = &server.create_account("alice@example.com").api_key;
     // First turn: call list_sandboxes, then answer; the second turn answers from the history.
     let model = rt.block_on(FakeModel::start(|body, _| {
         let messages = body["messages"].as_array().map_or(0, Vec::len);
@@ -328,8 +327,7 @@ fn the_concierge_calls_a_tool_then_answers_and_a_second_turn_continues_the_sessi
 #[test]
 fn without_a_model_provider_chat_fails_and_says_how_to_configure_one() {
     let server = Server::start();
-    let account = server.create_account("alice@example.com");
-    let key = account["api_key"].as_str().unwrap();
+    let key = &server.create_account("alice@example.com").api_key;
     let proj = TempDir::new("proj");
     let run = server.client(Some(key), proj.path()).run(&["chat", "-m", "hello"]).fails();
     assert!(run.stderr.starts_with("error: ") && run.stderr.contains("provider"), "{}", run.stderr);

@@ -14,8 +14,7 @@ use support::{Server, TempDir, finish};
 /// A server, an account's API key, and a project directory.
 fn bootstrap() -> (Server, String, TempDir) {
     let server = Server::start();
-    let account = server.create_account("alice@example.com");
-    let key = account["api_key"].as_str().unwrap().to_owned();
+    let key = server.create_account("alice@example.com").api_key;
     (server, key, TempDir::new("proj"))
 }
 

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use steward_test_support::fake_oauth::{FakeOAuth, FakeOAuthConfig, follow_authorize};
-use steward_test_support::serve::{self, Served};
-use support::{Run, TempDir, finish, hermetic};
+use steward_test_support::serve::{Served, bootstrap_account};
+use support::{Run, TempDir, finish, hermetic, serve_in};
 
 const BIN: &str = env!("CARGO_BIN_EXE_steward");
 /// The server's public URL: what a reverse proxy in front of it would answer to. The test maps
@@ -32,7 +32,8 @@ struct World {
     rt: tokio::runtime::Runtime,
     fake: FakeOAuth,
     url: String,
-    data: TempDir,
+    /// The server's data dir, removed after the server is killed.
+    _data: TempDir,
     home: TempDir,
     key: String,
 }
@@ -64,34 +65,14 @@ impl World {
         let config = home.path().join("steward.toml");
         std::fs::write(&config, toml).unwrap();
 
-        let log = std::fs::File::create(home.path().join("server.log")).unwrap();
-        let mut cmd = Command::new(BIN);
-        hermetic(&mut cmd, home.path());
-        cmd.arg("serve")
-            .arg("--data-dir")
-            .arg(data.path())
-            .args(["--listen", "127.0.0.1:0", "--public-url", PUBLIC_URL])
-            .arg("--config")
-            .arg(&config)
-            .arg("--integrations-dir")
-            .arg(&apps)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log);
-        let server = serve::start(cmd, WAIT).unwrap_or_else(|e| {
-            panic!(
-                "steward serve did not start ({e}); its log:\n{}",
-                std::fs::read_to_string(home.path().join("server.log")).unwrap_or_default()
-            )
+        let server = serve_in(data.path(), home.path(), WAIT, |cmd| {
+            cmd.args(["--public-url", PUBLIC_URL]).arg("--config").arg(&config).arg("--integrations-dir").arg(&apps);
         });
 
-        let mut world = World { url: server.url.clone(), _server: server, rt, fake, data, home, key: String::new() };
         let mut admin = Command::new(BIN);
-        hermetic(&mut admin, world.home.path());
-        admin.args(["admin", "create-account", "--email", "alice@example.com", "--json", "--data-dir"]).arg(world.data.path());
-        admin.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        world.key = finish(admin.spawn().unwrap()).ok().json()["api_key"].as_str().unwrap().to_owned();
-        world
+        hermetic(&mut admin, home.path());
+        let key = bootstrap_account(admin, "alice@example.com", Some(data.path()), None).api_key;
+        World { url: server.url.clone(), _server: server, rt, fake, _data: data, home, key }
     }
 
     fn command(&self, args: &[&str]) -> Command {

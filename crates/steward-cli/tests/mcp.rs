@@ -14,44 +14,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
+use steward_test_support::management::{MUTATING_TOOLS, READ_TOOLS};
 use steward_test_support::peers;
 use support::{Server, TempDir, finish, hermetic};
 
 const BIN: &str = env!("CARGO_BIN_EXE_steward");
-
-/// §5's catalog.
-const READ_TOOLS: [&str; 13] = [
-    "list_sandboxes",
-    "list_sources",
-    "get_source",
-    "list_agents",
-    "get_agent",
-    "list_triggers",
-    "list_runs",
-    "get_run_trace",
-    "list_apps",
-    "list_trigger_components",
-    "list_connected_accounts",
-    "list_api_keys",
-    "list_agent_tools",
-];
-const MUTATING_TOOLS: [&str; 15] = [
-    "provision_source",
-    "update_source",
-    "create_agent",
-    "update_agent_prompt",
-    "update_agent_tools",
-    "update_agent_model_settings",
-    "update_agent_tool_sources",
-    "test_agent",
-    "create_trigger",
-    "update_trigger",
-    "pause_trigger",
-    "resume_trigger",
-    "start_integration_connect",
-    "mint_agent_invoke_key",
-    "mint_agent_delegate_key",
-];
 
 fn client_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/mcp_client.py")
@@ -142,15 +109,14 @@ struct World {
 fn world() -> World {
     let server = Server::start();
     let alice = server.create_account("alice@example.com");
-    let sandbox = alice["sandbox_id"].as_str().unwrap().to_owned();
-    let owner_key = alice["api_key"].as_str().unwrap().to_owned();
+    let (sandbox, owner_key) = (alice.sandbox_id, alice.api_key);
     let mut keys = Vec::new();
     for (email, role) in [("carol@example.com", "editor"), ("bob@example.com", "viewer")] {
         let account = server.create_account(email);
         let url = format!("{}/v1/sandboxes/{sandbox}/grants", server.url);
         let (status, body) = rest("POST", &url, &owner_key, &sandbox, Some(json!({"email": email, "role": role})));
         assert!(status < 300, "grant {role} to {email}: {status} {body}");
-        keys.push(account["api_key"].as_str().unwrap().to_owned());
+        keys.push(account.api_key);
     }
     let viewer = Caller { key: keys.pop().unwrap(), sandbox: sandbox.clone() };
     let editor = Caller { key: keys.pop().unwrap(), sandbox: sandbox.clone() };
@@ -249,8 +215,7 @@ fn a_viewer_gets_the_13_read_tools_and_cannot_change_anything() {
 #[test]
 fn steward_mcp_without_a_credential_or_a_usable_sandbox_fails_before_serving() {
     let server = Server::start();
-    let account = server.create_account("alice@example.com");
-    let key = account["api_key"].as_str().unwrap();
+    let key = &server.create_account("alice@example.com").api_key;
     let dir = TempDir::new("mcp");
 
     let run = server.client(None, dir.path()).run(&["mcp"]).fails();

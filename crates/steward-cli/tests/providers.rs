@@ -21,8 +21,7 @@ const KEY: &str = "sk-ant-planted-4f1c9e07b2d8";
 /// A server, an account's API key, and a project directory.
 fn bootstrap() -> (Server, String, TempDir) {
     let server = Server::start();
-    let account = server.create_account("alice@example.com");
-    let key = account["api_key"].as_str().unwrap().to_owned();
+    let key = server.create_account("alice@example.com").api_key;
     (server, key, TempDir::new("proj"))
 }
 
@@ -271,10 +270,10 @@ fn deleting_a_provider_asks_first_and_keeps_its_key_for_a_re_add() {
 fn an_editor_is_told_which_vault_was_left_when_it_cannot_be_deleted_again() {
     let server = Server::start();
     let alice = server.create_account("alice@example.com");
-    let (key, sandbox) = (alice["api_key"].as_str().unwrap(), alice["sandbox_id"].as_str().unwrap());
+    let (key, sandbox) = (alice.api_key.as_str(), alice.sandbox_id.as_str());
     let proj = TempDir::new("proj");
     let cli = server.client(Some(key), proj.path());
-    let bob = server.create_account("bob@example.com")["api_key"].as_str().unwrap().to_owned();
+    let bob = server.create_account("bob@example.com").api_key;
     cli.run(&["grant", "add", "--email", "bob@example.com", "--role", "editor"]).ok();
     cli.run(&["provider", "add", "dup", "--kind", "openai", "--model", "gpt-5"]).ok();
 

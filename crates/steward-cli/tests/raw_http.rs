@@ -68,7 +68,7 @@ fn post(path: &str, key: &str, content_type: &str, body: &[u8]) -> Vec<u8> {
 fn library_refusals_are_json_errors() {
     let server = Server::start();
     let acct = server.create_account("wire@example.com");
-    let (key, sandbox) = (acct["api_key"].as_str().unwrap(), acct["sandbox_id"].as_str().unwrap());
+    let (key, sandbox) = (acct.api_key.as_str(), acct.sandbox_id.as_str());
 
     // A path segment that percent-decodes to invalid UTF-8 (axum's Path extractor).
     let v = send(&server, &get(b"/v1/agents/%FF", key)).json_error(400);
@@ -94,8 +94,7 @@ fn library_refusals_are_json_errors() {
 #[test]
 fn parser_refusals_are_json_too() {
     let server = Server::start();
-    let acct = server.create_account("parser@example.com");
-    let key = acct["api_key"].as_str().unwrap();
+    let key = &server.create_account("parser@example.com").api_key;
 
     let v = send(&server, &get(b"/v1/agents/\xFF", key)).json_error(400);
     assert!(v["error"]["message"].as_str().unwrap().contains("percent-encode"), "a raw 0xFF byte in the path: {v}");

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use steward_test_support::peers;
+use steward_test_support::serve::wait_within;
 use support::{Server, TempDir};
 
 /// Bounds the whole run (both passes) so the suite stays well under 3 minutes on 2 cores.
@@ -44,7 +45,8 @@ fn pass(python: &str, server: &Server, key: &str, filter: [&str; 2], max_example
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let child = cmd.spawn().expect("start schemathesis");
-    let out = wait(child, deadline);
+    let out = wait_within(child, deadline.saturating_duration_since(Instant::now()))
+        .unwrap_or_else(|| panic!("schemathesis ran past the {DEADLINE:?} budget; lower --max-examples"));
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(
         !text.contains("No module named schemathesis"),
@@ -56,32 +58,6 @@ fn pass(python: &str, server: &Server, key: &str, filter: [&str; 2], max_example
     assert!(out.status.success() && report["failures"].as_array().is_some_and(Vec::is_empty), "schemathesis found failures:\n{text}");
     assert!(report["errors"].as_array().is_some_and(Vec::is_empty), "schemathesis errored:\n{summary}");
     report
-}
-
-fn wait(mut child: std::process::Child, deadline: Instant) -> std::process::Output {
-    let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
-    let read_out = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        std::io::Read::read_to_end(&mut out, &mut v).ok();
-        v
-    });
-    let read_err = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        std::io::Read::read_to_end(&mut err, &mut v).ok();
-        v
-    });
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("schemathesis ran past the {DEADLINE:?} budget; lower --max-examples");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    std::process::Output { status, stdout: read_out.join().unwrap(), stderr: read_err.join().unwrap() }
 }
 
 fn counts(report: &Value) -> (u64, u64) {
@@ -97,10 +73,8 @@ fn the_served_openapi_document_tells_the_truth() {
     let fuzz = server.create_account("fuzz@example.com");
     let destroy = server.create_account("destroy@example.com");
     let reports = TempDir::new("schemathesis");
-    let main =
-        pass(&python, &server, fuzz["api_key"].as_str().unwrap(), ["--exclude-path-regex", DESTRUCTIVE], 15, reports.path(), deadline);
-    let destructive =
-        pass(&python, &server, destroy["api_key"].as_str().unwrap(), ["--include-path-regex", DESTRUCTIVE], 15, reports.path(), deadline);
+    let main = pass(&python, &server, &fuzz.api_key, ["--exclude-path-regex", DESTRUCTIVE], 15, reports.path(), deadline);
+    let destructive = pass(&python, &server, &destroy.api_key, ["--include-path-regex", DESTRUCTIVE], 15, reports.path(), deadline);
     let ((ops1, cases1), (ops2, cases2)) = (counts(&main), counts(&destructive));
     assert!(ops1 >= 130, "only {ops1} operations were fuzzed; is the document complete?");
     assert_eq!(ops2, 6, "the destructive pass should fuzz exactly the 6 destructive operations");

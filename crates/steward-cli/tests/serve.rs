@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use steward_test_support::fake_model::{FakeModel, Reply};
 use steward_test_support::postgres::PgSchema;
-use steward_test_support::serve::{self, Served as Server};
+use steward_test_support::serve::{self, Account, Served as Server, bootstrap_account, create_session};
+use steward_test_support::sse::{self, SseDecoder, SseFrame};
 
 const BIN: &str = env!("CARGO_BIN_EXE_steward");
 
@@ -37,6 +38,26 @@ fn steward(home: &Path) -> Command {
 fn start(mut cmd: Command) -> Result<Server, String> {
     cmd.arg("--listen").arg("127.0.0.1:0").stderr(Stdio::piped());
     serve::start(cmd, Duration::from_secs(60))
+}
+
+/// The master key every replica of a PostgreSQL test shares.
+const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+/// A replica on the PostgreSQL database `url` with its own data dir `home/dir`, the shared
+/// master key, and the `extra` flags of its `serve`.
+fn replica(home: &Path, url: &str, dir: &str, extra: &[&str]) -> Server {
+    let mut c = steward(home);
+    c.args(["serve", "--database-url", url]).args(extra).arg("--data-dir").arg(home.join(dir)).env("STEWARD_MASTER_KEY", MASTER_KEY);
+    start(c).unwrap()
+}
+
+/// The operator's account, bootstrapped on the data dir `data` and/or the database `url`.
+fn ops_account(home: &Path, data: Option<&Path>, url: Option<&str>) -> Account {
+    bootstrap_account(steward(home), "ops@example.com", data, url)
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
 }
 
 #[test]
@@ -93,29 +114,20 @@ async fn two_replicas_share_one_postgres_database() {
     let Some((_schema, url)) = pg_schema_url().await else { return };
     let _ = rustls::crypto::ring::default_provider().install_default();
     let home = temp_dir();
-    let master = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-    let replica = |dir: &str| {
-        let mut c = steward(&home);
-        c.args(["serve", "--database-url", &url, "--data-dir"]).arg(home.join(dir)).env("STEWARD_MASTER_KEY", master);
-        start(c).unwrap()
-    };
-    let a = replica("a");
-    let b = replica("b");
+    let a = replica(&home, &url, "a", &[]);
+    let b = replica(&home, &url, "b", &[]);
     assert!(a.first_line.contains("PostgreSQL"), "{}", a.first_line);
 
-    let out =
-        steward(&home).args(["admin", "create-account", "--email", "ops@example.com", "--database-url", &url, "--json"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let key = created["api_key"].as_str().unwrap();
+    let created = ops_account(&home, None, Some(&url));
+    let key = created.api_key.as_str();
     assert!(key.starts_with("stw_"));
 
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let http = http();
     let body = serde_json::json!({"name": "support", "model": {"provider_id": "anthropic", "name": "claude-sonnet-4-6"}});
     let res = http.post(format!("{}/v1/agents", a.url)).bearer_auth(key).json(&body).send().await.unwrap();
     assert_eq!(res.status(), 201);
     let agent: serde_json::Value = res.json().await.unwrap();
-    assert_eq!(agent["sandbox_id"], created["sandbox_id"]);
+    assert_eq!(agent["sandbox_id"], created.sandbox_id.as_str());
     // Replica B sees what A wrote.
     let res = http.get(format!("{}/v1/agents/{}", b.url, agent["id"].as_str().unwrap())).bearer_auth(key).send().await.unwrap();
     assert_eq!(res.status(), 200);
@@ -176,22 +188,10 @@ async fn kill_9_during_a_run_then_restart_ends_the_run_as_interrupted() {
         start(c).unwrap()
     };
     let first = serve();
-    let out =
-        steward(&home).args(["admin", "create-account", "--email", "ops@example.com", "--json", "--data-dir"]).arg(&data).output().unwrap();
-    let key = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["api_key"].as_str().unwrap().to_owned();
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let key = ops_account(&home, Some(&data), None).api_key;
+    let http = http();
     let agent = provision(&http, &first.url, &key, &model_url).await;
-    let session: serde_json::Value = http
-        .post(format!("{}/v1/sessions", first.url))
-        .bearer_auth(&key)
-        .json(&serde_json::json!({"agent_id": agent, "input": [{"role": "user", "content": "go"}]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let sid = session["id"].as_str().unwrap().to_owned();
+    let sid = create_session(&http, &first.url, &key, &agent, "go").await.unwrap();
     let mut before = Vec::new();
     for _ in 0..400 {
         before = events(&http, &first.url, &key, &sid).await;
@@ -219,15 +219,7 @@ async fn kill_9_during_a_run_then_restart_ends_the_run_as_interrupted() {
     // A client resuming from the last event it saw before the crash gets the terminal event.
     let resume = before.last().unwrap()["id"].as_str().unwrap();
     let res = http.get(format!("{}/v1/sessions/{sid}/stream?after={resume}", second.url)).bearer_auth(&key).send().await.unwrap();
-    let mut body = res.bytes_stream();
-    let mut text = String::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !text.contains("event: agent_error") && tokio::time::Instant::now() < deadline {
-        tokio::select! {
-            c = body.next() => match c { Some(Ok(c)) => text.push_str(&String::from_utf8_lossy(&c)), _ => break },
-            _ = tokio::time::sleep_until(deadline) => break,
-        }
-    }
+    let text = sse::read_until(res, Duration::from_secs(10), |t| t.contains("event: agent_error")).await;
     assert!(text.contains("event: agent_error"), "{text}");
     let second_out = second.drain();
     assert!(second_out.contains("recovered an interrupted run"), "the restart should log the recovery: {second_out}");
@@ -243,44 +235,19 @@ async fn a_client_on_replica_b_follows_a_run_executing_on_replica_a() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let (model_url, _model) = slow_model(60, Duration::from_millis(10)).await;
     let home = temp_dir();
-    let master = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-    let replica = |dir: &str| {
-        let mut c = steward(&home);
-        c.args(["serve", "--database-url", &url, "--data-dir"]).arg(home.join(dir)).env("STEWARD_MASTER_KEY", master);
-        start(c).unwrap()
-    };
-    let a = replica("a");
-    let b = replica("b");
-    let out =
-        steward(&home).args(["admin", "create-account", "--email", "ops@example.com", "--database-url", &url, "--json"]).output().unwrap();
-    let key = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["api_key"].as_str().unwrap().to_owned();
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let a = replica(&home, &url, "a", &[]);
+    let b = replica(&home, &url, "b", &[]);
+    let key = ops_account(&home, None, Some(&url)).api_key;
+    let http = http();
     let agent = provision(&http, &a.url, &key, &model_url).await;
-    let session: serde_json::Value = http
-        .post(format!("{}/v1/sessions", a.url))
-        .bearer_auth(&key)
-        .json(&serde_json::json!({"agent_id": agent, "input": [{"role": "user", "content": "go"}]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let sid = session["id"].as_str().unwrap();
+    let sid = create_session(&http, &a.url, &key, &agent, "go").await.unwrap();
     let res = http.get(format!("{}/v1/sessions/{sid}/stream", b.url)).bearer_auth(&key).send().await.unwrap();
     assert_eq!(res.status(), 200);
-    let mut body = res.bytes_stream();
-    let mut text = String::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !text.contains("event: agent_finish") && tokio::time::Instant::now() < deadline {
-        tokio::select! {
-            c = body.next() => match c { Some(Ok(c)) => text.push_str(&String::from_utf8_lossy(&c)), _ => break },
-            _ = tokio::time::sleep_until(deadline) => break,
-        }
-    }
+    let text = sse::read_until(res, Duration::from_secs(30), |t| t.contains("event: agent_finish")).await;
     assert!(text.contains("event: agent_finish"), "replica B never saw the end: {text}");
-    let ids: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("id: ")).collect();
-    let log = events(&http, &a.url, &key, sid).await;
+    let frames = sse::parse_frames(&text);
+    let ids: Vec<&str> = frames.iter().filter_map(|f| f.id.as_deref()).collect();
+    let log = events(&http, &a.url, &key, &sid).await;
     let log_ids: Vec<&str> = log.iter().map(|e| e["id"].as_str().unwrap()).collect();
     assert_eq!(ids, log_ids, "the stream on B equals the log written on A");
     drop((a, b));
@@ -295,17 +262,9 @@ async fn three_replicas_fire_each_due_time_exactly_once() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let (model_url, _model) = slow_model(1, Duration::from_millis(1)).await;
     let home = temp_dir();
-    let master = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-    let replica = |dir: &str| {
-        let mut c = steward(&home);
-        c.args(["serve", "--database-url", &url, "--data-dir"]).arg(home.join(dir)).env("STEWARD_MASTER_KEY", master);
-        start(c).unwrap()
-    };
-    let replicas = [replica("a"), replica("b"), replica("c")];
-    let out =
-        steward(&home).args(["admin", "create-account", "--email", "ops@example.com", "--database-url", &url, "--json"]).output().unwrap();
-    let key = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["api_key"].as_str().unwrap().to_owned();
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let replicas = ["a", "b", "c"].map(|dir| replica(&home, &url, dir, &[]));
+    let key = ops_account(&home, None, Some(&url)).api_key;
+    let http = http();
     let a = &replicas[0].url;
     let agent = provision(&http, a, &key, &model_url).await;
     let schedule: serde_json::Value = http
@@ -346,14 +305,10 @@ async fn three_replicas_fire_each_due_time_exactly_once() {
 /// One SSE frame a client received: `(id, type, data)`.
 type Seen = (String, String, serde_json::Value);
 
-fn parse_frames(text: &str) -> Vec<Seen> {
-    text.split("\n\n")
-        .filter_map(|frame| {
-            let field = |name: &str| frame.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim_start().to_owned());
-            let data = serde_json::from_str(&field("data:")?).ok()?;
-            Some((field("id:")?, field("event:")?, data))
-        })
-        .collect()
+/// A frame with an id, a type and JSON data, as [`Seen`]; `None` for anything else.
+fn as_seen(frame: SseFrame) -> Option<Seen> {
+    let data = frame.json()?;
+    Some((frame.id?, frame.event?, data))
 }
 
 /// Many runs streaming at once keep the group-commit writer busy; `kill -9` lands in the middle
@@ -374,14 +329,8 @@ async fn kill_9_mid_group_commit(database: Option<&str>) {
         start(c).unwrap()
     };
     let first = serve();
-    let mut admin = steward(&home);
-    admin.args(["admin", "create-account", "--email", "ops@example.com", "--json", "--data-dir"]).arg(&data);
-    if let Some(url) = database {
-        admin.args(["--database-url", url]);
-    }
-    let out = admin.output().unwrap();
-    let key = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["api_key"].as_str().unwrap().to_owned();
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let key = ops_account(&home, Some(&data), database).api_key;
+    let http = http();
     let agent = provision(&http, &first.url, &key, &model_url).await;
     const RUNS: usize = 16;
     // Per session: its id and the frames its client received.
@@ -391,17 +340,7 @@ async fn kill_9_mid_group_commit(database: Option<&str>) {
     for _ in 0..RUNS {
         let (http, url, key, agent, seen) = (http.clone(), first.url.clone(), key.clone(), agent.clone(), seen.clone());
         clients.push(tokio::spawn(async move {
-            let session: serde_json::Value = http
-                .post(format!("{url}/v1/sessions"))
-                .bearer_auth(&key)
-                .json(&serde_json::json!({"agent_id": agent, "input": [{"role": "user", "content": "go"}]}))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let sid = session["id"].as_str().unwrap().to_owned();
+            let sid = create_session(&http, &url, &key, &agent, "go").await.unwrap();
             let slot = {
                 let mut seen = seen.lock().unwrap();
                 seen.push((sid.clone(), Vec::new()));
@@ -409,13 +348,10 @@ async fn kill_9_mid_group_commit(database: Option<&str>) {
             };
             let Ok(res) = http.get(format!("{url}/v1/sessions/{sid}/stream")).bearer_auth(&key).send().await else { return };
             let mut body = res.bytes_stream();
-            let mut text = String::new();
+            let mut frames = SseDecoder::default();
             // Frames are recorded as they arrive, until the connection dies with the server.
             while let Some(Ok(chunk)) = body.next().await {
-                text.push_str(&String::from_utf8_lossy(&chunk));
-                let complete = text.rfind("\n\n").map(|i| i + 2).unwrap_or(0);
-                seen.lock().unwrap()[slot].1.extend(parse_frames(&text[..complete]));
-                text.drain(..complete);
+                seen.lock().unwrap()[slot].1.extend(frames.push(&chunk).into_iter().filter_map(as_seen));
             }
         }));
     }

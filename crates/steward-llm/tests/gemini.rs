@@ -2,12 +2,14 @@
 //! function calls cut at awkward byte boundaries, the request body it sends, stop reasons,
 //! error bodies, retries, broken and silent streams, and cancellation.
 
+mod common;
 mod gemini_fake;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
+use common::{LIMIT, drain};
 use futures::StreamExt;
 use gemini_fake::{End, Fake, KEY, Reply};
 use serde_json::{Value, json};
@@ -17,7 +19,6 @@ use steward_llm::{
 };
 
 /// No test waits longer than this for anything.
-const LIMIT: Duration = Duration::from_secs(30);
 const MODEL: &str = "gemini-2.5-flash";
 
 fn client(fake: &Fake, idle: Duration) -> Arc<dyn ModelClient> {
@@ -50,23 +51,6 @@ fn request(text: &str) -> ModelRequest {
 
 async fn start(client: &dyn ModelClient, request: &ModelRequest) -> Result<EventStream, LlmError> {
     tokio::time::timeout(LIMIT, client.stream(request)).await.expect("the call did not return in time")
-}
-
-/// Every item of a stream up to its end, and the error that ended it, if any. Checks that
-/// nothing follows an error.
-async fn drain(mut stream: EventStream) -> (Vec<StreamEvent>, Option<LlmError>) {
-    let mut events = Vec::new();
-    loop {
-        match tokio::time::timeout(LIMIT, stream.next()).await.expect("the stream hung") {
-            None => return (events, None),
-            Some(Ok(event)) => events.push(event),
-            Some(Err(e)) => {
-                let after = tokio::time::timeout(LIMIT, stream.next()).await.expect("the stream hung after an error");
-                assert!(after.is_none(), "the stream went on after {e:?}: {after:?}");
-                return (events, Some(e));
-            }
-        }
-    }
 }
 
 async fn run(client: &dyn ModelClient, request: &ModelRequest) -> (Vec<StreamEvent>, Option<LlmError>) {

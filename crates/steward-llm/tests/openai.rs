@@ -2,10 +2,12 @@
 //! streamed text and tool calls cut at awkward byte boundaries, the request it sends, stop
 //! reasons, error statuses and retries, broken, garbled and silent streams, and cancellation.
 
+mod common;
 mod openai_fake;
 
 use std::time::{Duration, Instant};
 
+use common::{LIMIT, drain};
 use futures::StreamExt;
 use openai_fake::{End, Fake, Reply, chunk, cut_at, cut_every, sse_body, usage_chunk};
 use serde_json::{Value, json};
@@ -15,7 +17,6 @@ use steward_llm::{
 };
 
 const KEY: &str = "sk-test-9f8e7d6c";
-const LIMIT: Duration = Duration::from_secs(30);
 
 fn config(fake: &Fake, kind: ProviderKind, key: Option<&str>) -> ClientConfig {
     ClientConfig {
@@ -48,25 +49,9 @@ async fn start_stream(client: &dyn ModelClient, request: &ModelRequest) -> Resul
     tokio::time::timeout(LIMIT, client.stream(request)).await.expect("the call was not accepted or refused in time")
 }
 
-/// All events up to the end or the first error; checks that nothing follows an error.
-async fn collect(mut stream: EventStream) -> (Vec<StreamEvent>, Option<LlmError>) {
-    let mut events = Vec::new();
-    loop {
-        match tokio::time::timeout(LIMIT, stream.next()).await.expect("the stream hung") {
-            None => return (events, None),
-            Some(Ok(event)) => events.push(event),
-            Some(Err(e)) => {
-                let after = tokio::time::timeout(LIMIT, stream.next()).await.expect("the stream hung after its error");
-                assert!(after.is_none(), "the stream went on after {e:?}: {after:?}");
-                return (events, Some(e));
-            }
-        }
-    }
-}
-
 async fn run(client: &dyn ModelClient, request: &ModelRequest) -> (Vec<StreamEvent>, Option<LlmError>) {
     match start_stream(client, request).await {
-        Ok(stream) => collect(stream).await,
+        Ok(stream) => drain(stream).await,
         Err(e) => (vec![], Some(e)),
     }
 }
@@ -488,7 +473,7 @@ async fn silent_stream_times_out() {
 
     let stream = start_stream(client.as_ref(), &hello_request()).await.unwrap();
     let started = Instant::now();
-    let (events, error) = collect(stream).await;
+    let (events, error) = drain(stream).await;
 
     assert_eq!(events, vec![StreamEvent::TextDelta("thinking".into())]);
     assert!(matches!(error, Some(LlmError::Timeout(_))), "{error:?}");

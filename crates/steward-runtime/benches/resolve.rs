@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use steward_core::agent::{AgentConfig, ModelRef};
+use steward_core::agent::AgentConfig;
 use steward_core::clock::SystemClock;
 use steward_core::source::SourceConfig;
 use steward_core::tenancy::Email;
@@ -17,6 +17,7 @@ use steward_llm::{RetryPolicy, Timeouts};
 use steward_runtime::vault::VaultCipher;
 use steward_runtime::{Providers, Runtime, RuntimeConfig};
 use steward_store::Store;
+use steward_test_support::agent_config;
 
 #[tokio::main]
 async fn main() {
@@ -39,21 +40,7 @@ async fn main() {
         .unwrap();
         ids.push(store.create_source(&sandbox, c).await.unwrap().id.to_string());
     }
-    let config = AgentConfig {
-        name: "bench".into(),
-        description: String::new(),
-        model: ModelRef { provider_id: "p".into(), name: "m".into() },
-        system_prompt: String::new(),
-        tool_sources: ids,
-        tools: vec![],
-        max_turns: 5,
-        max_output_tokens: 100,
-        temperature: None,
-        environment_id: None,
-        skills: vec![],
-        memory_store_ids: vec![],
-        metadata: Default::default(),
-    };
+    let config = AgentConfig { tool_sources: ids, ..agent_config("bench", "p", "m") };
     let agent = store.create_agent(&sandbox, config.clone()).await.unwrap();
     let vault = VaultCipher::new([7; 32]);
     let providers = Providers::new(store.clone(), vault, Timeouts::default(), RetryPolicy::default());

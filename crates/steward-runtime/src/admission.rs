@@ -8,10 +8,12 @@
 //! The decision is reads only: the agent's own state (`steward_core::admission::check_agent`:
 //! a Concierge outside its endpoints, archived, paused, stopped, error, balance), then that its
 //! provider exists in its sandbox and offers its model (`Providers::offering`; the key is read
-//! when the run starts). Then `admit` writes through the store's existing transactions: a new
-//! session with its queued run (recording an idempotency claim in the same transaction), or a
-//! run added to a session, whose busy check is in the insert's transaction (so two concurrent
-//! turns cannot both pass). Writers that batch — the webhook delivery writer, the scheduler's
+//! when the run starts). Then `admit` hands the run to the store's run writer, which commits
+//! admissions together with other runs' writes (group commit): a new session with its first
+//! run (recording an idempotency claim in the same transaction) — created already claimed by
+//! this process when it has a free slot, and started at once, so a new session's run costs no
+//! claim transaction and no re-reads —, or a run added to a session, whose busy check is in the
+//! insert's transaction (so two concurrent turns cannot both pass). Writers that batch — the webhook delivery writer, the scheduler's
 //! fire transaction — call `check_admission` and then their own write.
 //!
 //! It never knows HTTP: the server maps a refusal to a status in one place.
@@ -21,10 +23,10 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 use steward_core::admission::{Refusal, check_agent};
 use steward_core::agent::Agent;
-use steward_core::session::{Run, Session};
-use steward_store::{IdempotencyClaim, NewSession, StoreError};
+use steward_core::session::{Run, RunStatus, Session};
+use steward_store::{IdempotencyClaim, NewRun, NewSession, RunTarget, StoreError};
 
-use crate::engine::Runtime;
+use crate::engine::{Prepared, Runtime};
 
 /// Where the work comes from. Only [`Origin::Concierge`] may start work for a Concierge agent;
 /// for the rest it is a label (logs) and what a refusal says.
@@ -132,7 +134,7 @@ impl Runtime {
         let store = self.store();
         let (session, run) = match a.scope {
             Scope::New { end_user, counterparty, metadata } => {
-                let new = NewSession {
+                let session = NewSession {
                     sandbox_id: a.agent.sandbox_id.clone(),
                     agent_id: a.agent.id.clone(),
                     agent_version: a.agent.version,
@@ -140,8 +142,20 @@ impl Runtime {
                     counterparty,
                     metadata,
                 };
-                let (session, run) = store.create_session_claimed(new, Some(a.input), a.claim).await?;
-                (session, run.expect("a session created with input has its first run"))
+                // With a free slot the run is created claimed by this process and starts at
+                // once; without one it waits `queued` for a worker, as a turn does.
+                let slot = self.free_slot();
+                let start_for = slot.as_ref().map(|_| self.node_id().to_owned());
+                let new = NewRun { target: RunTarget::New { session, start_for }, input: a.input.clone(), claim: a.claim.cloned() };
+                let (session, run) = store.admit_run(new).await?;
+                match slot {
+                    Some(slot) if run.status == RunStatus::Running => {
+                        let prepared = Prepared { session: session.clone(), agent: a.agent.clone() };
+                        self.start_claimed(run.clone(), slot, prepared);
+                    }
+                    _ => self.kick(&session.id),
+                }
+                return Ok(Admitted { session, run });
             }
             Scope::Turn(session) => {
                 debug_assert_eq!(session.agent_id, a.agent.id, "a turn is admitted for its session's agent");

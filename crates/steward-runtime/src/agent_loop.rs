@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::conversation::{parts_to_json, to_model_messages};
 use crate::ending::Ending;
+use crate::engine::Prepared;
 use crate::event_log::EventLog;
 use crate::providers::Providers;
 use crate::resolve::Resolution;
@@ -140,8 +141,9 @@ fn check(done: Result<steward_store::RunWritten, StoreError>) -> Result<(), Halt
     Ok(())
 }
 
-/// Runs `run` (already claimed, status `running`) to its end.
-pub(crate) async fn run(deps: &Deps<'_>, run: Run, cancel: CancellationToken) {
+/// Runs `run` (already claimed, status `running`) to its end; `prepared` is what its admission
+/// read already (a new session's first run).
+pub(crate) async fn run(deps: &Deps<'_>, run: Run, prepared: Option<Prepared>, cancel: CancellationToken) {
     let pending = RunWrite::new(run.session_id.clone(), run.id.clone());
     let mut ctx = Ctx {
         deps,
@@ -153,22 +155,29 @@ pub(crate) async fn run(deps: &Deps<'_>, run: Run, cancel: CancellationToken) {
         inflight: Vec::new(),
         history: Vec::new(),
     };
-    let result = drive(&mut ctx).await;
+    let result = drive(&mut ctx, prepared).await;
     finish(&mut ctx, result).await;
 }
 
-async fn drive(ctx: &mut Ctx<'_>) -> Result<String, Halt> {
+async fn drive(ctx: &mut Ctx<'_>, prepared: Option<Prepared>) -> Result<String, Halt> {
     let store = ctx.deps.store;
     ctx.event(RunEvent::Started { run_id: ctx.run.id.clone() });
     ctx.submit()?;
-    let session = store
-        .session(&ctx.run.session_id)
-        .await?
-        .ok_or(Halt::Failed { kind: "not_found".into(), message: "the session no longer exists".into() })?;
-    let agent = store
-        .agent(&ctx.run.agent_id)
-        .await?
-        .ok_or(Halt::Failed { kind: "not_found".into(), message: "the agent no longer exists".into() })?;
+    let first_of_new_session = prepared.is_some();
+    let (session, agent) = match prepared {
+        Some(p) => (p.session, p.agent),
+        None => {
+            let session = store
+                .session(&ctx.run.session_id)
+                .await?
+                .ok_or(Halt::Failed { kind: "not_found".into(), message: "the session no longer exists".into() })?;
+            let agent = store
+                .agent(&ctx.run.agent_id)
+                .await?
+                .ok_or(Halt::Failed { kind: "not_found".into(), message: "the agent no longer exists".into() })?;
+            (session, agent)
+        }
+    };
     match agent.state {
         AgentState::Stopped => return Err(Halt::Cancelled("the agent is stopped".into())),
         AgentState::Error => {
@@ -207,9 +216,11 @@ async fn drive(ctx: &mut Ctx<'_>) -> Result<String, Halt> {
     ctx.trace["tool_resolution"] = resolution.trace;
     ctx.store_trace();
 
-    // The conversation so far (earlier turns are committed: a session runs one run at a time),
-    // then this run's input joins it.
-    ctx.history = to_model_messages(&store.conversation(&ctx.run.session_id).await?);
+    // The conversation so far (earlier turns are committed: a session runs one run at a time;
+    // a new session's first run has none), then this run's input joins it.
+    if !first_of_new_session {
+        ctx.history = to_model_messages(&store.conversation(&ctx.run.session_id).await?);
+    }
     for item in ctx.run.input.as_array().cloned().unwrap_or_default() {
         let role = if item.get("role").and_then(Value::as_str) == Some("assistant") { Role::Assistant } else { Role::User };
         let text = item.get("content").and_then(Value::as_str).unwrap_or_default();

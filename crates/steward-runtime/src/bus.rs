@@ -81,6 +81,13 @@ impl EventBus {
         Some(f.recent.iter().filter(|e| e.seq > after).cloned().collect())
     }
 
+    /// Whether the kept window of `session` holds the terminal event of `run` (it ended).
+    pub fn saw_end_of(&self, session: &SessionId, run: &steward_core::ids::RunId) -> bool {
+        let map = self.sessions.lock().expect("event bus lock");
+        map.get(session)
+            .is_some_and(|f| f.recent.iter().any(|e| &e.run_id == run && steward_core::session::event_type::is_terminal(&e.kind)))
+    }
+
     /// Drops signals nobody listens to (called periodically).
     pub fn prune(&self) {
         self.sessions.lock().expect("event bus lock").retain(|_, f| f.signal.receiver_count() > 0);

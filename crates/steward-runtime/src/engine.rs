@@ -103,6 +103,14 @@ impl Default for RuntimeConfig {
     }
 }
 
+/// What the admission of a run that starts at once already read, so the run does not read it
+/// again: its new session (no earlier conversation) and its agent as admitted.
+#[derive(Debug, Clone)]
+pub(crate) struct Prepared {
+    pub session: steward_core::session::Session,
+    pub agent: steward_core::agent::Agent,
+}
+
 /// Handle to the runtime. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Runtime {
@@ -299,12 +307,48 @@ impl Runtime {
 
     /// Makes sure a worker drains the queued runs of `session` in this process.
     pub fn kick(&self, session: &SessionId) {
-        if self.inner.shutdown.is_cancelled() || !self.inner.workers.lock().expect("workers lock").insert(session.clone()) {
+        self.spawn_worker(session, None);
+    }
+
+    /// A slot to execute a run in now, if one is free (and the runtime takes work): the
+    /// admission of a new session then creates its run already claimed by this process.
+    pub(crate) fn free_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        if self.inner.shutdown.is_cancelled() {
+            return None;
+        }
+        self.inner.slots.clone().try_acquire_owned().ok()
+    }
+
+    /// Executes `run` — created `running` for this process in a new session, in `slot` — at
+    /// once, then drains the session's queued runs as [`Self::kick`] does.
+    pub(crate) fn start_claimed(&self, run: Run, slot: tokio::sync::OwnedSemaphorePermit, prepared: Prepared) {
+        let session = run.session_id.clone();
+        self.spawn_worker(&session, Some((run, slot, prepared)));
+    }
+
+    /// The node id this process claims runs as.
+    pub(crate) fn node_id(&self) -> &str {
+        &self.inner.config.node_id
+    }
+
+    fn spawn_worker(&self, session: &SessionId, first: Option<(Run, tokio::sync::OwnedSemaphorePermit, Prepared)>) {
+        if first.is_none() && self.inner.shutdown.is_cancelled() {
             return;
+        }
+        let exists = !self.inner.workers.lock().expect("workers lock").insert(session.clone());
+        if exists {
+            // A claimed run's session is new: no worker can exist for it yet.
+            debug_assert!(first.is_none(), "a claimed run's session has no worker");
+            if first.is_none() {
+                return;
+            }
         }
         let rt = self.clone();
         let session = session.clone();
         self.inner.tracker.spawn(async move {
+            if let Some((run, _slot, prepared)) = first {
+                rt.execute(run, Some(prepared)).await;
+            }
             loop {
                 // Wait for a slot before claiming, so a run that waits stays `queued`.
                 let Ok(_slot) = rt.inner.slots.clone().acquire_owned().await else { break };
@@ -313,7 +357,7 @@ impl Runtime {
                 }
                 let claimed = rt.inner.store.claim_next_run(&session, &rt.inner.config.node_id).await;
                 match claimed {
-                    Ok(Some(run)) => rt.execute(run).await,
+                    Ok(Some(run)) => rt.execute(run, None).await,
                     Ok(None) => break,
                     Err(e) => {
                         tracing::warn!(error = %e, session = %session, "cannot claim a run");
@@ -328,7 +372,7 @@ impl Runtime {
         });
     }
 
-    async fn execute(&self, run: Run) {
+    async fn execute(&self, run: Run, prepared: Option<Prepared>) {
         let token = self.inner.shutdown.child_token();
         self.inner.active.lock().expect("active runs lock").insert(run.id.clone(), token.clone());
         let id = run.id.clone();
@@ -340,7 +384,7 @@ impl Runtime {
             clock: self.inner.clock.clone(),
             tool_timeout: self.inner.config.tool_timeout,
         };
-        crate::agent_loop::run(&deps, run, token).await;
+        crate::agent_loop::run(&deps, run, prepared, token).await;
         self.inner.active.lock().expect("active runs lock").remove(&id);
     }
 

@@ -102,20 +102,25 @@ impl EventLog {
         })
     }
 
-    /// Waits until `run` has ended (woken by its session's events; also polling the store).
+    /// Waits until `run` has ended: reads the run once, then again when this process committed
+    /// its terminal event (seen in the bus's window) or every 250 ms (another replica's runs,
+    /// or a window that moved on) — not on each of its other events.
     pub async fn wait_for_end(&self, run: &RunId, session: &SessionId, limit: Duration) -> Result<Option<Run>, StoreError> {
         let mut rx = self.bus.subscribe(session);
         let deadline = tokio::time::Instant::now() + limit;
+        let mut read = true;
         loop {
             rx.borrow_and_update();
-            if let Some(r) = self.store.run(run).await?
+            if (read || self.bus.saw_end_of(session, run))
+                && let Some(r) = self.store.run(run).await?
                 && r.status.is_terminal()
             {
                 return Ok(Some(r));
             }
+            read = false;
             tokio::select! {
                 _ = rx.changed() => {}
-                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                _ = tokio::time::sleep(Duration::from_millis(250)) => read = true,
                 _ = tokio::time::sleep_until(deadline) => return Ok(None),
             }
         }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 use steward_core::admission::Refusal;
-use steward_core::agent::{Agent, AgentConfig, AgentState, ModelRef};
+use steward_core::agent::{Agent, AgentConfig, AgentState};
 use steward_core::clock::SystemClock;
 use steward_core::ids::{AccountId, SandboxId};
 use steward_core::provider::{ProviderConfig, ProviderId, ProviderKind};
@@ -17,6 +17,7 @@ use steward_runtime::admission::{Admission, AdmitError, OnBusy, Origin, Scope};
 use steward_runtime::vault::VaultCipher;
 use steward_runtime::{Providers, Runtime, RuntimeConfig};
 use steward_store::{PageRequest, SessionFilter, Store};
+use steward_test_support::agent_config;
 
 struct World {
     _dir: tempfile::TempDir,
@@ -47,21 +48,7 @@ async fn world() -> World {
 }
 
 fn config(name: &str, provider: &str, model: &str) -> AgentConfig {
-    AgentConfig {
-        name: name.into(),
-        description: String::new(),
-        model: ModelRef { provider_id: provider.into(), name: model.into() },
-        system_prompt: String::new(),
-        tool_sources: vec![],
-        tools: vec![],
-        max_turns: 2,
-        max_output_tokens: 100,
-        temperature: None,
-        environment_id: None,
-        skills: vec![],
-        memory_store_ids: vec![],
-        metadata: Default::default(),
-    }
+    AgentConfig { max_turns: 2, ..agent_config(name, provider, model) }
 }
 
 fn new_session() -> Scope<'static> {

@@ -6,9 +6,8 @@
 //! trace.
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -16,7 +15,7 @@ use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use steward_core::agent::{AgentConfig, ModelRef};
+use steward_core::agent::AgentConfig;
 use steward_core::clock::SystemClock;
 use steward_core::ids::{AgentId, ConnectedAccountId, SandboxId};
 use steward_core::integration::Catalog;
@@ -29,7 +28,8 @@ use steward_runtime::tools::{MAX_TOOL_OUTPUT, ToolContext};
 use steward_runtime::vault::VaultCipher;
 use steward_runtime::{Providers, Runtime, RuntimeConfig};
 use steward_store::{NewConnectedAccount, Store};
-use steward_test_support::peers::npm_bin;
+use steward_test_support::agent_config;
+use steward_test_support::peers::everything_over_http;
 
 const BEARER_TOKEN: &str = "gho_bearer-SECRET-7f3a91c2";
 const BOT_TOKEN: &str = "123456:bot-SECRET-AAH8d2kq";
@@ -155,22 +155,9 @@ impl World {
     }
 
     async fn resolve(&self, sources: Vec<String>) -> Resolution {
-        let config = AgentConfig {
-            // One agent per resolution (agent names are unique in a sandbox).
-            name: format!("apps-{}", AgentId::generate().as_str().trim_start_matches("agt_")),
-            description: String::new(),
-            model: ModelRef { provider_id: "p".into(), name: "m".into() },
-            system_prompt: String::new(),
-            tool_sources: sources,
-            tools: vec![],
-            max_turns: 5,
-            max_output_tokens: 100,
-            temperature: None,
-            environment_id: None,
-            skills: vec![],
-            memory_store_ids: vec![],
-            metadata: Default::default(),
-        };
+        // One agent per resolution (agent names are unique in a sandbox).
+        let name = format!("apps-{}", AgentId::generate().as_str().trim_start_matches("agt_"));
+        let config = AgentConfig { tool_sources: sources, ..agent_config(&name, "p", "m") };
         let agent: AgentId = self.store.create_agent(&self.sandbox, config.clone()).await.unwrap().id;
         self.rt.resolve_tools(&self.sandbox, &agent, &config).await.unwrap()
     }
@@ -426,34 +413,10 @@ async fn auth_recorder(
     out.body(axum::body::Body::from_stream(res.bytes_stream())).unwrap()
 }
 
-/// The reference server in streamable-HTTP mode, killed when the test ends.
-struct HttpServer(Child);
-
-impl Drop for HttpServer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test]
 async fn an_mcp_app_offers_the_servers_tools_with_the_accounts_token() {
-    let Some(bin) = npm_bin("mcp-server-everything") else { return };
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new(&bin)
-        .arg("streamableHttp")
-        .env("PORT", port.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start mcp-server-everything streamableHttp");
-    let _server = HttpServer(child);
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(30), "the HTTP MCP server did not listen on {port} within 30 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let Some(server) = everything_over_http().await else { return };
+    let port = server.port;
 
     let log = Log::default();
     let proxy = serve(Router::new().fallback(auth_recorder).with_state((format!("http://127.0.0.1:{port}"), log.clone()))).await;

@@ -6,13 +6,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 use steward_runtime::mcp::{McpError, McpPool, McpPoolConfig, McpTarget};
-use steward_test_support::peers::{env as peer_env, npm_bin};
+use steward_test_support::peers::{env as peer_env, everything_over_http, npm_bin};
 
 const CALL: Duration = Duration::from_secs(30);
 
@@ -105,35 +105,11 @@ async fn everything_server_over_stdio_lists_and_calls() {
     pool.shutdown().await;
 }
 
-/// The reference server in streamable-HTTP mode, killed when the test ends.
-struct HttpServer(Child);
-
-impl Drop for HttpServer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test]
 async fn everything_server_over_streamable_http_lists_and_calls() {
-    let Some(bin) = npm_bin("mcp-server-everything") else { return };
+    let Some(server) = everything_over_http().await else { return };
     // `McpPool::new` installs the process-wide rustls provider rmcp's HTTP client needs.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new(&bin)
-        .arg("streamableHttp")
-        .env("PORT", port.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start mcp-server-everything streamableHttp");
-    let _server = HttpServer(child);
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(30), "the HTTP MCP server did not listen on {port} within 30 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let port = server.port;
 
     let pool = pool();
     let headers = BTreeMap::from([("X-Steward-Test".to_owned(), "header value".to_owned())]);

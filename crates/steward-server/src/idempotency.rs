@@ -73,45 +73,19 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     let lease = state.config.runtime.stale_after;
     let lease_until = move |state: &AppState| state.clock.now_ms() + lease.as_millis() as i64;
     let owner = state.idempotency_owner.clone();
-    let begun = state.store.idempotency_begin(&scope, &key, &fingerprint, &owner, lease_until(&state)).await;
-    let created_ref = match &begun {
+    let created_ref = match state.store.idempotency_begin(&scope, &key, &fingerprint, &owner, lease_until(&state)).await {
+        Ok(IdempotencyBegin::Proceed) => None,
         Ok(IdempotencyBegin::TakeOver { created_ref }) => {
             tracing::info!(key = %key, "took over an idempotency key whose owner stopped renewing it");
-            Some(created_ref.clone())
+            created_ref
         }
-        Ok(IdempotencyBegin::Proceed) => Some(None),
-        _ => None,
-    };
-    if let Some(created_ref) = created_ref {
-        // The lease is renewed until the answer is recorded; the guard stops the renewal however
-        // the request ends (a dropped connection included).
-        let renewal = {
-            let (state, scope, key, owner) = (state.clone(), scope.clone(), key.clone(), owner.clone());
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(lease / 3);
-                tick.tick().await;
-                loop {
-                    tick.tick().await;
-                    match state.store.idempotency_renew(&scope, &key, &owner, lease_until(&state)).await {
-                        Ok(true) => {}
-                        Ok(false) => return,
-                        Err(e) => tracing::warn!(error = %e, "cannot renew an idempotency lease"),
-                    }
-                }
-            })
-        };
-        let _renewing = AbortOnDrop(renewal);
-        let mut req = Request::from_parts(parts, Body::from(bytes));
-        req.extensions_mut().insert(IdempotencyClaim { scope: scope.clone(), key: key.clone(), created_ref });
-        let res = next.run(req).await;
-        return finish(&state, &scope, &key, res).await;
-    }
-    match begun {
-        Err(e) => ApiError::from(e).into_response(),
+        Ok(IdempotencyBegin::Replay(stored)) => return replay(stored),
         Ok(IdempotencyBegin::Mismatch) => {
-            ApiError::unprocessable("this Idempotency-Key was already used for a different request; use a new key for a new request")
-                .with_param("Idempotency-Key")
-                .into_response()
+            return ApiError::unprocessable(
+                "this Idempotency-Key was already used for a different request; use a new key for a new request",
+            )
+            .with_param("Idempotency-Key")
+            .into_response();
         }
         Ok(IdempotencyBegin::InFlight { retry_after_ms }) => {
             let secs = (retry_after_ms.max(0) + 999) / 1000;
@@ -121,11 +95,32 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
             ))
             .into_response();
             res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
-            res
+            return res;
         }
-        Ok(IdempotencyBegin::Replay(stored)) => replay(stored),
-        Ok(IdempotencyBegin::Proceed | IdempotencyBegin::TakeOver { .. }) => unreachable!("handled above"),
-    }
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    // The lease is renewed until the answer is recorded; the guard stops the renewal however
+    // the request ends (a dropped connection included).
+    let renewal = {
+        let (state, scope, key, owner) = (state.clone(), scope.clone(), key.clone(), owner.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(lease / 3);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                match state.store.idempotency_renew(&scope, &key, &owner, lease_until(&state)).await {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    Err(e) => tracing::warn!(error = %e, "cannot renew an idempotency lease"),
+                }
+            }
+        })
+    };
+    let _renewing = AbortOnDrop(renewal);
+    let mut req = Request::from_parts(parts, Body::from(bytes));
+    req.extensions_mut().insert(IdempotencyClaim { scope: scope.clone(), key: key.clone(), created_ref });
+    let res = next.run(req).await;
+    finish(&state, &scope, &key, res).await
 }
 
 /// Aborts a spawned task when dropped, so the task never outlives the request that owns it.

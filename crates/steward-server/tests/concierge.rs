@@ -13,41 +13,10 @@ use common::{Backend, TestServer, User, error_message};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use steward_core::tenancy::Role;
+use steward_test_support::management::{MUTATING_TOOLS, READ_TOOLS};
+use steward_test_support::sse;
 
 const CONCIERGE_MARK: &str = "You are the Concierge";
-
-const READ: [&str; 13] = [
-    "list_sandboxes",
-    "list_sources",
-    "get_source",
-    "list_agents",
-    "get_agent",
-    "list_triggers",
-    "list_runs",
-    "get_run_trace",
-    "list_apps",
-    "list_trigger_components",
-    "list_connected_accounts",
-    "list_api_keys",
-    "list_agent_tools",
-];
-const MUTATING: [&str; 15] = [
-    "provision_source",
-    "update_source",
-    "create_agent",
-    "update_agent_prompt",
-    "update_agent_tools",
-    "update_agent_model_settings",
-    "update_agent_tool_sources",
-    "test_agent",
-    "create_trigger",
-    "update_trigger",
-    "pause_trigger",
-    "resume_trigger",
-    "start_integration_connect",
-    "mint_agent_invoke_key",
-    "mint_agent_delegate_key",
-];
 
 fn tool(id: &str, name: &str, input: Value) -> Reply {
     Reply::Tool { id: id.into(), name: name.into(), input }
@@ -116,23 +85,9 @@ async fn chat(s: &TestServer, key: &str, sandbox: &str, message: &str, session: 
     parse_frames(&text)
 }
 
+/// The `(event, data)` of every frame that has an event type; data that is not JSON is `null`.
 fn parse_frames(text: &str) -> Vec<(String, Value)> {
-    let mut out = Vec::new();
-    for block in text.split("\n\n") {
-        let mut event = None;
-        let mut data = String::new();
-        for line in block.lines() {
-            if let Some(e) = line.strip_prefix("event:") {
-                event = Some(e.trim().to_owned());
-            } else if let Some(d) = line.strip_prefix("data:") {
-                data.push_str(d.trim_start());
-            }
-        }
-        if let Some(e) = event {
-            out.push((e, serde_json::from_str(&data).unwrap_or(Value::Null)));
-        }
-    }
-    out
+    sse::parse_frames(text).into_iter().filter_map(|f| Some((f.event.clone()?, f.json().unwrap_or(Value::Null)))).collect()
 }
 
 /// The tool results of a `/test` conversation, as the fake model received them.
@@ -194,8 +149,8 @@ async fn catalog_per_role(backend: Backend) {
     let viewer = s.member("viewer@example.com", &owner.sandbox_id, Role::Viewer).await;
     // Exactly the §5 catalog: 28 tools for owners and editors, the 13 read tools for viewers,
     // and nothing else (the current time is in the prompt, not a tool).
-    let all: BTreeSet<String> = READ.iter().chain(MUTATING.iter()).map(|s| s.to_string()).collect();
-    let read: BTreeSet<String> = READ.iter().map(|s| s.to_string()).collect();
+    let all: BTreeSet<String> = READ_TOOLS.iter().chain(MUTATING_TOOLS.iter()).map(|s| s.to_string()).collect();
+    let read: BTreeSet<String> = READ_TOOLS.iter().map(|s| s.to_string()).collect();
     assert_eq!((all.len(), read.len()), (28, 13));
     for (who, expected) in [(&owner, &all), (&editor, &all), (&viewer, &read)] {
         let before = fake.requests().len();

@@ -76,7 +76,7 @@ async fn connect_a_github_account_publish_an_agent_and_start_runs_from_signed_gi
     assert!(one["trigger_components"][0]["payload_schema"].is_object(), "{one}");
 
     // A conversation that starts the connect is told when the account lands.
-    s.post("/v1/providers", &u.key, json!({"id": "anthropic", "provider": "anthropic", "base_url": model.url, "models": ["m"]})).await;
+    s.fake_provider(&u.key, &model.url, "m").await;
     let (st, agent) = s.post("/v1/agents", &u.key, json!({"name": "triage", "model": {"provider_id": "anthropic", "name": "m"}})).await;
     assert_eq!(st, StatusCode::CREATED, "{agent}");
     let agent_id = agent["id"].as_str().unwrap().to_owned();

@@ -90,10 +90,7 @@ async fn deliveries_are_signed_retried_after_errors_and_timeouts_and_recorded() 
     .await
     .unwrap();
     let u = s.user("ada@example.com").await;
-    let (st, _) = s
-        .post("/v1/providers", &u.key, json!({"id": "anthropic", "provider": "anthropic", "base_url": fake.url, "models": ["claude-test"]}))
-        .await;
-    assert_eq!(st, StatusCode::CREATED);
+    s.fake_provider(&u.key, &fake.url, "claude-test").await;
     let (_, agent) =
         s.post("/v1/agents", &u.key, json!({"name": "worker", "model": {"provider_id": "anthropic", "name": "claude-test"}})).await;
     let agent = agent["id"].as_str().unwrap().to_owned();

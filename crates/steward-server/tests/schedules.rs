@@ -7,22 +7,10 @@ mod common;
 use std::time::Duration;
 
 use common::fake_model::{FakeModel, Reply};
-use common::{TestServer, User, error_param};
+use common::{TestServer, error_param};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use steward_core::clock::Clock;
-
-async fn setup(s: &TestServer, fake: &FakeModel) -> (User, String) {
-    let u = s.user("ada@example.com").await;
-    let (st, p) = s
-        .post("/v1/providers", &u.key, json!({"id": "anthropic", "provider": "anthropic", "base_url": fake.url, "models": ["claude-test"]}))
-        .await;
-    assert_eq!(st, StatusCode::CREATED, "{p}");
-    let (st, a) =
-        s.post("/v1/agents", &u.key, json!({"name": "reporter", "model": {"provider_id": "anthropic", "name": "claude-test"}})).await;
-    assert_eq!(st, StatusCode::CREATED, "{a}");
-    (u, a["id"].as_str().unwrap().to_owned())
-}
 
 fn ms(rfc3339: &Value) -> i64 {
     chrono::DateTime::parse_from_rfc3339(rfc3339.as_str().unwrap()).unwrap().timestamp_millis()
@@ -45,7 +33,7 @@ async fn executions(s: &TestServer, key: &str, agent: &str, sid: &str, n: usize)
 async fn a_due_time_fires_one_run_with_the_rendered_input() {
     let fake = FakeModel::start(|_, _| Reply::Text("Report sent.".into())).await;
     let s = TestServer::start().await;
-    let (u, agent) = setup(&s, &fake).await;
+    let (u, agent) = s.user_with_agent(&fake.url, "claude-test", "reporter").await;
     let (st, sch) = s
         .post(&format!("/v1/agents/{agent}/schedules"), &u.key, json!({"name": "daily", "cron": "*/5 * * * *", "input_template": "Write the report for {{ scheduled_at }} ({{ schedule.name }})."}))
         .await;
@@ -80,7 +68,7 @@ async fn a_due_time_fires_one_run_with_the_rendered_input() {
 async fn missed_times_follow_the_policy_and_pauses_hold() {
     let fake = FakeModel::start(|_, _| Reply::Text("ok".into())).await;
     let s = TestServer::start().await;
-    let (u, agent) = setup(&s, &fake).await;
+    let (u, agent) = s.user_with_agent(&fake.url, "claude-test", "reporter").await;
     let (_, skip) = s.post(&format!("/v1/agents/{agent}/schedules"), &u.key, json!({"name": "skipper", "cron": "*/5 * * * *"})).await;
     let (_, once) = s
         .post(&format!("/v1/agents/{agent}/schedules"), &u.key, json!({"name": "catcher", "cron": "*/5 * * * *", "missed": "fire_once"}))
@@ -115,7 +103,7 @@ async fn missed_times_follow_the_policy_and_pauses_hold() {
 async fn bad_schedules_are_refused_naming_the_field() {
     let fake = FakeModel::start(|_, _| Reply::Text("ok".into())).await;
     let s = TestServer::start().await;
-    let (u, agent) = setup(&s, &fake).await;
+    let (u, agent) = s.user_with_agent(&fake.url, "claude-test", "reporter").await;
     for (body, param, needle) in [
         (json!({"name": "a", "cron": "61 * * * *"}), "cron", "minute"),
         (json!({"name": "a", "cron": "* 25 * * *"}), "cron", "hour"),
@@ -148,7 +136,7 @@ async fn bad_schedules_are_refused_naming_the_field() {
 async fn the_per_agent_compat_paths_reach_the_same_schedules_and_triggers() {
     let fake = FakeModel::start(|_, _| Reply::Text("ok".into())).await;
     let s = TestServer::start().await;
-    let (u, agent) = setup(&s, &fake).await;
+    let (u, agent) = s.user_with_agent(&fake.url, "claude-test", "reporter").await;
     let (st, sch) = s.post(&format!("/v1/agent/{agent}/schedules"), &u.key, json!({"name": "nightly", "cron": "0 3 * * *"})).await;
     assert_eq!(st, StatusCode::CREATED, "{sch}");
     let sid = sch["id"].as_str().unwrap();
@@ -170,7 +158,7 @@ async fn the_per_agent_compat_paths_reach_the_same_schedules_and_triggers() {
 async fn a_refused_due_time_starts_nothing_and_says_why() {
     let fake = FakeModel::start(|_, _| Reply::Text("ok".into())).await;
     let s = TestServer::start().await;
-    let (u, broke) = setup(&s, &fake).await;
+    let (u, broke) = s.user_with_agent(&fake.url, "claude-test", "reporter").await;
     let (st, v) = s.post(&format!("/v1/agents/{broke}/balance"), &u.key, json!({"set": 0})).await;
     assert_eq!((st, v["state"].as_str()), (StatusCode::OK, Some("active")), "{v}");
     let (st, ghost) = s.post("/v1/agents", &u.key, json!({"name": "ghost", "model": {"provider_id": "nobody", "name": "m"}})).await;

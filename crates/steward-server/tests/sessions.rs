@@ -386,7 +386,9 @@ async fn messaging_surface_waits_for_replies_and_groups_conversations() {
     assert_eq!(cps, ["slack:U2", "slack:U1"], "{convs}");
     // The compatibility paths reach the same handlers; not waiting answers 202 at once.
     let (st, r4) = s.post(&format!("/v1/agent/{agent}/messages"), &u.key, json!({"content": "later", "wait": false})).await;
-    assert_eq!((st, r4["status"].as_str()), (StatusCode::ACCEPTED, Some("queued")), "{r4}");
+    // (A new conversation's run starts at once when this server has a free slot: `running`.)
+    assert_eq!(st, StatusCode::ACCEPTED, "{r4}");
+    assert!(matches!(r4["status"].as_str(), Some("queued" | "running")), "{r4}");
     let (st, _) = s.get(&format!("/v1/agent/{agent}/conversations"), &u.key).await;
     assert_eq!(st, StatusCode::OK);
     // Summary and readiness report real figures.

@@ -5,21 +5,12 @@ mod common;
 
 use std::time::Duration;
 
+use common::TestServer;
 use common::fake_model::{FakeModel, Reply};
-use common::{TestServer, User};
 use futures::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-async fn setup(s: &TestServer, fake: &FakeModel) -> (User, String) {
-    let u = s.user("ada@example.com").await;
-    let (st, p) =
-        s.post("/v1/providers", &u.key, json!({"id": "anthropic", "provider": "anthropic", "base_url": fake.url, "models": ["m"]})).await;
-    assert_eq!(st, StatusCode::CREATED, "{p}");
-    let (st, a) = s.post("/v1/agents", &u.key, json!({"name": "talker", "model": {"provider_id": "anthropic", "name": "m"}})).await;
-    assert_eq!(st, StatusCode::CREATED, "{a}");
-    (u, a["id"].as_str().unwrap().to_owned())
-}
+use steward_test_support::sse::{self, SseDecoder};
 
 /// One parsed SSE frame.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,12 +21,10 @@ struct Frame {
 }
 
 /// Reads frames from a stream until `stop_after` frames, a terminal event, or 20 s.
-/// Returns the frames and whether a heartbeat comment was seen.
-async fn read_frames(res: reqwest::Response, stop_after: usize) -> (Vec<Frame>, bool) {
+async fn read_frames(res: reqwest::Response, stop_after: usize) -> Vec<Frame> {
     let mut body = res.bytes_stream();
-    let mut buf = String::new();
+    let mut decoder = SseDecoder::default();
     let mut frames = Vec::new();
-    let mut heartbeat = false;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while frames.len() < stop_after {
         let chunk = tokio::select! {
@@ -43,38 +32,25 @@ async fn read_frames(res: reqwest::Response, stop_after: usize) -> (Vec<Frame>, 
             _ = tokio::time::sleep_until(deadline) => break,
         };
         let Some(Ok(chunk)) = chunk else { break };
-        buf.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = buf.find("\n\n") {
-            let block: String = buf.drain(..end + 2).collect();
-            let (mut id, mut event, mut data) = (None, None, None);
-            for line in block.lines() {
-                if line.starts_with(':') {
-                    heartbeat = true;
-                } else if let Some(v) = line.strip_prefix("id: ").or_else(|| line.strip_prefix("id:")) {
-                    id = Some(v.to_owned());
-                } else if let Some(v) = line.strip_prefix("event: ").or_else(|| line.strip_prefix("event:")) {
-                    event = Some(v.to_owned());
-                } else if let Some(v) = line.strip_prefix("data: ").or_else(|| line.strip_prefix("data:")) {
-                    data = Some(serde_json::from_str(v).expect("data is JSON"));
-                }
-            }
-            if let (Some(id), Some(event), Some(data)) = (id, event, data) {
+        for frame in decoder.push(&chunk) {
+            let data = frame.data.map(|d| serde_json::from_str::<Value>(&d).expect("data is JSON"));
+            if let (Some(id), Some(event), Some(data)) = (frame.id, frame.event, data) {
                 let terminal = ["agent_finish", "agent_error", "run_cancelled"].contains(&event.as_str());
                 frames.push(Frame { id, event, data });
                 if terminal || frames.len() >= stop_after {
-                    return (frames, heartbeat);
+                    return frames;
                 }
             }
         }
     }
-    (frames, heartbeat)
+    frames
 }
 
 #[tokio::test]
 async fn reconnecting_at_random_points_reassembles_the_log_exactly() {
     let fake = FakeModel::start(|_, _| Reply::Slow { n: 120, delay: Duration::from_millis(5) }).await;
     let s = TestServer::start().await;
-    let (u, agent) = setup(&s, &fake).await;
+    let (u, agent) = s.user_with_agent(&fake.url, "m", "talker").await;
     let (st, session) = s.post("/v1/sessions", &u.key, json!({"agent_id": agent, "input": [{"role": "user", "content": "talk"}]})).await;
     assert_eq!(st, StatusCode::CREATED);
     let sid = session["id"].as_str().unwrap().to_owned();
@@ -100,7 +76,7 @@ async fn reconnecting_at_random_points_reassembles_the_log_exactly() {
         let res = req.send().await.unwrap();
         assert_eq!(res.status(), StatusCode::OK);
         assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
-        let (frames, _) = read_frames(res, take).await;
+        let frames = read_frames(res, take).await;
         reconnects += 1;
         let done = frames.iter().any(|f| ["agent_finish", "agent_error", "run_cancelled"].contains(&f.event.as_str()));
         seen.extend(frames);
@@ -122,7 +98,7 @@ async fn reconnecting_at_random_points_reassembles_the_log_exactly() {
     // After the run ended, resuming from the middle replays exactly the rest.
     let mid = &log[log.len() / 2];
     let res = s.http.get(format!("{}/v1/sessions/{sid}/stream?after={}", s.url, mid.id)).bearer_auth(&u.key).send().await.unwrap();
-    let (rest, _) = read_frames(res, usize::MAX).await;
+    let rest = read_frames(res, usize::MAX).await;
     assert_eq!(rest, log[log.len() / 2 + 1..].to_vec());
 }
 
@@ -130,12 +106,12 @@ async fn reconnecting_at_random_points_reassembles_the_log_exactly() {
 async fn idle_streams_get_heartbeats_and_closing_does_not_cancel() {
     let fake = FakeModel::start(|_, _| Reply::Slow { n: 60, delay: Duration::from_millis(20) }).await;
     let s = TestServer::start().await;
-    let (u, agent) = setup(&s, &fake).await;
+    let (u, agent) = s.user_with_agent(&fake.url, "m", "talker").await;
     let (_, session) = s.post("/v1/sessions", &u.key, json!({"agent_id": agent, "input": [{"role": "user", "content": "talk"}]})).await;
     let sid = session["id"].as_str().unwrap().to_owned();
     // Read two frames, then hang up: the run goes on.
     let res = s.http.get(format!("{}/v1/sessions/{sid}/stream", s.url)).bearer_auth(&u.key).send().await.unwrap();
-    let (frames, _) = read_frames(res, 2).await;
+    let frames = read_frames(res, 2).await;
     assert_eq!(frames[0].event, "run_started");
     let mut finished = false;
     for _ in 0..200 {
@@ -151,15 +127,7 @@ async fn idle_streams_get_heartbeats_and_closing_does_not_cancel() {
     let (_, ev) = s.get(&format!("/v1/sessions/{sid}/events"), &u.key).await;
     let last = ev.as_array().unwrap().last().unwrap()["id"].as_str().unwrap().to_owned();
     let res = s.http.get(format!("{}/v1/sessions/{sid}/stream?after={last}", s.url)).bearer_auth(&u.key).send().await.unwrap();
-    let mut body = res.bytes_stream();
-    let mut text = String::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !text.contains(": heartbeat") && tokio::time::Instant::now() < deadline {
-        tokio::select! {
-            c = body.next() => match c { Some(Ok(c)) => text.push_str(&String::from_utf8_lossy(&c)), _ => break },
-            _ = tokio::time::sleep_until(deadline) => break,
-        }
-    }
+    let text = sse::read_until(res, Duration::from_secs(10), |t| t.contains(": heartbeat")).await;
     assert!(text.contains(": heartbeat"), "no heartbeat on an idle stream: {text:?}");
     assert!(!text.contains("data:"), "nothing but heartbeats after the last event: {text:?}");
 }
@@ -168,7 +136,7 @@ async fn idle_streams_get_heartbeats_and_closing_does_not_cancel() {
 async fn a_resume_point_past_the_end_of_the_log_is_refused() {
     let fake = FakeModel::start(|_, _| Reply::Slow { n: 3, delay: Duration::from_millis(1) }).await;
     let s = TestServer::start().await;
-    let (u, agent) = setup(&s, &fake).await;
+    let (u, agent) = s.user_with_agent(&fake.url, "m", "talker").await;
     let (_, session) = s.post("/v1/sessions", &u.key, json!({"agent_id": agent, "input": [{"role": "user", "content": "talk"}]})).await;
     let sid = session["id"].as_str().unwrap().to_owned();
     let mut log = Vec::new();

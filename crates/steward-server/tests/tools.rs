@@ -8,17 +8,10 @@ mod common;
 use std::time::Duration;
 
 use common::fake_model::{FakeModel, Reply};
-use common::{TestServer, User, error_message, error_param};
+use common::{TestServer, error_message, error_param};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use steward_test_support::peers::npm_bin_dir as npm_bin;
-
-async fn provider(s: &TestServer, u: &User, fake: &FakeModel) {
-    let (st, p) = s
-        .post("/v1/providers", &u.key, json!({"id": "anthropic", "provider": "anthropic", "base_url": fake.url, "models": ["claude-test"]}))
-        .await;
-    assert_eq!(st, StatusCode::CREATED, "{p}");
-}
 
 async fn source(s: &TestServer, key: &str, body: Value) -> String {
     let (st, v) = s.post("/v1/sources", key, body).await;
@@ -143,7 +136,7 @@ async fn sources_and_environments_crud_roles_and_bad_input() {
     }
     let env_id = env["id"].as_str().unwrap();
     let fake = FakeModel::start(|_, _| Reply::Text("ok".into())).await;
-    provider(&s, &u, &fake).await;
+    s.fake_provider(&u.key, &fake.url, "claude-test").await;
     let agent = agent_with(&s, &u.key, "worker", json!({"environment_id": env_id, "tool_sources": [files]})).await;
     let (st, v) = s.call(Method::DELETE, &format!("/v1/environments/{env_id}"), Some(&u.key), None).await;
     assert_eq!(st, StatusCode::CONFLICT, "{v}");
@@ -166,7 +159,7 @@ async fn files_api_confines_every_path_to_the_workspace() {
     let u = s.user("ada@example.com").await;
     let viewer = s.member("vi@example.com", &u.sandbox_id, steward_core::tenancy::Role::Viewer).await;
     let fake = FakeModel::start(|_, _| Reply::Text("ok".into())).await;
-    provider(&s, &u, &fake).await;
+    s.fake_provider(&u.key, &fake.url, "claude-test").await;
     let agent = agent_with(&s, &u.key, "writer", json!({})).await;
     let base = format!("{}/v1/agents/{agent}/files", s.url);
     let http = reqwest::Client::new();
@@ -239,7 +232,7 @@ async fn a_run_writes_a_file_and_reads_it_back_through_the_sandboxed_shell() {
     .await;
     let s = TestServer::start().await;
     let u = s.user("ada@example.com").await;
-    provider(&s, &u, &fake).await;
+    s.fake_provider(&u.key, &fake.url, "claude-test").await;
     let files = source(&s, &u.key, json!({"name": "files", "kind": "builtin", "toolset": "workspace"})).await;
     let shell = source(&s, &u.key, json!({"name": "sh", "kind": "builtin", "toolset": "shell"})).await;
     let agent = agent_with(
@@ -291,7 +284,7 @@ async fn runs_call_real_mcp_servers_and_the_trace_reports_failures_and_collision
     .await;
     let s = TestServer::start().await;
     let u = s.user("ada@example.com").await;
-    provider(&s, &u, &fake).await;
+    s.fake_provider(&u.key, &fake.url, "claude-test").await;
     let (_, vault) = s.post("/v1/vaults", &u.key, json!({"name": "token", "secret": "stdio-secret-token-5678"})).await;
     let one = source(
         &s,
@@ -372,7 +365,7 @@ async fn a_run_uses_an_mcp_server_over_streamable_http_with_a_vault_header_and_a
     .await;
     let s = TestServer::start().await;
     let u = s.user("ada@example.com").await;
-    provider(&s, &u, &fake).await;
+    s.fake_provider(&u.key, &fake.url, "claude-test").await;
     let (_, vault) = s.post("/v1/vaults", &u.key, json!({"name": "mcp-token", "secret": "mcp-secret-token-1234"})).await;
     let http = source(
         &s,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use common::fake_model::{FakeModel, Reply};
-use common::{Backend, TestServer, User, error_message};
+use common::{Backend, TestServer, User, deliver, error_message};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use steward_core::clock::Clock;
@@ -39,35 +39,12 @@ Webhook(secret).verify(body, headers)
 print("verified")
 "#;
 
-async fn setup(s: &TestServer, fake: &FakeModel) -> (User, String) {
-    let u = s.user("ada@example.com").await;
-    let (st, p) = s
-        .post("/v1/providers", &u.key, json!({"id": "anthropic", "provider": "anthropic", "base_url": fake.url, "models": ["claude-test"]}))
-        .await;
-    assert_eq!(st, StatusCode::CREATED, "{p}");
-    let (st, a) =
-        s.post("/v1/agents", &u.key, json!({"name": "triage", "model": {"provider_id": "anthropic", "name": "claude-test"}})).await;
-    assert_eq!(st, StatusCode::CREATED, "{a}");
-    (u, a["id"].as_str().unwrap().to_owned())
-}
-
 /// A new trigger: (secret, inbound url, id).
 async fn trigger(s: &TestServer, u: &User, agent: &str, body: Value) -> (String, String, String) {
     let (st, t) = s.post(&format!("/v1/agents/{agent}/triggers"), &u.key, body).await;
     assert_eq!(st, StatusCode::CREATED, "{t}");
     let field = |k: &str| t[k].as_str().unwrap().to_owned();
     (field("secret"), field("url"), field("id"))
-}
-
-async fn deliver(s: &TestServer, url: &str, body: &[u8], headers: &[(&str, String)]) -> (StatusCode, Value) {
-    let mut req = s.http.post(format!("{}{url}", s.url)).header("content-type", "application/json").body(body.to_vec());
-    for (k, v) in headers {
-        req = req.header(*k, v);
-    }
-    let res = req.send().await.unwrap();
-    let st = res.status();
-    let text = res.text().await.unwrap();
-    (st, serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
 /// `steward_webhook_refusals_total{reason="<reason>"}`, 0 when absent.
@@ -89,7 +66,7 @@ async fn the_standardwebhooks_library_signs_a_delivery_the_server_accepts_once()
     let Some(py) = peers::python() else { return };
     let fake = FakeModel::start(|_, _| Reply::Text("ok".into())).await;
     let s = TestServer::start().await;
-    let (u, agent) = setup(&s, &fake).await;
+    let (u, agent) = s.user_with_agent(&fake.url, "claude-test", "triage").await;
     let (secret, url, tid) = trigger(&s, &u, &agent, json!({"name": "hook"})).await;
     // The secret is in the Standard Webhooks format: whsec_ + standard base64 of 32 bytes.
     let raw = base64::engine::general_purpose::STANDARD.decode(secret.strip_prefix("whsec_").unwrap()).unwrap();
@@ -151,7 +128,7 @@ async fn an_outbound_notification_verifies_with_the_standardwebhooks_library() {
     });
     let fake = FakeModel::start(|_, _| Reply::Text("done".into())).await;
     let s = TestServer::start_configured(Backend::Sqlite, |c| c.runtime.notify_poll = Duration::from_millis(100)).await.unwrap();
-    let (u, agent) = setup(&s, &fake).await;
+    let (u, agent) = s.user_with_agent(&fake.url, "claude-test", "triage").await;
     let (st, sub) = s.post("/v1/subscriptions", &u.key, json!({"url": hook, "events": ["run.completed"]})).await;
     assert_eq!(st, StatusCode::CREATED, "{sub}");
     let secret = sub["secret"].as_str().unwrap().to_owned();
@@ -185,7 +162,7 @@ async fn an_outbound_notification_verifies_with_the_standardwebhooks_library() {
 async fn replays_start_one_run(backend: Backend) {
     let fake = FakeModel::start(|_, _| Reply::Text("ok".into())).await;
     let Some(s) = TestServer::start_on(backend).await else { return };
-    let (u, agent) = setup(&s, &fake).await;
+    let (u, agent) = s.user_with_agent(&fake.url, "claude-test", "triage").await;
     let (secret, url, tid) = trigger(&s, &u, &agent, json!({"name": "hook"})).await;
     let now_s = s.clock.now_ms() / 1000;
     let body = br#"{"captured": true}"#;
@@ -258,7 +235,7 @@ async fn replays_start_one_run_postgres() {
 async fn unauthenticated_deliveries_change_nothing_and_are_counted() {
     let fake = FakeModel::start(|_, _| Reply::Text("ok".into())).await;
     let s = TestServer::start().await;
-    let (u, agent) = setup(&s, &fake).await;
+    let (u, agent) = s.user_with_agent(&fake.url, "claude-test", "triage").await;
     let (secret, url, tid) = trigger(&s, &u, &agent, json!({"name": "hook"})).await;
     let now = s.clock.now_ms() / 1000;
     let body = br#"{"ok": true}"#;

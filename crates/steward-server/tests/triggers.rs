@@ -8,42 +8,18 @@ mod common;
 use std::time::Duration;
 
 use common::fake_model::{FakeModel, Reply};
-use common::{TestServer, User, error_message, error_param};
+use common::{TestServer, deliver, error_message, error_param};
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 use steward_core::clock::Clock;
 use steward_core::signing::steward_signature as sign;
 use steward_test_support::signing::legacy_headers as signed;
-
-async fn setup(s: &TestServer, fake: &FakeModel) -> (User, String) {
-    let u = s.user("ada@example.com").await;
-    let (st, p) = s
-        .post("/v1/providers", &u.key, json!({"id": "anthropic", "provider": "anthropic", "base_url": fake.url, "models": ["claude-test"]}))
-        .await;
-    assert_eq!(st, StatusCode::CREATED, "{p}");
-    let (st, a) =
-        s.post("/v1/agents", &u.key, json!({"name": "triage", "model": {"provider_id": "anthropic", "name": "claude-test"}})).await;
-    assert_eq!(st, StatusCode::CREATED, "{a}");
-    (u, a["id"].as_str().unwrap().to_owned())
-}
-
-/// Posts `body` to the trigger's URL with the given headers; returns status and JSON.
-async fn deliver(s: &TestServer, url: &str, body: Vec<u8>, headers: &[(&str, String)]) -> (StatusCode, Value) {
-    let mut req = s.http.post(format!("{}{url}", s.url)).header("content-type", "application/json").body(body);
-    for (k, v) in headers {
-        req = req.header(*k, v);
-    }
-    let res = req.send().await.unwrap();
-    let st = res.status();
-    let text = res.text().await.unwrap();
-    (st, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-}
 
 #[tokio::test]
 async fn a_signed_delivery_starts_one_run_with_the_rendered_input_and_duplicates_start_nothing() {
     let fake = FakeModel::start(|_, _| Reply::Text("Triaged.".into())).await;
     let s = TestServer::start().await;
-    let (u, agent) = setup(&s, &fake).await;
+    let (u, agent) = s.user_with_agent(&fake.url, "claude-test", "triage").await;
     let (st, t) = s
         .post(
             &format!("/v1/agents/{agent}/triggers"),
@@ -96,7 +72,7 @@ async fn a_signed_delivery_starts_one_run_with_the_rendered_input_and_duplicates
 async fn bad_deliveries_are_refused_and_run_nothing() {
     let fake = FakeModel::start(|_, _| Reply::Text("ok".into())).await;
     let s = TestServer::start().await;
-    let (u, agent) = setup(&s, &fake).await;
+    let (u, agent) = s.user_with_agent(&fake.url, "claude-test", "triage").await;
     let (_, t) = s.post(&format!("/v1/agents/{agent}/triggers"), &u.key, json!({"name": "hook"})).await;
     let (secret, url, tid) =
         (t["secret"].as_str().unwrap().to_owned(), t["url"].as_str().unwrap().to_owned(), t["id"].as_str().unwrap().to_owned());
@@ -169,7 +145,7 @@ async fn bad_deliveries_are_refused_and_run_nothing() {
 async fn token_mode_roles_and_deletion() {
     let fake = FakeModel::start(|_, _| Reply::Text("ok".into())).await;
     let s = TestServer::start().await;
-    let (u, agent) = setup(&s, &fake).await;
+    let (u, agent) = s.user_with_agent(&fake.url, "claude-test", "triage").await;
     let editor = s.member("ed@example.com", &u.sandbox_id, steward_core::tenancy::Role::Editor).await;
     let (st, t) = s.post(&format!("/v1/agents/{agent}/triggers"), &editor.key, json!({"name": "form", "allow_token": true})).await;
     assert_eq!(st, StatusCode::CREATED, "{t}");

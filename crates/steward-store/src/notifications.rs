@@ -130,13 +130,29 @@ impl Store {
     /// [`Self::enqueue_notification`] inside `tx`: the outbox rows commit with whatever caused
     /// them (a run's terminal event), or not at all.
     pub(crate) async fn enqueue_in(tx: &mut crate::WriteTx, draft: &Notification, now: i64) -> Result<usize, StoreError> {
+        let subs = Self::subscriptions_in(tx, &draft.sandbox_id).await?;
+        Self::enqueue_to(tx, &subs, draft, now).await
+    }
+
+    /// The subscriptions of `sandbox`, read inside `tx` (a batch of run ends reads them once
+    /// per sandbox).
+    pub(crate) async fn subscriptions_in(tx: &mut crate::WriteTx, sandbox: &SandboxId) -> Result<Vec<Subscription>, StoreError> {
         let rows = sqlx::query(AssertSqlSafe(format!("SELECT {SUB_COLS} FROM subscriptions WHERE sandbox_id = $1 ORDER BY id")))
-            .bind(draft.sandbox_id.as_str())
+            .bind(sandbox.as_str())
             .fetch_all(&mut **tx)
             .await?;
+        rows.iter().map(subscription_from).collect()
+    }
+
+    /// Enqueues `draft` for those of `subs` (its sandbox's subscriptions) that want it.
+    pub(crate) async fn enqueue_to(
+        tx: &mut crate::WriteTx,
+        subs: &[Subscription],
+        draft: &Notification,
+        now: i64,
+    ) -> Result<usize, StoreError> {
         let mut n = 0;
-        for row in &rows {
-            let s = subscription_from(row)?;
+        for s in subs {
             if !(s.agent_id.as_ref().is_none_or(|a| *a == draft.agent_id) && s.events.contains(&draft.event)) {
                 continue;
             }

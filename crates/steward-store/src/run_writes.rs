@@ -19,10 +19,10 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 use sqlx::{AssertSqlSafe, Row};
 use steward_core::ids::{AgentId, RunId, SessionId};
-use steward_core::session::Event;
+use steward_core::session::{Event, Run, Session};
 
-use crate::sessions::RunOutcome;
-use crate::{Notification, Store, StoreError};
+use crate::sessions::{NewSession, RunOutcome};
+use crate::{IdempotencyClaim, Notification, Store, StoreError};
 
 /// Most writes in one transaction.
 pub const MAX_BATCH: usize = 256;
@@ -94,6 +94,29 @@ pub struct RunEnd {
     pub notification: Option<Notification>,
 }
 
+/// A run to admit, committed by the run writer together with other runs' writes (see
+/// [`Store::admit_run`]).
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    pub target: RunTarget,
+    /// The run's input items.
+    pub input: Value,
+    /// `POST /v1/sessions`' `Idempotency-Key` claim: the record names the new session and run
+    /// (`ses_…/run_…`) in the transaction that creates them.
+    pub claim: Option<IdempotencyClaim>,
+}
+
+/// Where an admitted run goes.
+#[derive(Debug, Clone)]
+pub enum RunTarget {
+    /// A new session with this run as its first. With `start_for` the run is born `running`,
+    /// owned by that owner, who executes it at once (no claim transaction).
+    New { session: NewSession, start_for: Option<String> },
+    /// Another run of `session`, queued. Unless `when_busy_too`, refused (`Busy`) when the
+    /// session has a queued or running run.
+    Turn { session: Session, when_busy_too: bool },
+}
+
 /// What a committed [`RunWrite`] stored.
 #[derive(Debug, Clone, Default)]
 pub struct RunWritten {
@@ -141,9 +164,18 @@ impl std::future::Future for RunWriteReceipt {
     }
 }
 
-pub(crate) struct PendingRunWrite {
-    write: RunWrite,
-    reply: tokio::sync::oneshot::Sender<Result<RunWritten, StoreError>>,
+type Reply<T> = tokio::sync::oneshot::Sender<Result<T, StoreError>>;
+
+/// What the run writer is handed: a run's writes, or an admission.
+pub(crate) enum PendingRunWrite {
+    Write { write: RunWrite, reply: Reply<RunWritten> },
+    Admit { new: NewRun, reply: Reply<(Session, Run)> },
+}
+
+/// What one committed member of a batch answers.
+enum Answer {
+    Write(Result<RunWritten, StoreError>),
+    Admit(Result<(Session, Run), StoreError>),
 }
 
 impl Store {
@@ -158,8 +190,18 @@ impl Store {
     pub fn submit_run_write(&self, write: RunWrite) -> RunWriteReceipt {
         let (reply, answer) = tokio::sync::oneshot::channel();
         // A writer that is gone drops the reply: the receipt then says ShuttingDown.
-        let _ = self.run_writer().send(PendingRunWrite { write, reply });
+        let _ = self.run_writer().send(PendingRunWrite::Write { write, reply });
         RunWriteReceipt(answer)
+    }
+
+    /// Admits a run: inserts it (and, for a new session, the session; with a claim, the
+    /// idempotency record's reference), committed by the run writer together with other runs'
+    /// writes and admissions. Returns the session and the run once durable. A turn into a busy
+    /// session (unless `when_busy_too`) is refused with [`StoreError::Busy`] and writes nothing.
+    pub async fn admit_run(&self, new: NewRun) -> Result<(Session, Run), StoreError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let _ = self.run_writer().send(PendingRunWrite::Admit { new, reply });
+        answer.await.unwrap_or(Err(StoreError::ShuttingDown))
     }
 
     /// Installs the function called with the events of every committed batch of run writes,
@@ -168,10 +210,12 @@ impl Store {
         let _ = self.committed.set(CommitHook(std::sync::Arc::new(hook)));
     }
 
-    fn announce(&self, results: &[Result<RunWritten, StoreError>]) {
+    fn announce(&self, answers: &[Answer]) {
         if let Some(hook) = self.committed.get() {
-            for r in results.iter().flatten() {
-                if !r.events.is_empty() {
+            for a in answers {
+                if let Answer::Write(Ok(r)) = a
+                    && !r.events.is_empty()
+                {
                     (hook.0)(&r.events);
                 }
             }
@@ -193,83 +237,173 @@ impl Store {
     async fn run_run_writer(self, mut rx: tokio::sync::mpsc::UnboundedReceiver<PendingRunWrite>) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-            let (replies, writes): (Vec<_>, Vec<_>) = batch.drain(..).map(|p| (p.reply, p.write)).unzip();
-            match self.commit_run_writes(&writes).await {
-                Ok(results) => {
-                    self.announce(&results);
-                    for (reply, result) in replies.into_iter().zip(results) {
-                        let _ = reply.send(result);
+            let members = std::mem::take(&mut batch);
+            match self.commit_run_writes(&members).await {
+                Ok(answers) => {
+                    self.announce(&answers);
+                    for (member, answer) in members.into_iter().zip(answers) {
+                        reply(member, answer);
                     }
                 }
                 Err(StoreError::ShuttingDown) => {
-                    for reply in replies {
-                        let _ = reply.send(Err(StoreError::ShuttingDown));
+                    for member in members {
+                        fail(member, StoreError::ShuttingDown);
                     }
                 }
-                Err(e) if writes.len() > 1 => {
-                    // One write may be at fault: give each its own transaction, in order.
-                    tracing::debug!(error = %e, n = writes.len(), "a batch of run writes failed; retrying them one by one");
-                    for (reply, write) in replies.into_iter().zip(writes) {
-                        let result = match self.commit_run_writes(std::slice::from_ref(&write)).await {
-                            Ok(r) => {
-                                self.announce(&r);
-                                r.into_iter().next().expect("one result per write")
+                Err(e) if members.len() > 1 => {
+                    // One member may be at fault: give each its own transaction, in order.
+                    tracing::debug!(error = %e, n = members.len(), "a batch of run writes failed; retrying them one by one");
+                    for member in members {
+                        match self.commit_run_writes(std::slice::from_ref(&member)).await {
+                            Ok(answers) => {
+                                self.announce(&answers);
+                                reply(member, answers.into_iter().next().expect("one answer per member"));
                             }
-                            Err(e) => Err(e),
-                        };
-                        let _ = reply.send(result);
+                            Err(e) => fail(member, e),
+                        }
                     }
                 }
                 Err(e) => {
-                    for reply in replies {
-                        let _ = reply.send(Err(e.for_batch_member()));
+                    if let Some(member) = members.into_iter().next() {
+                        fail(member, e);
                     }
                 }
             }
         }
     }
 
-    /// One transaction for `writes`. The outer error fails the whole batch (rolled back); the
-    /// inner ones are per write (a session that no longer exists), and their writes stored nothing.
-    async fn commit_run_writes(&self, writes: &[RunWrite]) -> Result<Vec<Result<RunWritten, StoreError>>, StoreError> {
+    /// One transaction for `members`: the admissions first (in order), then the runs' writes.
+    /// The outer error fails the whole batch (rolled back); the inner ones are per member (a
+    /// busy session, a session that no longer exists), and those members stored nothing.
+    async fn commit_run_writes(&self, members: &[PendingRunWrite]) -> Result<Vec<Answer>, StoreError> {
         let now = self.now();
         let mut tx = self.write_tx().await?;
-
-        // Runs: usage and trace (in FIFO order, so the last trace wins), one statement per run.
-        let mut runs: BTreeMap<&RunId, (i64, i64, Option<&Value>)> = BTreeMap::new();
-        for w in writes {
-            if w.charge.is_some() || w.trace.is_some() {
-                let e = runs.entry(&w.run).or_default();
-                let (input, output) = w.tokens();
-                e.0 += input;
-                e.1 += output;
-                if w.trace.is_some() {
-                    e.2 = w.trace.as_ref();
-                }
+        let mut admitted = Vec::new();
+        let mut writes = Vec::with_capacity(members.len());
+        for m in members {
+            match m {
+                PendingRunWrite::Admit { new, .. } => admitted.push(self.admit_in(&mut tx, new, now).await?),
+                PendingRunWrite::Write { write, .. } => writes.push(write),
             }
         }
-        for (run, (input, output, trace)) in &runs {
-            let q = match trace {
+        let mut written = self.write_runs_in(&mut tx, &writes, now).await?.into_iter();
+        tx.commit().await?;
+        let mut admitted = admitted.into_iter();
+        Ok(members
+            .iter()
+            .map(|m| match m {
+                PendingRunWrite::Admit { .. } => Answer::Admit(admitted.next().expect("one result per admission")),
+                PendingRunWrite::Write { .. } => Answer::Write(written.next().expect("one result per write")),
+            })
+            .collect())
+    }
+
+    /// One admission inside the batch's transaction. The outer error fails the batch; the inner
+    /// one refuses this admission, which then wrote nothing.
+    async fn admit_in(&self, tx: &mut crate::WriteTx, new: &NewRun, now: i64) -> Result<Result<(Session, Run), StoreError>, StoreError> {
+        let (session, run) = match &new.target {
+            RunTarget::New { session, start_for } => {
+                let ids = (SessionId::generate(), RunId::generate());
+                let (session, run) =
+                    Self::create_session_started(tx, session.clone(), ids.0, ids.1, Some(&new.input), start_for.as_deref(), now).await?;
+                (session, run.expect("a session created with input has its first run"))
+            }
+            RunTarget::Turn { session, when_busy_too } => {
+                // Marking the session running first also locks its row (PostgreSQL), so another
+                // replica's admission or claim for it waits for this transaction.
+                let marked = sqlx::query("UPDATE sessions SET status = 'running', updated_at = $1 WHERE id = $2")
+                    .bind(now)
+                    .bind(session.id.as_str())
+                    .execute(&mut **tx)
+                    .await?;
+                if marked.rows_affected() == 0 {
+                    return Ok(Err(StoreError::NotFound("session")));
+                }
+                if !when_busy_too {
+                    let busy = sqlx::query("SELECT id FROM runs WHERE session_id = $1 AND status IN ('queued', 'running') LIMIT 1")
+                        .bind(session.id.as_str())
+                        .fetch_optional(&mut **tx)
+                        .await?;
+                    if let Some(r) = busy {
+                        let id: String = r.try_get("id")?;
+                        return Ok(Err(StoreError::Busy(format!(
+                            "session {} is busy with run {id}; wait for it, or send `\"on_busy\": \"enqueue\"` or `\"interrupt\"`",
+                            session.id
+                        ))));
+                    }
+                }
+                let run = crate::sessions::insert_run_row(tx, session, RunId::generate(), &new.input, None, now).await?;
+                (Session { status: "running".into(), updated_at: now, ..session.clone() }, run)
+            }
+        };
+        if let Some(claim) = &new.claim {
+            Self::idempotency_created_in(tx, claim, &format!("{}/{}", session.id, run.id)).await?;
+        }
+        Ok(Ok((session, run)))
+    }
+
+    /// The runs' writes of a batch, inside its transaction.
+    async fn write_runs_in(
+        &self,
+        tx: &mut crate::WriteTx,
+        writes: &[&RunWrite],
+        now: i64,
+    ) -> Result<Vec<Result<RunWritten, StoreError>>, StoreError> {
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
+
+        // Runs, in id order: usage and trace (in FIFO order, so the last trace wins) and ends (the
+        // first end of a run wins), one statement per run — the end's, which carries the usage,
+        // or an update when the run does not end here.
+        #[derive(Default)]
+        struct RunAgg<'w> {
+            input: i64,
+            output: i64,
+            trace: Option<&'w Value>,
+            ends: Vec<usize>,
+        }
+        let mut runs: BTreeMap<&RunId, RunAgg> = BTreeMap::new();
+        for (i, w) in writes.iter().enumerate() {
+            if w.charge.is_none() && w.trace.is_none() && w.end.is_none() {
+                continue;
+            }
+            let r = runs.entry(&w.run).or_default();
+            let (input, output) = w.tokens();
+            r.input += input;
+            r.output += output;
+            if w.trace.is_some() {
+                r.trace = w.trace.as_ref();
+            }
+            if w.end.is_some() {
+                r.ends.push(i);
+            }
+        }
+        let mut ended = vec![false; writes.len()];
+        for (run, r) in &runs {
+            let mut update = r.input != 0 || r.output != 0 || r.trace.is_some();
+            for &i in &r.ends {
+                let end = writes[i].end.as_ref().expect("collected on end");
+                let usage = if update { (r.input, r.output) } else { (0, 0) };
+                ended[i] = Self::finish_row_in(tx, run, &end.outcome, usage, now).await?;
+                // (The end's outcome carries the whole trace.)
+                update &= !ended[i];
+            }
+            if !update {
+                continue;
+            }
+            let q = match r.trace {
                 Some(t) => sqlx::query(
                     "UPDATE runs SET input_tokens = input_tokens + $1, output_tokens = output_tokens + $2, trace = $3 WHERE id = $4",
                 )
-                .bind(*input)
-                .bind(*output)
+                .bind(r.input)
+                .bind(r.output)
                 .bind(t.to_string()),
                 None => sqlx::query("UPDATE runs SET input_tokens = input_tokens + $1, output_tokens = output_tokens + $2 WHERE id = $3")
-                    .bind(*input)
-                    .bind(*output),
+                    .bind(r.input)
+                    .bind(r.output),
             };
-            q.bind(run.as_str()).execute(&mut *tx).await?;
-        }
-
-        // Ends, in run order; the first end of a run wins.
-        let mut ended = vec![false; writes.len()];
-        let mut ends: Vec<usize> = (0..writes.len()).filter(|&i| writes[i].end.is_some()).collect();
-        ends.sort_by(|&a, &b| writes[a].run.cmp(&writes[b].run).then(a.cmp(&b)));
-        for &i in &ends {
-            let end = writes[i].end.as_ref().expect("filtered on end");
-            ended[i] = Self::finish_row_in(&mut tx, &writes[i].run, &end.outcome, now).await?;
+            q.bind(run.as_str()).execute(&mut **tx).await?;
         }
 
         // Sessions: numbers for the events and messages, usage, and the status after an end.
@@ -315,7 +449,7 @@ impl Store {
             if s.ended {
                 q = q.bind(now);
             }
-            match q.bind(id.as_str()).fetch_optional(&mut *tx).await? {
+            match q.bind(id.as_str()).fetch_optional(&mut **tx).await? {
                 Some(row) => {
                     s.next_event = row.try_get::<i64, _>("last_seq")? - s.events + 1;
                     s.next_message = row.try_get::<i64, _>("message_seq")? - s.messages + 1;
@@ -341,7 +475,7 @@ impl Store {
             .bind(*output)
             .bind(*input + *output)
             .bind(id.as_str())
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?;
             *balance = row.map(|r| r.try_get("token_balance")).transpose()?.flatten();
         }
@@ -390,7 +524,7 @@ impl Store {
                     .bind(e.data.to_string())
                     .bind(now);
             }
-            q.execute(&mut *tx).await?;
+            q.execute(&mut **tx).await?;
         }
         for chunk in insert_chunks(&message_rows) {
             let sql = values_sql(
@@ -403,18 +537,23 @@ impl Store {
             for (session, seq, run, role, content) in chunk {
                 q = q.bind(session.as_str()).bind(*seq).bind(run.as_str()).bind(*role).bind(content.as_str()).bind(now);
             }
-            q.execute(&mut *tx).await?;
+            q.execute(&mut **tx).await?;
         }
 
-        // The outbox: notifications of the runs this batch ended.
+        // The outbox: notifications of the runs this batch ended (subscriptions read once per
+        // sandbox).
+        let mut subscriptions: BTreeMap<&steward_core::ids::SandboxId, Vec<crate::Subscription>> = BTreeMap::new();
         for (i, w) in writes.iter().enumerate() {
             if let (true, Some(n)) = (ended[i], w.end.as_ref().and_then(|e| e.notification.as_ref()))
                 && results[i].is_ok()
             {
-                Self::enqueue_in(&mut tx, n, now).await?;
+                if !subscriptions.contains_key(&n.sandbox_id) {
+                    let subs = Self::subscriptions_in(tx, &n.sandbox_id).await?;
+                    subscriptions.insert(&n.sandbox_id, subs);
+                }
+                Self::enqueue_to(tx, &subscriptions[&n.sandbox_id], n, now).await?;
             }
         }
-        tx.commit().await?;
         Ok(results)
     }
 }
@@ -440,6 +579,29 @@ fn values_sql(prefix: &str, rows: usize, cols: usize, sqlite: bool) -> String {
         sql.push(')');
     }
     sql
+}
+
+fn reply(member: PendingRunWrite, answer: Answer) {
+    match (member, answer) {
+        (PendingRunWrite::Write { reply, .. }, Answer::Write(r)) => {
+            let _ = reply.send(r);
+        }
+        (PendingRunWrite::Admit { reply, .. }, Answer::Admit(r)) => {
+            let _ = reply.send(r);
+        }
+        (member, _) => fail(member, StoreError::Corrupt("the run writer answered a member with another's answer".into())),
+    }
+}
+
+fn fail(member: PendingRunWrite, e: StoreError) {
+    match member {
+        PendingRunWrite::Write { reply, .. } => {
+            let _ = reply.send(Err(e));
+        }
+        PendingRunWrite::Admit { reply, .. } => {
+            let _ = reply.send(Err(e));
+        }
+    }
 }
 
 #[cfg(test)]

@@ -102,24 +102,23 @@ pub(crate) fn run_from(row: &AnyRow) -> Result<Run, StoreError> {
     })
 }
 
-async fn insert_run(tx: &mut crate::WriteTx, session: &Session, input: &Value, now: i64) -> Result<Run, StoreError> {
-    let run = insert_run_row(tx, session, RunId::generate(), input, now).await?;
-    sqlx::query("UPDATE sessions SET status = 'running', updated_at = $1 WHERE id = $2")
-        .bind(now)
-        .bind(session.id.as_str())
-        .execute(&mut **tx)
-        .await?;
-    Ok(run)
-}
-
-/// Inserts a queued run row (the session's status is the caller's business).
-async fn insert_run_row(tx: &mut crate::WriteTx, session: &Session, id: RunId, input: &Value, now: i64) -> Result<Run, StoreError> {
+/// Inserts a run row: `queued`, or with `start_for` born `running`, owned by that owner (the
+/// session's status is the caller's business).
+pub(crate) async fn insert_run_row(
+    tx: &mut crate::WriteTx,
+    session: &Session,
+    id: RunId,
+    input: &Value,
+    start_for: Option<&str>,
+    now: i64,
+) -> Result<Run, StoreError> {
+    let started = start_for.is_some();
     let run = Run {
         id,
         session_id: session.id.clone(),
         sandbox_id: session.sandbox_id.clone(),
         agent_id: session.agent_id.clone(),
-        status: RunStatus::Queued,
+        status: if started { RunStatus::Running } else { RunStatus::Queued },
         stop_reason: None,
         error_type: None,
         error_message: None,
@@ -128,19 +127,22 @@ async fn insert_run_row(tx: &mut crate::WriteTx, session: &Session, id: RunId, i
         output_tokens: 0,
         trace: serde_json::json!({}),
         created_at: now,
-        started_at: None,
+        started_at: started.then_some(now),
         finished_at: None,
     };
     sqlx::query(
-        "INSERT INTO runs (id, session_id, sandbox_id, agent_id, status, input, trace, created_at)
-         VALUES ($1, $2, $3, $4, 'queued', $5, '{}', $6)",
+        "INSERT INTO runs (id, session_id, sandbox_id, agent_id, status, input, trace, created_at, owner, heartbeat_at, started_at)
+         VALUES ($1, $2, $3, $4, $5, $6, '{}', $7, $8, $9, $9)",
     )
     .bind(run.id.as_str())
     .bind(session.id.as_str())
     .bind(session.sandbox_id.as_str())
     .bind(session.agent_id.as_str())
+    .bind(run.status.as_str())
     .bind(input.to_string())
     .bind(now)
+    .bind(start_for)
+    .bind(run.started_at)
     .execute(&mut **tx)
     .await?;
     Ok(run)
@@ -155,17 +157,22 @@ impl Store {
     /// [`Self::create_session`] for a request holding an idempotency `claim`: the record names
     /// the session and its run (`ses_…/run_…`) in the same transaction, so a retry that takes
     /// the record over after this process died answers with them instead of creating another.
+    /// With `input` it is an admission of the run writer ([`Store::admit_run`]).
     pub async fn create_session_claimed(
         &self,
         new: NewSession,
         input: Option<&Value>,
         claim: Option<&crate::IdempotencyClaim>,
     ) -> Result<(Session, Option<Run>), StoreError> {
+        if let Some(input) = input {
+            let target = crate::RunTarget::New { session: new, start_for: None };
+            let (session, run) = self.admit_run(crate::NewRun { target, input: input.clone(), claim: claim.cloned() }).await?;
+            return Ok((session, Some(run)));
+        }
         let mut tx = self.write_tx().await?;
-        let (session, run) = Self::create_session_in(&mut tx, new, input, self.now()).await?;
+        let (session, run) = Self::create_session_in(&mut tx, new, None, self.now()).await?;
         if let Some(claim) = claim {
-            let created = format!("{}/{}", session.id, run.as_ref().map(|r| r.id.as_str()).unwrap_or(""));
-            Self::idempotency_created_in(&mut tx, claim, &created).await?;
+            Self::idempotency_created_in(&mut tx, claim, &format!("{}/", session.id)).await?;
         }
         tx.commit().await?;
         Ok((session, run))
@@ -189,6 +196,20 @@ impl Store {
         session_id: SessionId,
         run_id: RunId,
         input: Option<&Value>,
+        now: i64,
+    ) -> Result<(Session, Option<Run>), StoreError> {
+        Self::create_session_started(tx, new, session_id, run_id, input, None, now).await
+    }
+
+    /// [`Self::create_session_with_ids`] whose first run, with `start_for`, is born `running`
+    /// owned by that owner.
+    pub(crate) async fn create_session_started(
+        tx: &mut crate::WriteTx,
+        new: NewSession,
+        session_id: SessionId,
+        run_id: RunId,
+        input: Option<&Value>,
+        start_for: Option<&str>,
         now: i64,
     ) -> Result<(Session, Option<Run>), StoreError> {
         let status = if input.is_some() { "running" } else { "idle" };
@@ -223,7 +244,7 @@ impl Store {
         .execute(&mut **tx)
         .await?;
         let run = match input {
-            Some(input) => Some(insert_run_row(tx, &session, run_id, input, now).await?),
+            Some(input) => Some(insert_run_row(tx, &session, run_id, input, start_for, now).await?),
             None => None,
         };
         Ok((session, run))
@@ -350,26 +371,11 @@ impl Store {
 
     /// Adds a queued run to a session. Unless `when_busy_too`, refuses (`Busy`) when the
     /// session already has a queued or running run; the check and the insert are one
-    /// transaction, so two concurrent turns cannot both pass.
+    /// transaction (an admission of the run writer, [`Store::admit_run`]), so two concurrent
+    /// turns cannot both pass.
     pub async fn create_run(&self, session: &Session, input: &Value, when_busy_too: bool) -> Result<Run, StoreError> {
-        let now = self.now();
-        let mut tx = self.write_tx().await?;
-        if !when_busy_too {
-            let busy = sqlx::query("SELECT id FROM runs WHERE session_id = $1 AND status IN ('queued', 'running') LIMIT 1")
-                .bind(session.id.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-            if let Some(r) = busy {
-                let id: String = r.try_get("id")?;
-                return Err(StoreError::Busy(format!(
-                    "session {} is busy with run {id}; wait for it, or send `\"on_busy\": \"enqueue\"` or `\"interrupt\"`",
-                    session.id
-                )));
-            }
-        }
-        let run = insert_run(&mut tx, session, input, now).await?;
-        tx.commit().await?;
-        Ok(run)
+        let target = crate::RunTarget::Turn { session: session.clone(), when_busy_too };
+        Ok(self.admit_run(crate::NewRun { target, input: input.clone(), claim: None }).await?.1)
     }
 
     /// Claims the oldest queued run of a session for `owner`, if no run of the session is
@@ -377,6 +383,10 @@ impl Store {
     pub async fn claim_next_run(&self, session: &SessionId, owner: &str) -> Result<Option<Run>, StoreError> {
         let now = self.now();
         let mut tx = self.write_tx().await?;
+        if self.backend == crate::Backend::Postgres {
+            // Serialises with the run writer's admissions to this session and other replicas' claims.
+            sqlx::query("SELECT id FROM sessions WHERE id = $1 FOR UPDATE").bind(session.as_str()).fetch_optional(&mut *tx).await?;
+        }
         let running = sqlx::query("SELECT id FROM runs WHERE session_id = $1 AND status = 'running' LIMIT 1")
             .bind(session.as_str())
             .fetch_optional(&mut *tx)
@@ -477,28 +487,6 @@ impl Store {
         Ok(Listing::from_overfetch(items, page.limit, |r| r.id.to_string()))
     }
 
-    /// Ends a run (only if it is not already ended) and marks its session idle when nothing
-    /// else is queued. Returns whether this call ended it.
-    pub async fn finish_run(&self, id: &RunId, outcome: &RunOutcome) -> Result<bool, StoreError> {
-        let now = self.now();
-        let mut tx = self.write_tx().await?;
-        if !Self::finish_row_in(&mut tx, id, outcome, now).await? {
-            return Ok(false);
-        }
-        sqlx::query(
-            "UPDATE sessions SET updated_at = $1,
-                 status = CASE WHEN EXISTS (SELECT 1 FROM runs WHERE runs.session_id = sessions.id AND runs.status IN ('queued', 'running'))
-                               THEN 'running' ELSE 'idle' END
-             WHERE id = (SELECT session_id FROM runs WHERE id = $2)",
-        )
-        .bind(now)
-        .bind(id.as_str())
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
     /// Ends a run, appends its terminal event and enqueues its notification, in one
     /// transaction (a transactional outbox: a crash can lose neither the event nor the
     /// notification of a run that ended), group-committed with other runs' writes. `None` when
@@ -521,12 +509,19 @@ impl Store {
         Ok(if written.ended { written.events.into_iter().last() } else { None })
     }
 
-    /// Sets a run's outcome if it is still active (the session's status is the caller's).
-    pub(crate) async fn finish_row_in(tx: &mut crate::WriteTx, id: &RunId, outcome: &RunOutcome, now: i64) -> Result<bool, StoreError> {
+    /// Sets a run's outcome if it is still active, adding `usage` (input, output tokens) to it
+    /// (the session's status is the caller's).
+    pub(crate) async fn finish_row_in(
+        tx: &mut crate::WriteTx,
+        id: &RunId,
+        outcome: &RunOutcome,
+        usage: (i64, i64),
+        now: i64,
+    ) -> Result<bool, StoreError> {
         let n = sqlx::query(
             "UPDATE runs SET status = $1, stop_reason = $2, error_type = $3, error_message = $4, trace = $5, finished_at = $6,
-                    started_at = COALESCE(started_at, $6), owner = NULL
-             WHERE id = $7 AND status IN ('queued', 'running')",
+                    started_at = COALESCE(started_at, $6), owner = NULL, input_tokens = input_tokens + $7, output_tokens = output_tokens + $8
+             WHERE id = $9 AND status IN ('queued', 'running')",
         )
         .bind(outcome.status.as_str())
         .bind(outcome.stop_reason.clone())
@@ -534,19 +529,12 @@ impl Store {
         .bind(outcome.error_message.clone())
         .bind(outcome.trace.to_string())
         .bind(now)
+        .bind(usage.0)
+        .bind(usage.1)
         .bind(id.as_str())
         .execute(&mut **tx)
         .await?;
         Ok(n.rows_affected() > 0)
-    }
-
-    /// Stores a run's trace while it is still going.
-    pub async fn set_run_trace(&self, id: &RunId, trace: &Value) -> Result<(), StoreError> {
-        let session = self.run(id).await?.ok_or(StoreError::NotFound("run"))?.session_id;
-        let mut write = crate::RunWrite::new(session, id.clone());
-        write.trace = Some(trace.clone());
-        self.write_run(write).await?;
-        Ok(())
     }
 
     /// Refreshes the heartbeat of every run `owner` is running.

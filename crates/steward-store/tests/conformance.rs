@@ -9,6 +9,8 @@
 
 #[macro_use]
 mod common;
+#[path = "conformance/admissions.rs"]
+mod admissions;
 #[path = "conformance/cache.rs"]
 mod cache;
 #[path = "conformance/errors.rs"]
@@ -24,15 +26,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 use std::future::Future;
 
+use admissions::*;
 use cache::*;
 use common::START_MS;
 use errors::*;
-use steward_core::agent::{AgentConfig, AgentState, ModelRef};
+use steward_core::agent::{AgentConfig, AgentState};
 use steward_core::clock::ManualClock;
 use steward_core::ids::{AccountId, AgentId, ApiKeyId, SandboxId};
 use steward_core::keys;
 use steward_core::tenancy::{Account, Email, KeyKind, Role};
 use steward_store::{IdempotencyBegin, Listing, LoginCodeCheck, NewApiKey, PageRequest, Store, StoreError, StoredResponse};
+use steward_test_support::agent_config;
 use tokio::task::JoinSet;
 use tools::*;
 use triggers::*;
@@ -105,6 +109,8 @@ conformance!(
     unique_violations_are_duplicate_and_lost_compare_and_sets_are_stale,
     retry_on_stale_lands_every_racing_writer,
     a_closed_store_is_shutting_down,
+    racing_turns_on_two_replicas_admit_one,
+    a_new_session_run_is_born_running_for_its_owner,
     a_provider_update_or_delete_is_seen_by_the_next_read,
     a_revoked_key_is_seen_revoked_by_the_next_read,
     trigger_changes_are_seen_by_the_next_read,
@@ -132,19 +138,14 @@ async fn account(store: &Store, raw_email: &str) -> Account {
 /// A valid agent configuration named `name`.
 fn config(name: &str) -> AgentConfig {
     AgentConfig {
-        name: name.to_owned(),
         description: format!("the {name} agent"),
-        model: ModelRef { provider_id: "anthropic".into(), name: "claude-sonnet-4-6".into() },
         system_prompt: "You help.".into(),
-        tool_sources: vec![],
         tools: vec!["search_issues".into()],
         max_turns: 15,
         max_output_tokens: 4096,
         temperature: Some(0.2),
-        environment_id: None,
-        skills: vec![],
-        memory_store_ids: vec![],
         metadata: BTreeMap::from([("team".to_owned(), "support".to_owned())]),
+        ..agent_config(name, "anthropic", "claude-sonnet-4-6")
     }
     .validated()
     .expect("the test config is valid")

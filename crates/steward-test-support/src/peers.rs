@@ -4,6 +4,8 @@
 //! `scripts/test` sets): then a missing peer fails it.
 
 use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// The Python of the peers' venv.
 pub const PYTHON_VAR: &str = "STEWARD_TEST_PYTHON";
@@ -41,4 +43,41 @@ pub fn npm_bin(name: &str) -> Option<String> {
     let bin = Path::new(&dir).join(name);
     assert!(bin.exists(), "{} is missing; rerun scripts/test to reinstall the npm peers", bin.display());
     Some(bin.to_string_lossy().into_owned())
+}
+
+/// The reference MCP server `mcp-server-everything` (an npm peer) in streamable-HTTP mode,
+/// listening on `http://127.0.0.1:<port>/mcp`; killed when dropped.
+pub struct EverythingHttp {
+    child: Child,
+    /// The loopback port it listens on.
+    pub port: u16,
+}
+
+impl Drop for EverythingHttp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts [`EverythingHttp`] on a free port and waits (30 s at most) until it listens; `None`
+/// when the npm peers are not installed (see [`npm_bin`]).
+pub async fn everything_over_http() -> Option<EverythingHttp> {
+    let bin = npm_bin("mcp-server-everything")?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new(&bin)
+        .arg("streamableHttp")
+        .env("PORT", port.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start mcp-server-everything streamableHttp");
+    let server = EverythingHttp { child, port };
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(30), "the HTTP MCP server did not listen on {port} within 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Some(server)
 }

@@ -1,16 +1,22 @@
-//! `steward serve` as a child process: started from a `Command` the caller built (so this crate
-//! needs neither the binary nor the server crate), waited for until it prints its
-//! "steward listening on <url>" line, and killed with SIGKILL — when the test says so, or on
-//! drop. Restarting is starting the same command again on the same data dir or database.
+//! The `steward` binary as a child process. `steward serve`: started from a `Command` the caller
+//! built (so this crate needs neither the binary nor the server crate), waited for until it
+//! prints its "steward listening on <url>" line, and killed with SIGKILL — when the test says
+//! so, or on drop. Restarting is starting the same command again on the same data dir or
+//! database. Then what a test does first with a server, as an operator and a client would:
+//! bootstrap an account with `steward admin create-account` ([`bootstrap_account`]) and open a
+//! session over HTTP ([`create_session`]).
 //!
 //! Every wait is bounded, and the pipes are read to their end on threads of their own, so a
-//! server never blocks writing to a pipe nobody reads.
+//! child never blocks writing to a pipe nobody reads.
 
 use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
 
 /// The line `steward serve` prints first on stdout, followed by its URL.
 pub const LISTENING: &str = "steward listening on ";
@@ -106,4 +112,86 @@ fn keep(pipe: impl Read, out: &Mutex<String>) {
     for line in BufReader::new(pipe).lines().map_while(Result::ok) {
         out.lock().unwrap().push_str(&format!("{line}\n"));
     }
+}
+
+/// How long `steward admin create-account` may take.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What `steward admin create-account --json` printed: the account, the sandbox it owns, and
+/// an account API key homed there.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub account_id: String,
+    pub sandbox_id: String,
+    pub api_key: String,
+}
+
+/// Bootstraps an account as an operator does: `steward admin create-account --email <email>
+/// --json` on the store the server uses — its data dir, its PostgreSQL URL, or both, as
+/// `steward serve` was given them. `steward` is a `Command` of the binary with the environment
+/// the test wants and no arguments yet. Panics, with what the command printed, when it fails,
+/// prints no account, or runs longer than a minute.
+pub fn bootstrap_account(mut steward: Command, email: &str, data_dir: Option<&Path>, database_url: Option<&str>) -> Account {
+    steward.args(["admin", "create-account", "--email", email, "--json"]);
+    if let Some(dir) = data_dir {
+        steward.arg("--data-dir").arg(dir);
+    }
+    if let Some(url) = database_url {
+        steward.args(["--database-url", url]);
+    }
+    steward.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let out = wait_within(steward.spawn().expect("spawn steward admin create-account"), ADMIN_TIMEOUT)
+        .unwrap_or_else(|| panic!("steward admin create-account ran longer than {ADMIN_TIMEOUT:?}"));
+    let printed = || format!("stdout: {}\nstderr: {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "steward admin create-account failed ({}); {}", out.status, printed());
+    let v: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("steward admin create-account printed no JSON ({e}); {}", printed()));
+    let field = |k: &str| v[k].as_str().unwrap_or_else(|| panic!("no {k} in what steward admin create-account printed: {v}")).to_owned();
+    Account { account_id: field("account_id"), sandbox_id: field("sandbox_id"), api_key: field("api_key") }
+}
+
+/// Waits for `child` to exit and returns what it printed on the pipes it has (stdout, stderr;
+/// an output not piped is empty). `None` when it ran longer than `timeout`: it is killed then,
+/// and the caller says what that means.
+pub fn wait_within(mut child: Child, timeout: Duration) -> Option<Output> {
+    let read = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let stdout = read(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = read(child.stderr.take().map(|p| Box::new(p) as _));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait for the command") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Some(Output { status, stdout: stdout.join().unwrap(), stderr: stderr.join().unwrap() })
+}
+
+/// `POST {url}/v1/sessions` with `key`: a session of `agent` whose input is the user message
+/// `content`. Returns the new session's id, or what went wrong (the transport error, or a status
+/// other than 201 with the body).
+pub async fn create_session(http: &reqwest::Client, url: &str, key: &str, agent: &str, content: &str) -> Result<String, String> {
+    let body = json!({"agent_id": agent, "input": [{"role": "user", "content": content}]});
+    let res =
+        http.post(format!("{url}/v1/sessions")).bearer_auth(key).json(&body).send().await.map_err(|e| format!("POST /v1/sessions: {e}"))?;
+    let status = res.status();
+    let text = res.text().await.map_err(|e| format!("POST /v1/sessions → {status}, body unread: {e}"))?;
+    if status != reqwest::StatusCode::CREATED {
+        return Err(format!("POST /v1/sessions → {status}: {text}"));
+    }
+    let session: Value = serde_json::from_str(&text).map_err(|e| format!("POST /v1/sessions → {status}, not JSON ({e}): {text}"))?;
+    session["id"].as_str().map(str::to_owned).ok_or_else(|| format!("POST /v1/sessions → {status}, no id: {session}"))
 }

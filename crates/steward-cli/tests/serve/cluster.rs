@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::{pg_schema_url, provision, slow_model, start, steward, temp_dir};
+use super::{http, ops_account, pg_schema_url, provision, replica, slow_model, start, steward, temp_dir};
 use steward_test_support::retry::retry_while_conflict;
 
 /// A webhook receiver that accepts everything and keeps the bodies.
@@ -60,20 +60,12 @@ async fn three_replicas_survive_a_kill_9_under_load() {
     let (model_url, _model) = slow_model(40, Duration::from_millis(30)).await;
     let (hook_url, hooks, _hook) = receiver().await;
     let home = temp_dir();
-    let master = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-    let replica = |dir: &str| {
-        let mut c = steward(&home);
-        c.args(["serve", "--database-url", &url, "--heartbeat-secs", "1", "--stale-after-secs", "3", "--data-dir"])
-            .arg(home.join(dir))
-            .env("STEWARD_MASTER_KEY", master);
-        start(c).unwrap()
-    };
-    let mut a = replica("a");
-    let (b, c) = (replica("b"), replica("c"));
-    let out =
-        steward(&home).args(["admin", "create-account", "--email", "ops@example.com", "--database-url", &url, "--json"]).output().unwrap();
-    let key = serde_json::from_slice::<Value>(&out.stdout).unwrap()["api_key"].as_str().unwrap().to_owned();
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    // Short heartbeats and staleness, so the dead replica's leases and runs expire quickly.
+    let start_replica = |dir: &str| replica(&home, &url, dir, &["--heartbeat-secs", "1", "--stale-after-secs", "3"]);
+    let mut a = start_replica("a");
+    let (b, c) = (start_replica("b"), start_replica("c"));
+    let key = ops_account(&home, None, Some(&url)).api_key;
+    let http = http();
     let agent = provision(&http, &a.url, &key, &model_url).await;
     let res = http
         .post(format!("{}/v1/subscriptions", b.url))
@@ -249,23 +241,18 @@ async fn a_restarted_sqlite_server_answers_the_keys_its_dead_life_held() {
         start(c).unwrap()
     };
     let mut first = serve();
-    let out =
-        steward(&home).args(["admin", "create-account", "--email", "ops@example.com", "--json", "--data-dir"]).arg(&data).output().unwrap();
-    let key = serde_json::from_slice::<Value>(&out.stdout).unwrap()["api_key"].as_str().unwrap().to_owned();
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let key = ops_account(&home, Some(&data), None).api_key;
+    let http = http();
     let agent = provision(&http, &first.url, &key, &model_url).await;
-    let session_body = json!({"agent_id": agent, "input": [{"role": "user", "content": "hi"}]});
-    let created: Value = http
-        .post(format!("{}/v1/sessions", first.url))
-        .bearer_auth(&key)
-        .header("Idempotency-Key", "session-1")
-        .json(&session_body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    // The same request in both lives: one key, one body.
+    let create_session = |url: &str| {
+        http.post(format!("{url}/v1/sessions"))
+            .bearer_auth(&key)
+            .header("Idempotency-Key", "session-1")
+            .json(&json!({"agent_id": agent, "input": [{"role": "user", "content": "hi"}]}))
+            .send()
+    };
+    let created: Value = create_session(&first.url).await.unwrap().json().await.unwrap();
     let (pending_url, pending_key, pending_agent) = (first.url.clone(), key.clone(), agent.clone());
     let pending = tokio::spawn(async move {
         let _ = reqwest::Client::new()
@@ -299,17 +286,7 @@ async fn a_restarted_sqlite_server_answers_the_keys_its_dead_life_held() {
     let status = retry_while_conflict(deadline, Duration::from_millis(250), send, |_| {}).await.0.status();
     assert!(status.is_success(), "the key is still refused after the lease: {status}");
     // A finished request's key is a replay, across the restart, not a second session.
-    let again: Value = http
-        .post(format!("{}/v1/sessions", second.url))
-        .bearer_auth(&key)
-        .header("Idempotency-Key", "session-1")
-        .json(&session_body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let again: Value = create_session(&second.url).await.unwrap().json().await.unwrap();
     assert_eq!(again["id"], created["id"], "{again}");
     drop(second);
     let _ = std::fs::remove_dir_all(&home);

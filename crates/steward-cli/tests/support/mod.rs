@@ -5,11 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
-use steward_test_support::serve::{self, Served};
+use steward_test_support::serve::{self, Account, Served, bootstrap_account, wait_within};
 
 const BIN: &str = env!("CARGO_BIN_EXE_steward");
 const STARTUP: Duration = Duration::from_secs(30);
@@ -65,32 +64,15 @@ impl Server {
     pub fn start() -> Server {
         let data = TempDir::new("data");
         let home = TempDir::new("home");
-        let log = std::fs::File::create(home.path().join("server.log")).unwrap();
-        let mut cmd = Command::new(BIN);
-        hermetic(&mut cmd, home.path());
-        cmd.arg("serve")
-            .arg("--data-dir")
-            .arg(data.path())
-            .args(["--listen", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log);
-        let process = serve::start(cmd, STARTUP).unwrap_or_else(|e| {
-            panic!(
-                "steward serve did not start ({e}); its log:\n{}",
-                std::fs::read_to_string(home.path().join("server.log")).unwrap_or_default()
-            )
-        });
+        let process = serve_in(data.path(), home.path(), STARTUP, |_| {});
         Server { url: process.url.clone(), _process: process, data, home }
     }
 
-    /// `steward admin create-account --json`: {"account_id", "sandbox_id", "api_key"}.
-    pub fn create_account(&self, email: &str) -> Value {
+    /// `steward admin create-account` on this server's data dir.
+    pub fn create_account(&self, email: &str) -> Account {
         let mut cmd = Command::new(BIN);
         hermetic(&mut cmd, self.home.path());
-        cmd.args(["admin", "create-account", "--email", email, "--json", "--data-dir"]).arg(self.data.path());
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        finish(cmd.spawn().unwrap()).ok().json()
+        bootstrap_account(cmd, email, Some(self.data.path()), None)
     }
 
     /// A client acting with `key` (or the stored login when `None`) in directory `cwd`.
@@ -105,6 +87,20 @@ impl Server {
     pub fn mail_log(&self) -> String {
         std::fs::read_to_string(self.data.path().join("mail.log")).unwrap_or_default()
     }
+}
+
+/// Starts `steward serve` on the data dir `data`, hermetic in `home`, with the flags `extra` adds;
+/// its log goes to `home/server.log`, shown when it does not start within `timeout`.
+pub fn serve_in(data: &Path, home: &Path, timeout: Duration, extra: impl FnOnce(&mut Command)) -> Served {
+    let log = std::fs::File::create(home.join("server.log")).unwrap();
+    let mut cmd = Command::new(BIN);
+    hermetic(&mut cmd, home);
+    cmd.arg("serve").arg("--data-dir").arg(data).args(["--listen", "127.0.0.1:0"]);
+    extra(&mut cmd);
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(log);
+    serve::start(cmd, timeout).unwrap_or_else(|e| {
+        panic!("steward serve did not start ({e}); its log:\n{}", std::fs::read_to_string(home.join("server.log")).unwrap_or_default())
+    })
 }
 
 /// How to run `steward …` commands.
@@ -166,31 +162,8 @@ impl Run {
 }
 
 /// Waits for a child with piped output, killing it if it takes too long.
-pub fn finish(mut child: Child) -> Run {
-    let out = child.stdout.take();
-    let err = child.stderr.take();
-    let read = |pipe: Option<Box<dyn std::io::Read + Send>>| {
-        thread::spawn(move || {
-            let mut s = String::new();
-            if let Some(mut p) = pipe {
-                let _ = p.read_to_string(&mut s);
-            }
-            s
-        })
-    };
-    let out = read(out.map(|p| Box::new(p) as _));
-    let err = read(err.map(|p| Box::new(p) as _));
-    let deadline = Instant::now() + COMMAND;
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("a steward command ran longer than {COMMAND:?}");
-        }
-        thread::sleep(Duration::from_millis(10));
-    };
-    Run { status, stdout: out.join().unwrap(), stderr: err.join().unwrap() }
+pub fn finish(child: Child) -> Run {
+    let out = wait_within(child, COMMAND).unwrap_or_else(|| panic!("a steward command ran longer than {COMMAND:?}"));
+    let text = |bytes: Vec<u8>| String::from_utf8_lossy(&bytes).into_owned();
+    Run { status: out.status, stdout: text(out.stdout), stderr: text(out.stderr) }
 }

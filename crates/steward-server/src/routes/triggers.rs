@@ -327,7 +327,7 @@ pub async fn deliver(State(state): State<AppState>, Path(raw): Path<String>, hea
     let verified = inbound::authenticate(&state, &trigger, secret.expose(), app.map(|(a, _)| a), &headers, &body, now)
         .map_err(|r| inbound::refuse(&state, r))?;
     let named = inbound::named_delivery(&verified, &headers);
-    let once = inbound::claim_once(&state, &trigger, &verified, named.as_deref()).await?;
+    let once = inbound::claim_once(&trigger, &verified);
     // From here on the sender holds the secret: refusals are recorded as the trigger's last error.
     let refuse = |err: ApiError| {
         let store = state.store.clone();

@@ -195,6 +195,25 @@ impl TestServer {
         self.call(Method::PATCH, path, Some(key), Some(body)).await
     }
 
+    /// An `anthropic` provider at `base_url` (a fake model's) offering `model`, created through
+    /// the API.
+    pub async fn fake_provider(&self, key: &str, base_url: &str, model: &str) {
+        let body = serde_json::json!({"id": "anthropic", "provider": "anthropic", "base_url": base_url, "models": [model]});
+        let (st, p) = self.post("/v1/providers", key, body).await;
+        assert_eq!(st, StatusCode::CREATED, "{p}");
+    }
+
+    /// A new user (ada@example.com) with a [`TestServer::fake_provider`] offering `model` and an
+    /// agent `name` on it; returns the user and the agent's id.
+    pub async fn user_with_agent(&self, base_url: &str, model: &str, name: &str) -> (User, String) {
+        let u = self.user("ada@example.com").await;
+        self.fake_provider(&u.key, base_url, model).await;
+        let body = serde_json::json!({"name": name, "model": {"provider_id": "anthropic", "name": model}});
+        let (st, a) = self.post("/v1/agents", &u.key, body).await;
+        assert_eq!(st, StatusCode::CREATED, "{a}");
+        (u, a["id"].as_str().unwrap().to_owned())
+    }
+
     /// Creates an agent through the API and returns its JSON.
     pub async fn agent(&self, key: &str, name: &str) -> Value {
         let (s, v) = self.post("/v1/agents", key, agent_body(name)).await;
@@ -221,6 +240,19 @@ pub fn agent_body(name: &str) -> Value {
         "temperature": 0.2,
         "metadata": {"team": "support"}
     })
+}
+
+/// Posts `body` (JSON) to a trigger's inbound `url` (a path) with the given headers; returns the
+/// status and the answer, as JSON when it is.
+pub async fn deliver(s: &TestServer, url: &str, body: impl AsRef<[u8]>, headers: &[(&str, String)]) -> (StatusCode, Value) {
+    let mut req = s.http.post(format!("{}{url}", s.url)).header("content-type", "application/json").body(body.as_ref().to_vec());
+    for (k, v) in headers {
+        req = req.header(*k, v);
+    }
+    let res = req.send().await.unwrap();
+    let st = res.status();
+    let text = res.text().await.unwrap();
+    (st, serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
 /// Asserts a §2 error body and returns its message.

@@ -11,7 +11,7 @@ use steward_core::webhook::{self, Refusal, Refused, Verified};
 use steward_store::SignatureOnce;
 
 use crate::AppState;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiError;
 
 /// Headers never shown to the input template (they carry secrets or signatures).
 pub const HIDDEN_HEADERS: [&str; 7] = [
@@ -93,12 +93,9 @@ pub fn replayed() -> Refused {
     }
 }
 
-/// For a legacy signature: the record that lets it be accepted once, after refusing it at once
-/// if it was already used for another delivery (a cheap read; `accept_delivery` decides races).
-pub async fn claim_once(state: &AppState, trigger: &Trigger, verified: &Verified, named: Option<&str>) -> ApiResult<Option<SignatureOnce>> {
-    let Some((key, expires_at)) = verified.once_key(trigger.id.as_str()) else { return Ok(None) };
-    match state.store.signature_used_for(&key).await? {
-        Some(first) if Some(first.as_str()) != named => Err(refuse(state, replayed())),
-        _ => Ok(Some(SignatureOnce { key, expires_at })),
-    }
+/// For a legacy signature: the record that lets it be accepted once. Whether it was already
+/// used for another delivery is decided by `accept_delivery`, in the delivery writer's
+/// transaction (no read ahead of it: a replay is refused there as `Delivery::Replayed`).
+pub fn claim_once(trigger: &Trigger, verified: &Verified) -> Option<SignatureOnce> {
+    verified.once_key(trigger.id.as_str()).map(|(key, expires_at)| SignatureOnce { key, expires_at })
 }
