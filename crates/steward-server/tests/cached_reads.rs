@@ -38,14 +38,8 @@ async fn terminal(s: &TestServer, key: &str, session: &Value) -> String {
 async fn provider_and_agent_changes_reach_the_next_admission_and_run(backend: Backend) {
     let fake = FakeModel::start(|_, _| Reply::Text("ok".into())).await;
     let Some(s) = TestServer::start_on(backend).await else { return };
-    let u = s.user("ada@example.com").await;
-    let (st, p) = s
-        .post("/v1/providers", &u.key, json!({"id": "anthropic", "provider": "anthropic", "base_url": fake.url, "models": ["claude-a"]}))
-        .await;
-    assert_eq!(st, StatusCode::CREATED, "{p}");
-    let (st, a) = s.post("/v1/agents", &u.key, json!({"name": "support", "model": {"provider_id": "anthropic", "name": "claude-a"}})).await;
-    assert_eq!(st, StatusCode::CREATED, "{a}");
-    let agent = a["id"].as_str().unwrap();
+    let (u, agent) = s.user_with_agent(&fake.url, "claude-a", "support").await;
+    let agent = agent.as_str();
 
     // Two runs: every hot-path read is cached from here on.
     for _ in 0..2 {
