@@ -11,6 +11,8 @@
 mod common;
 #[path = "conformance/admissions.rs"]
 mod admissions;
+#[path = "conformance/cache.rs"]
+mod cache;
 #[path = "conformance/errors.rs"]
 mod errors;
 #[path = "conformance/tools.rs"]
@@ -25,6 +27,7 @@ use std::fmt::Debug;
 use std::future::Future;
 
 use admissions::*;
+use cache::*;
 use common::START_MS;
 use errors::*;
 use steward_core::agent::{AgentConfig, AgentState};
@@ -108,6 +111,14 @@ conformance!(
     a_closed_store_is_shutting_down,
     racing_turns_on_two_replicas_admit_one,
     a_new_session_run_is_born_running_for_its_owner,
+    a_provider_update_or_delete_is_seen_by_the_next_read,
+    a_revoked_key_is_seen_revoked_by_the_next_read,
+    trigger_changes_are_seen_by_the_next_read,
+    agent_changes_are_seen_and_deleting_it_drops_its_versions_and_triggers,
+    grant_and_sandbox_changes_are_seen_by_the_next_read,
+    vault_source_and_environment_changes_are_seen_by_the_next_read,
+    destroying_a_sandbox_drops_what_was_cached_of_it,
+    reads_racing_writes_never_leave_a_stale_entry,
 );
 
 // ---------------------------------------------------------------------------------------------
