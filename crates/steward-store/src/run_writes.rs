@@ -29,7 +29,7 @@ pub const MAX_BATCH: usize = 256;
 
 /// Rows per multi-row `INSERT`, largest first: a batch's rows go in statements of these sizes,
 /// so only a few distinct statements exist and they stay in the prepared-statement cache.
-const INSERT_SIZES: [usize; 4] = [64, 16, 4, 1];
+const INSERT_SIZES: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
 
 /// Splits `rows` into chunks of the [`INSERT_SIZES`].
 fn insert_chunks<T>(mut rows: &[T]) -> Vec<&[T]> {
@@ -616,7 +616,7 @@ mod tests {
     fn rows_go_in_few_statement_sizes() {
         let rows: Vec<u32> = (0..87).collect();
         let sizes: Vec<usize> = super::insert_chunks(&rows).iter().map(|c| c.len()).collect();
-        assert_eq!(sizes, vec![64, 16, 4, 1, 1, 1]);
+        assert_eq!(sizes, vec![64, 16, 4, 2, 1]);
         assert_eq!(sizes.iter().sum::<usize>(), 87);
     }
 }
