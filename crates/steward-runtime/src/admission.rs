@@ -24,7 +24,7 @@ use serde_json::Value;
 use steward_core::admission::{Refusal, check_agent};
 use steward_core::agent::Agent;
 use steward_core::session::{Run, RunStatus, Session};
-use steward_store::{IdempotencyClaim, NewRun, NewSession, RunTarget, StoreError};
+use steward_store::{IdempotencyClaim, NewRun, NewSession, RunTarget, Start, StoreError};
 
 use crate::engine::{Prepared, Runtime};
 
@@ -145,8 +145,14 @@ impl Runtime {
                 // With a free slot the run is created claimed by this process and starts at
                 // once; without one it waits `queued` for a worker, as a turn does.
                 let slot = self.free_slot();
-                let start_for = slot.as_ref().map(|_| self.node_id().to_owned());
-                let new = NewRun { target: RunTarget::New { session, start_for }, input: a.input.clone(), claim: a.claim.cloned() };
+                let start = slot.as_ref().map(|_| Start {
+                    owner: self.node_id().to_owned(),
+                    messages: crate::conversation::input_messages(a.input)
+                        .into_iter()
+                        .map(|(role, m)| (role, crate::conversation::parts_to_json(&m.parts)))
+                        .collect(),
+                });
+                let new = NewRun { target: RunTarget::New { session, start }, input: a.input.clone(), claim: a.claim.cloned() };
                 let (session, run) = store.admit_run(new).await?;
                 match slot {
                     Some(slot) if run.status == RunStatus::Running => {

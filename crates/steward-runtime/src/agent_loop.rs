@@ -161,9 +161,12 @@ pub(crate) async fn run(deps: &Deps<'_>, run: Run, prepared: Option<Prepared>, c
 
 async fn drive(ctx: &mut Ctx<'_>, prepared: Option<Prepared>) -> Result<String, Halt> {
     let store = ctx.deps.store;
-    ctx.event(RunEvent::Started { run_id: ctx.run.id.clone() });
-    ctx.submit()?;
     let first_of_new_session = prepared.is_some();
+    if !first_of_new_session {
+        // (A run born running at admission had its start stored with it.)
+        ctx.event(RunEvent::Started { run_id: ctx.run.id.clone() });
+        ctx.submit()?;
+    }
     let (session, agent) = match prepared {
         Some(p) => (p.session, p.agent),
         None => {
@@ -221,13 +224,12 @@ async fn drive(ctx: &mut Ctx<'_>, prepared: Option<Prepared>) -> Result<String, 
     if !first_of_new_session {
         ctx.history = to_model_messages(&store.conversation(&ctx.run.session_id).await?);
     }
-    for item in ctx.run.input.as_array().cloned().unwrap_or_default() {
-        let role = if item.get("role").and_then(Value::as_str) == Some("assistant") { Role::Assistant } else { Role::User };
-        let text = item.get("content").and_then(Value::as_str).unwrap_or_default();
-        // The stored role is the input's own (`user`, or what the caller sent).
-        let stored = item.get("role").and_then(Value::as_str).unwrap_or("user").to_owned();
-        ctx.pending.messages.push((stored, parts_to_json(&[Part::Text(text.into())])));
-        ctx.history.push(Message { role, parts: vec![Part::Text(text.into())] });
+    // (A run born running at admission had its input stored with it.)
+    for (stored, message) in crate::conversation::input_messages(&ctx.run.input) {
+        if !first_of_new_session {
+            ctx.pending.messages.push((stored, parts_to_json(&message.parts)));
+        }
+        ctx.history.push(message);
     }
     ctx.submit()?;
 

@@ -44,7 +44,9 @@ pub use integrations::{ConnectedAccount, NewConnectedAccount, OAuthAttempt, Publ
 pub use keys::NewApiKey;
 pub use notifications::{Attempt, Notification, OutboundDelivery, Subscription, UNFINISHED_ATTEMPT};
 pub use page::{Listing, PageRequest};
-pub use run_writes::{MAX_BATCH as MAX_RUN_WRITE_BATCH, NewRun, RunEnd, RunTarget, RunWrite, RunWriteReceipt, RunWritten, UsageCharge};
+pub use run_writes::{
+    MAX_BATCH as MAX_RUN_WRITE_BATCH, NewRun, RunEnd, RunTarget, RunWrite, RunWriteReceipt, RunWritten, Start, UsageCharge,
+};
 pub use sandboxes::SandboxWithRole;
 pub use schedules::{Execution, Fire, Schedule};
 pub use sessions::{ConversationSummary, NewSession, RunFilter, RunOutcome, SessionFilter};

@@ -109,12 +109,21 @@ pub struct NewRun {
 /// Where an admitted run goes.
 #[derive(Debug, Clone)]
 pub enum RunTarget {
-    /// A new session with this run as its first. With `start_for` the run is born `running`,
-    /// owned by that owner, who executes it at once (no claim transaction).
-    New { session: NewSession, start_for: Option<String> },
+    /// A new session with this run as its first. With `start` the run is born `running`,
+    /// owned by its owner, who executes it at once (no claim transaction).
+    New { session: NewSession, start: Option<Start> },
     /// Another run of `session`, queued. Unless `when_busy_too`, refused (`Busy`) when the
     /// session has a queued or running run.
     Turn { session: Session, when_busy_too: bool },
+}
+
+/// A run born running: who executes it, and the conversation messages it starts with (its input,
+/// as the runtime stores it), written with it together with its `agent_start` event — so the run
+/// needs no write of its own before its first model call.
+#[derive(Debug, Clone)]
+pub struct Start {
+    pub owner: String,
+    pub messages: Vec<(String, Value)>,
 }
 
 /// What a committed [`RunWrite`] stored.
@@ -175,7 +184,8 @@ pub(crate) enum PendingRunWrite {
 /// What one committed member of a batch answers.
 enum Answer {
     Write(Result<RunWritten, StoreError>),
-    Admit(Result<Box<(Session, Run)>, StoreError>),
+    /// The session and run, and the events the admission stored (a born-running run's start).
+    Admit(Result<Box<(Session, Run, Vec<Event>)>, StoreError>),
 }
 
 impl Store {
@@ -213,10 +223,13 @@ impl Store {
     fn announce(&self, answers: &[Answer]) {
         if let Some(hook) = self.committed.get() {
             for a in answers {
-                if let Answer::Write(Ok(r)) = a
-                    && !r.events.is_empty()
-                {
-                    (hook.0)(&r.events);
+                let events = match a {
+                    Answer::Write(Ok(r)) => &r.events,
+                    Answer::Admit(Ok(b)) => &b.2,
+                    _ => continue,
+                };
+                if !events.is_empty() {
+                    (hook.0)(events);
                 }
             }
         }
@@ -300,13 +313,23 @@ impl Store {
 
     /// One admission inside the batch's transaction. The outer error fails the batch; the inner
     /// one refuses this admission, which then wrote nothing.
-    async fn admit_in(&self, tx: &mut crate::WriteTx, new: &NewRun, now: i64) -> Result<Result<(Session, Run), StoreError>, StoreError> {
+    async fn admit_in(
+        &self,
+        tx: &mut crate::WriteTx,
+        new: &NewRun,
+        now: i64,
+    ) -> Result<Result<(Session, Run, Vec<Event>), StoreError>, StoreError> {
+        let mut events = Vec::new();
         let (session, run) = match &new.target {
-            RunTarget::New { session, start_for } => {
+            RunTarget::New { session, start } => {
                 let ids = (SessionId::generate(), RunId::generate());
-                let (session, run) =
-                    Self::create_session_started(tx, session.clone(), ids.0, ids.1, Some(&new.input), start_for.as_deref(), now).await?;
-                (session, run.expect("a session created with input has its first run"))
+                let owner = start.as_ref().map(|s| s.owner.as_str());
+                let (session, run) = Self::create_session_started(tx, session.clone(), ids.0, ids.1, Some(&new.input), owner, now).await?;
+                let run = run.expect("a session created with input has its first run");
+                if let Some(start) = start {
+                    events = self.write_start_in(tx, &session, &run, &start.messages, now).await?;
+                }
+                (session, run)
             }
             RunTarget::Turn { session, when_busy_too } => {
                 // Marking the session running first also locks its row (PostgreSQL), so another
@@ -339,7 +362,47 @@ impl Store {
         if let Some(claim) = &new.claim {
             Self::idempotency_created_in(tx, claim, &format!("{}/{}", session.id, run.id)).await?;
         }
-        Ok(Ok((session, run)))
+        Ok(Ok((session, run, events)))
+    }
+
+    /// A born-running run's first writes in its new session: the `agent_start` event (number 1)
+    /// and its input messages (numbered from 1).
+    async fn write_start_in(
+        &self,
+        tx: &mut crate::WriteTx,
+        session: &Session,
+        run: &Run,
+        messages: &[(String, Value)],
+        now: i64,
+    ) -> Result<Vec<Event>, StoreError> {
+        let (kind, data) = steward_core::session::RunEvent::Started { run_id: run.id.clone() }.to_stored();
+        sqlx::query("INSERT INTO events (session_id, seq, run_id, type, data, created_at) VALUES ($1, 1, $2, $3, $4, $5)")
+            .bind(session.id.as_str())
+            .bind(run.id.as_str())
+            .bind(kind.as_str())
+            .bind(data.to_string())
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        for (seq, (role, content)) in messages.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO session_messages (session_id, seq, run_id, role, content, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(session.id.as_str())
+            .bind(seq as i64 + 1)
+            .bind(run.id.as_str())
+            .bind(role.as_str())
+            .bind(content.to_string())
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        }
+        sqlx::query("UPDATE sessions SET last_seq = 1, message_seq = $1 WHERE id = $2")
+            .bind(messages.len() as i64)
+            .bind(session.id.as_str())
+            .execute(&mut **tx)
+            .await?;
+        Ok(vec![Event { session_id: session.id.clone(), seq: 1, run_id: run.id.clone(), kind, data, created_at: now }])
     }
 
     /// The runs' writes of a batch, inside its transaction.
@@ -587,7 +650,7 @@ fn reply(member: PendingRunWrite, answer: Answer) {
             let _ = reply.send(r);
         }
         (PendingRunWrite::Admit { reply, .. }, Answer::Admit(r)) => {
-            let _ = reply.send(r.map(|b| *b));
+            let _ = reply.send(r.map(|b| (b.0, b.1)));
         }
         (member, _) => fail(member, StoreError::Corrupt("the run writer answered a member with another's answer".into())),
     }

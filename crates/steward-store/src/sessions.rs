@@ -165,7 +165,7 @@ impl Store {
         claim: Option<&crate::IdempotencyClaim>,
     ) -> Result<(Session, Option<Run>), StoreError> {
         if let Some(input) = input {
-            let target = crate::RunTarget::New { session: new, start_for: None };
+            let target = crate::RunTarget::New { session: new, start: None };
             let (session, run) = self.admit_run(crate::NewRun { target, input: input.clone(), claim: claim.cloned() }).await?;
             return Ok((session, Some(run)));
         }

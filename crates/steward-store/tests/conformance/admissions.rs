@@ -2,7 +2,7 @@
 //! other runs' writes, and a session still runs one run at a time — however replicas race.
 
 use steward_core::session::RunStatus;
-use steward_store::{NewRun, NewSession, RunOutcome, RunTarget};
+use steward_store::{NewRun, NewSession, RunOutcome, RunTarget, Start};
 
 use super::*;
 
@@ -81,7 +81,10 @@ pub(crate) async fn a_new_session_run_is_born_running_for_its_owner(store: Store
     let begun = store.idempotency_begin("scope", "key-1", "fp", "node-a", START_MS + 60_000).await.unwrap();
     assert!(matches!(begun, IdempotencyBegin::Proceed), "{begun:?}");
     let claim = steward_store::IdempotencyClaim { scope: "scope".into(), key: "key-1".into(), created_ref: None };
-    let target = RunTarget::New { session: new_session(&sbx.id, &agent.id), start_for: Some("node-a".into()) };
+    let target = RunTarget::New {
+        session: new_session(&sbx.id, &agent.id),
+        start: Some(Start { owner: "node-a".into(), messages: vec![("user".into(), serde_json::json!([{"type": "text", "text": "hi"}]))] }),
+    };
     let (session, run) = store
         .admit_run(NewRun { target, input: serde_json::json!([{"role": "user", "content": "hi"}]), claim: Some(claim) })
         .await
