@@ -51,6 +51,25 @@ pub fn to_model_messages(stored: &[ConversationMessage]) -> Vec<Message> {
         .collect()
 }
 
+/// A run's input items as conversation messages: `(stored role, message)` — the stored role is
+/// the input's own (`user`, or what the caller sent), the model's is assistant or user.
+pub(crate) fn input_messages(input: &Value) -> Vec<(String, Message)> {
+    input
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|item| {
+                    let role = if item.get("role").and_then(Value::as_str) == Some("assistant") { Role::Assistant } else { Role::User };
+                    let text = item.get("content").and_then(Value::as_str).unwrap_or_default();
+                    let stored = item.get("role").and_then(Value::as_str).unwrap_or("user").to_owned();
+                    (stored, Message { role, parts: vec![Part::Text(text.into())] })
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,23 +92,4 @@ mod tests {
         assert_eq!(back[0].parts, parts);
         assert_eq!(back[0].role, Role::Assistant);
     }
-}
-
-/// A run's input items as conversation messages: `(stored role, message)` — the stored role is
-/// the input's own (`user`, or what the caller sent), the model's is assistant or user.
-pub(crate) fn input_messages(input: &Value) -> Vec<(String, Message)> {
-    input
-        .as_array()
-        .map(|items| {
-            items
-                .iter()
-                .map(|item| {
-                    let role = if item.get("role").and_then(Value::as_str) == Some("assistant") { Role::Assistant } else { Role::User };
-                    let text = item.get("content").and_then(Value::as_str).unwrap_or_default();
-                    let stored = item.get("role").and_then(Value::as_str).unwrap_or("user").to_owned();
-                    (stored, Message { role, parts: vec![Part::Text(text.into())] })
-                })
-                .collect()
-        })
-        .unwrap_or_default()
 }
