@@ -8,6 +8,7 @@
 
 mod accounts;
 mod agents;
+mod channels;
 mod error;
 mod events;
 mod idempotency;
@@ -34,6 +35,7 @@ use sqlx::{AnyPool, Executor};
 use steward_core::clock::Clock;
 
 pub use accounts::LoginCodeCheck;
+pub use channels::{ChannelBot, ChannelDelivery, CodeState, LinkCode, NewLinkCode, Redemption};
 pub use error::{STALE_ATTEMPTS, StoreError, retry_on_stale};
 pub use events::{AgentStats, Charge};
 pub use idempotency::{IdempotencyBegin, IdempotencyClaim, StoredResponse};
