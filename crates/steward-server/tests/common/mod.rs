@@ -98,6 +98,7 @@ impl TestServer {
             sse_heartbeat: std::time::Duration::from_millis(500),
             stream_poll: ServerConfig::default_stream_poll(&database),
             database,
+            channels: Default::default(),
         };
         let mut config = config;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
