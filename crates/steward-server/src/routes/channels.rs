@@ -370,7 +370,7 @@ pub async fn put_bot(
 ) -> ApiResult<Json<BotView>> {
     let platform = platform(&raw)?;
     let sandbox = caller.target_sandbox(&state, body.sandbox_id.as_deref()).await?;
-    caller.authorize(&state, &sandbox, Need::Write).await?;
+    caller.authorize_resource(&state, &sandbox, Need::Write, "bot", platform.as_str()).await?;
     let creds = BotCredentials::from_json(platform, &Value::Object(body.credentials.into_iter().collect()), &[])?;
     let mut settings = creds.public.clone();
     let mut secrets = creds.secrets.clone();
@@ -437,7 +437,7 @@ pub async fn get_bot(
 ) -> ApiResult<Json<Value>> {
     let platform = platform(&raw)?;
     let sandbox = caller.target_sandbox(&state, q.sandbox_id.as_deref()).await?;
-    caller.authorize(&state, &sandbox, Need::Read).await?;
+    caller.authorize_resource(&state, &sandbox, Need::Read, "bot", platform.as_str()).await?;
     match state.store.channel_bot(&sandbox, platform).await? {
         Some(bot) => Ok(Json(serde_json::to_value(bot_view(bot, &state)?).expect("a view serialises"))),
         None => Ok(Json(json!({"platform": platform.as_str(), "sandbox_id": sandbox, "configured": false}))),
@@ -455,7 +455,7 @@ pub async fn delete_bot(
 ) -> ApiResult<Json<Value>> {
     let platform = platform(&raw)?;
     let sandbox = caller.target_sandbox(&state, q.sandbox_id.as_deref()).await?;
-    caller.authorize(&state, &sandbox, Need::Write).await?;
+    caller.authorize_resource(&state, &sandbox, Need::Write, "bot", platform.as_str()).await?;
     if !state.store.delete_channel_bot(&sandbox, platform).await? {
         return Err(ApiError::not_found_message(format!("sandbox {sandbox} has no {platform} bot; nothing to delete")));
     }
