@@ -4,6 +4,11 @@
 //! body, an error event in the stream) carries the key back: a provider or a proxy that answers
 //! `401 invalid x-api-key: <the key>` has the key replaced before the error becomes an event, a
 //! stored run error or a trace entry.
+//!
+//! The provider row and the vault's ciphertext come through the store's cache (an update is
+//! seen by the next run). The decrypted key is not cached: opening it is cheap and does no I/O,
+//! a long-lived cache of plaintext keys would keep every tenant's key in memory between runs,
+//! and each opening re-adds the key to the log redactor's bounded registry.
 
 use std::sync::Arc;
 
@@ -92,7 +97,7 @@ impl Providers {
         let missing = || Refusal::ProviderNotConfigured { provider: provider_id.to_owned() };
         // A provider id that does not parse names no provider (agent validation keeps them slugs).
         let Ok(id) = ProviderId::parse(provider_id, "model.provider_id") else { return Ok(Err(missing())) };
-        let Some(provider) = self.store.provider(sandbox, &id).await? else { return Ok(Err(missing())) };
+        let Some(provider) = self.store.cached_provider(sandbox, &id).await? else { return Ok(Err(missing())) };
         let config = provider.config;
         Ok(steward_core::admission::check_model(provider_id, model, &config.models).map(|()| config))
     }

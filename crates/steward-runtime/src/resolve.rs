@@ -157,7 +157,7 @@ impl Runtime {
         // The environment's policy, needed by the built-in toolsets.
         let env_policy: Result<EnvironmentConfig, String> = match &config.environment_id {
             None => Ok(EnvironmentConfig::default_policy()),
-            Some(id) => match store.environment(&EnvironmentId::from_trusted(id.clone())).await? {
+            Some(id) => match store.cached_environment(&EnvironmentId::from_trusted(id.clone())).await? {
                 Some(e) if &e.sandbox_id == sandbox => Ok(e.config),
                 _ => Err(format!("the agent's environment {id} no longer exists")),
             },

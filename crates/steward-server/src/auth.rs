@@ -4,6 +4,10 @@
 //! Rules (§1): a sandbox the caller has no grant on is indistinguishable from one that does
 //! not exist (404); a role too weak for the operation is 403 naming the role needed;
 //! destructive operations need `owner`; an archived sandbox is read-only.
+//!
+//! The key, the grant and the sandbox come through the store's cache: a revocation, a grant
+//! change or an archive is seen at once on the replica that made it, and on the others when its
+//! notification arrives (see the store's `cache.rs`).
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -173,7 +177,7 @@ impl Caller {
             )));
         }
         if need == Need::Write {
-            let archived = state.store.sandbox(sandbox).await?.is_some_and(|s| s.archived_at.is_some());
+            let archived = state.store.cached_sandbox(sandbox).await?.is_some_and(|s| s.archived_at.is_some());
             if archived {
                 return Err(ApiError::conflict(format!("sandbox {sandbox} is archived and read-only; work in another sandbox")));
             }

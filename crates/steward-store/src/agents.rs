@@ -4,12 +4,17 @@
 //! including the current one, is also a row of `agent_versions` that is never updated.
 //! Concurrent updates are compare-and-set on `version`, so two writers cannot both produce
 //! version N+1.
+//!
+//! Versions are cached (immutable; only deleting the agent invalidates them). The agent row is
+//! not: it holds the state and the token balance, which the run writer changes with every run,
+//! and admission must never decide on an old balance or state.
 
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 use steward_core::agent::{Agent, AgentConfig, AgentState, AgentVersion};
 use steward_core::ids::{AccountId, AgentId, SandboxId};
 
+use crate::cache::Stale;
 use crate::{Listing, PageRequest, Store, StoreError};
 
 const COLS: &str = "id, sandbox_id, version, config, state, state_reason, token_balance, created_at, updated_at, archived_at, concierge_of";
@@ -190,13 +195,17 @@ impl Store {
         Ok(Listing::from_overfetch(items, page.limit, |v| v.version.to_string()))
     }
 
+    /// One version of an agent. Cached: a version never changes, and goes only with its agent.
     pub async fn agent_version(&self, id: &AgentId, version: i64) -> Result<Option<AgentVersion>, StoreError> {
-        let row = sqlx::query("SELECT agent_id, version, config, created_at FROM agent_versions WHERE agent_id = $1 AND version = $2")
-            .bind(id.as_str())
-            .bind(version)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(version_from).transpose()
+        let read = async {
+            let row = sqlx::query("SELECT agent_id, version, config, created_at FROM agent_versions WHERE agent_id = $1 AND version = $2")
+                .bind(id.as_str())
+                .bind(version)
+                .fetch_optional(&self.pool)
+                .await?;
+            row.as_ref().map(version_from).transpose()
+        };
+        self.read_through(&self.caches.versions, (id.clone(), version), read).await
     }
 
     /// Archives an agent (soft delete; idempotent). Its name becomes free for a new agent.
@@ -227,7 +236,8 @@ impl Store {
         if n.rows_affected() == 0 {
             return Err(StoreError::NotFound("agent"));
         }
-        tx.commit().await?;
+        // Its triggers go by cascade.
+        self.commit_invalidating(tx, &[Stale::AgentDeleted(id.clone())]).await?;
         Ok(())
     }
 

@@ -1,10 +1,13 @@
-//! API keys: stored as hashes, looked up by hash on every request, revoked by timestamp.
+//! API keys: stored as hashes, looked up by hash on every request (through the cache: a
+//! revocation drops the entry here at once and on other replicas when its notification
+//! arrives), revoked by timestamp.
 
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 use steward_core::ids::{AccountId, AgentId, ApiKeyId, SandboxId};
 use steward_core::tenancy::{ApiKey, KeyKind};
 
+use crate::cache::Stale;
 use crate::{Listing, PageRequest, Store, StoreError};
 
 /// What is needed to store a newly minted key.
@@ -69,12 +72,16 @@ impl Store {
     }
 
     /// The key whose hash is `key_hash`, revoked or not (the caller decides what revoked means).
+    /// Cached: [`Self::revoke_api_key`] invalidates it.
     pub async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError> {
-        let row = sqlx::query(AssertSqlSafe(format!("SELECT {COLS} FROM api_keys WHERE key_hash = $1")))
-            .bind(key_hash)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(key_from).transpose()
+        let read = async {
+            let row = sqlx::query(AssertSqlSafe(format!("SELECT {COLS} FROM api_keys WHERE key_hash = $1")))
+                .bind(key_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+            row.as_ref().map(key_from).transpose()
+        };
+        self.read_through(&self.caches.keys, key_hash.to_owned(), read).await
     }
 
     pub async fn api_key(&self, id: &ApiKeyId) -> Result<Option<ApiKey>, StoreError> {
@@ -99,8 +106,9 @@ impl Store {
 
     /// Revokes a key; idempotent (revoking twice keeps the first time).
     pub async fn revoke_api_key(&self, id: &ApiKeyId) -> Result<ApiKey, StoreError> {
-        self.write(
+        self.write_invalidating(
             sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL").bind(self.now()).bind(id.as_str()),
+            &[Stale::ApiKey(id.clone())],
         )
         .await?;
         self.api_key(id).await?.ok_or(StoreError::NotFound("API key"))

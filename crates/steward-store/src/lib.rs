@@ -3,11 +3,13 @@
 //!
 //! Both backends run the same portable SQL through `sqlx::Any` (`$1` placeholders, `TEXT` and
 //! `BIGINT` columns, timestamps as epoch milliseconds, JSON as text). The only per-backend code
-//! is connecting and the migration folder, in this file. Nothing above this crate knows which
-//! database it talks to, and this crate knows nothing of HTTP.
+//! is connecting and the migration folder, in this file, and the read cache's invalidation
+//! across replicas (`pg_notify` and its listener, `cache.rs`). Nothing above this crate knows
+//! which database it talks to, and this crate knows nothing of HTTP.
 
 mod accounts;
 mod agents;
+mod cache;
 mod channels;
 mod error;
 mod events;
@@ -35,6 +37,7 @@ use sqlx::{AnyPool, Executor};
 use steward_core::clock::Clock;
 
 pub use accounts::LoginCodeCheck;
+pub use cache::{CacheStats, CachesStats, MAX_AGE as CACHE_MAX_AGE};
 pub use channels::{ChannelBot, ChannelDelivery, CodeState, LinkCode, NewLinkCode, Redemption};
 pub use error::{STALE_ATTEMPTS, StoreError, retry_on_stale};
 pub use events::{AgentStats, Charge};
@@ -73,6 +76,8 @@ pub struct Store {
     /// Called with the events of every committed batch of run writes, before any writer hears
     /// back (the runtime wakes stream tails with it).
     committed: Arc<std::sync::OnceLock<run_writes::CommitHook>>,
+    /// The read cache of this replica (see `cache.rs`); clones share it.
+    caches: Arc<cache::Caches>,
 }
 
 /// A write transaction; on SQLite it also holds this process's writer slot.
@@ -152,7 +157,7 @@ impl Store {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator.run(&pool).await.map_err(|e| StoreError::Migration(e.to_string()))?;
-        Ok(Self {
+        let store = Self {
             pool,
             backend,
             clock,
@@ -160,13 +165,41 @@ impl Store {
             deliveries: Default::default(),
             run_writes: Default::default(),
             committed: Default::default(),
-        })
+            caches: cache::Caches::new(backend, url),
+        };
+        store.start_cache_listener().await;
+        Ok(store)
+    }
+
+    /// On PostgreSQL, starts the listener that keeps this store's caches in step with the
+    /// other replicas, and waits (a little) for it to subscribe: until it does, reads bypass
+    /// the caches.
+    async fn start_cache_listener(&self) {
+        if self.backend != Backend::Postgres {
+            return;
+        }
+        cache::spawn_listener(&self.caches);
+        if tokio::time::timeout(Duration::from_secs(5), self.caches.until_live()).await.is_err() {
+            tracing::warn!("the cache listener has not subscribed yet; reads go to the database until it does");
+        }
     }
 
     /// A handle on the same database with its own group-commit writers, as a second replica
-    /// would have: its batches race this handle's in the database (tests of exactly-once).
+    /// would have: its batches race this handle's in the database (tests of exactly-once). On
+    /// PostgreSQL it also has its own caches and cache listener (started in the background:
+    /// it reads through to the database until subscribed), so it sees this handle's writes
+    /// only through the notifications, as another replica would. On SQLite it shares this
+    /// handle's caches: SQLite has no notifications, and one process is its only writer.
     pub fn as_another_replica(&self) -> Store {
-        Store { deliveries: Default::default(), run_writes: Default::default(), committed: Default::default(), ..self.clone() }
+        let caches = match self.backend {
+            Backend::Sqlite => self.caches.clone(),
+            Backend::Postgres => {
+                let caches = self.caches.for_another_replica();
+                cache::spawn_listener(&caches);
+                caches
+            }
+        };
+        Store { deliveries: Default::default(), run_writes: Default::default(), committed: Default::default(), caches, ..self.clone() }
     }
 
     pub fn backend(&self) -> Backend {
@@ -207,8 +240,9 @@ impl Store {
         Ok(())
     }
 
-    /// Closes the pool, waiting for connections to be returned.
+    /// Closes the pool, waiting for connections to be returned, and stops the cache listener.
     pub async fn close(&self) {
+        self.caches.stop();
         self.pool.close().await;
     }
 }

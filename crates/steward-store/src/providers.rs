@@ -10,6 +10,7 @@ use sqlx::{AssertSqlSafe, Row};
 use steward_core::ids::{SandboxId, VaultId};
 use steward_core::provider::{Provider, ProviderConfig, ProviderId};
 
+use crate::cache::Stale;
 use crate::{Listing, PageRequest, Store, StoreError};
 
 const COLS: &str = "sandbox_id, id, provider, base_url, api_key_vault_id, models, created_at, updated_at";
@@ -69,6 +70,8 @@ impl Store {
         Ok(Provider { sandbox_id: sandbox.clone(), id: id.clone(), config, created_at: now, updated_at: now })
     }
 
+    /// The provider as the database has it now (the management routes read this one before a
+    /// compare-and-set).
     pub async fn provider(&self, sandbox: &SandboxId, id: &ProviderId) -> Result<Option<Provider>, StoreError> {
         let row = sqlx::query(AssertSqlSafe(format!("SELECT {COLS} FROM providers WHERE sandbox_id = $1 AND id = $2")))
             .bind(sandbox.as_str())
@@ -76,6 +79,12 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(provider_from).transpose()
+    }
+
+    /// [`Self::provider`] through the cache, for admission and runs. Updating, deleting and
+    /// destroying the sandbox invalidate it.
+    pub async fn cached_provider(&self, sandbox: &SandboxId, id: &ProviderId) -> Result<Option<Provider>, StoreError> {
+        self.read_through(&self.caches.providers, (sandbox.clone(), id.clone()), self.provider(sandbox, id)).await
     }
 
     /// Providers of a sandbox in id order (ids are user-chosen, so alphabetical is what a reader
@@ -120,14 +129,17 @@ impl Store {
         if n.rows_affected() == 0 {
             return Err(StoreError::Stale(format!("provider `{}` changed meanwhile or was deleted; read it again and retry", current.id)));
         }
-        tx.commit().await?;
+        self.commit_invalidating(tx, &[Stale::Provider(current.sandbox_id.clone(), current.id.clone())]).await?;
         Ok(Provider { config, updated_at: now, ..current.clone() })
     }
 
     /// Deletes a provider. Agents naming it fail their next run until pointed elsewhere.
     pub async fn delete_provider(&self, sandbox: &SandboxId, id: &ProviderId) -> Result<(), StoreError> {
         let n = self
-            .write(sqlx::query("DELETE FROM providers WHERE sandbox_id = $1 AND id = $2").bind(sandbox.as_str()).bind(id.as_str()))
+            .write_invalidating(
+                sqlx::query("DELETE FROM providers WHERE sandbox_id = $1 AND id = $2").bind(sandbox.as_str()).bind(id.as_str()),
+                &[Stale::Provider(sandbox.clone(), id.clone())],
+            )
             .await?;
         if n.rows_affected() == 0 {
             return Err(StoreError::NotFound("provider"));

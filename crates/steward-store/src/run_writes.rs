@@ -175,7 +175,7 @@ pub(crate) enum PendingRunWrite {
 /// What one committed member of a batch answers.
 enum Answer {
     Write(Result<RunWritten, StoreError>),
-    Admit(Result<(Session, Run), StoreError>),
+    Admit(Result<Box<(Session, Run)>, StoreError>),
 }
 
 impl Store {
@@ -292,7 +292,7 @@ impl Store {
         Ok(members
             .iter()
             .map(|m| match m {
-                PendingRunWrite::Admit { .. } => Answer::Admit(admitted.next().expect("one result per admission")),
+                PendingRunWrite::Admit { .. } => Answer::Admit(admitted.next().expect("one result per admission").map(Box::new)),
                 PendingRunWrite::Write { .. } => Answer::Write(written.next().expect("one result per write")),
             })
             .collect())
@@ -587,7 +587,7 @@ fn reply(member: PendingRunWrite, answer: Answer) {
             let _ = reply.send(r);
         }
         (PendingRunWrite::Admit { reply, .. }, Answer::Admit(r)) => {
-            let _ = reply.send(r);
+            let _ = reply.send(r.map(|b| *b));
         }
         (member, _) => fail(member, StoreError::Corrupt("the run writer answered a member with another's answer".into())),
     }

@@ -5,6 +5,7 @@ use sqlx::{AssertSqlSafe, Row};
 use steward_core::ids::{AccountId, SandboxId};
 use steward_core::tenancy::{Email, Grant, Role, Sandbox};
 
+use crate::cache::Stale;
 use crate::{Listing, PageRequest, Store, StoreError};
 
 /// A sandbox as seen by one account, with that account's role in it.
@@ -61,6 +62,7 @@ impl Store {
         Ok(sandbox)
     }
 
+    /// The sandbox as the database has it now (the management routes read this one).
     pub async fn sandbox(&self, id: &SandboxId) -> Result<Option<Sandbox>, StoreError> {
         let row = sqlx::query(AssertSqlSafe(format!("SELECT {SANDBOX_COLS} FROM sandboxes s WHERE s.id = $1")))
             .bind(id.as_str())
@@ -69,14 +71,24 @@ impl Store {
         row.as_ref().map(sandbox_from).transpose()
     }
 
-    /// The role `account` holds in `sandbox`, if any.
+    /// [`Self::sandbox`] through the cache, for per-request checks (is it archived?). Renaming,
+    /// a time-zone change, archiving and destroying invalidate it.
+    pub async fn cached_sandbox(&self, id: &SandboxId) -> Result<Option<Sandbox>, StoreError> {
+        self.read_through(&self.caches.sandboxes, id.clone(), self.sandbox(id)).await
+    }
+
+    /// The role `account` holds in `sandbox`, if any. Cached (it is read by every authorized
+    /// request): changing or removing the grant, and destroying the sandbox, invalidate it.
     pub async fn role_of(&self, account: &AccountId, sandbox: &SandboxId) -> Result<Option<Role>, StoreError> {
-        let row = sqlx::query("SELECT role FROM grants WHERE account_id = $1 AND sandbox_id = $2")
-            .bind(account.as_str())
-            .bind(sandbox.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| role_from(&r.try_get::<String, _>("role")?)).transpose()
+        let read = async {
+            let row = sqlx::query("SELECT role FROM grants WHERE account_id = $1 AND sandbox_id = $2")
+                .bind(account.as_str())
+                .bind(sandbox.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+            row.map(|r| role_from(&r.try_get::<String, _>("role")?)).transpose()
+        };
+        self.read_through(&self.caches.grants, (sandbox.clone(), account.clone()), read).await
     }
 
     /// The sandboxes `account` has a grant on, newest first.
@@ -126,7 +138,12 @@ impl Store {
     }
 
     pub async fn rename_sandbox(&self, id: &SandboxId, name: &str) -> Result<Sandbox, StoreError> {
-        let n = self.write(sqlx::query("UPDATE sandboxes SET name = $1 WHERE id = $2").bind(name).bind(id.as_str())).await?;
+        let n = self
+            .write_invalidating(
+                sqlx::query("UPDATE sandboxes SET name = $1 WHERE id = $2").bind(name).bind(id.as_str()),
+                &[Stale::Sandbox(id.clone())],
+            )
+            .await?;
         if n.rows_affected() == 0 {
             return Err(StoreError::NotFound("sandbox"));
         }
@@ -135,7 +152,12 @@ impl Store {
 
     /// Sets the sandbox's time zone (an IANA name the caller validated).
     pub async fn set_sandbox_time_zone(&self, id: &SandboxId, time_zone: &str) -> Result<Sandbox, StoreError> {
-        let n = self.write(sqlx::query("UPDATE sandboxes SET time_zone = $1 WHERE id = $2").bind(time_zone).bind(id.as_str())).await?;
+        let n = self
+            .write_invalidating(
+                sqlx::query("UPDATE sandboxes SET time_zone = $1 WHERE id = $2").bind(time_zone).bind(id.as_str()),
+                &[Stale::Sandbox(id.clone())],
+            )
+            .await?;
         if n.rows_affected() == 0 {
             return Err(StoreError::NotFound("sandbox"));
         }
@@ -144,8 +166,9 @@ impl Store {
 
     /// Marks a sandbox archived (read-only); idempotent.
     pub async fn archive_sandbox(&self, id: &SandboxId) -> Result<Sandbox, StoreError> {
-        self.write(
+        self.write_invalidating(
             sqlx::query("UPDATE sandboxes SET archived_at = $1 WHERE id = $2 AND archived_at IS NULL").bind(self.now()).bind(id.as_str()),
+            &[Stale::Sandbox(id.clone())],
         )
         .await?;
         self.sandbox(id).await?.ok_or(StoreError::NotFound("sandbox"))
@@ -174,7 +197,8 @@ impl Store {
         if n.rows_affected() == 0 {
             return Err(StoreError::NotFound("sandbox"));
         }
-        tx.commit().await?;
+        // Rows of every cached kind went (some by cascade); destroying is rare enough to clear all.
+        self.commit_invalidating(tx, &[Stale::Everything]).await?;
         Ok(())
     }
 
@@ -212,7 +236,7 @@ impl Store {
                     .await?;
             }
         }
-        tx.commit().await?;
+        self.commit_invalidating(tx, &[Stale::Grant(sandbox.clone(), account.clone())]).await?;
         self.grant(sandbox, account).await?.ok_or(StoreError::NotFound("grant"))
     }
 
@@ -249,10 +273,11 @@ impl Store {
         if g.role == Role::Owner {
             return Err(StoreError::Conflict("the owner's grant cannot be removed; destroy or archive the sandbox instead".into()));
         }
-        self.write(
+        self.write_invalidating(
             sqlx::query("DELETE FROM grants WHERE sandbox_id = $1 AND account_id = $2 AND role <> 'owner'")
                 .bind(sandbox.as_str())
                 .bind(account.as_str()),
+            &[Stale::Grant(sandbox.clone(), account.clone())],
         )
         .await?;
         Ok(())

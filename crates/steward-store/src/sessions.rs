@@ -538,9 +538,20 @@ impl Store {
     }
 
     /// Refreshes the heartbeat of every run `owner` is running.
+    ///
+    /// On PostgreSQL the rows are locked in id order, skipping those a run write holds right now
+    /// (they beat at the next tick): the run writer locks runs in id order too, and two writers
+    /// locking the same rows in different orders deadlock (which PostgreSQL resolves only after
+    /// `deadlock_timeout`, a second, by failing one of them — the bench showed it in the p99).
     pub async fn heartbeat_runs(&self, owner: &str) -> Result<(), StoreError> {
-        self.write(sqlx::query("UPDATE runs SET heartbeat_at = $1 WHERE owner = $2 AND status = 'running'").bind(self.now()).bind(owner))
-            .await?;
+        let sql = match self.backend {
+            crate::Backend::Sqlite => "UPDATE runs SET heartbeat_at = $1 WHERE owner = $2 AND status = 'running'",
+            crate::Backend::Postgres => {
+                "UPDATE runs SET heartbeat_at = $1 WHERE id IN
+                     (SELECT id FROM runs WHERE owner = $2 AND status = 'running' ORDER BY id FOR UPDATE SKIP LOCKED)"
+            }
+        };
+        self.write(sqlx::query(sql).bind(self.now()).bind(owner)).await?;
         Ok(())
     }
 

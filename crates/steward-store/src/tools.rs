@@ -2,6 +2,7 @@
 //! validated by the core; vault references must point into the same sandbox (the vault rows are
 //! locked while the reference is written, as for providers). Updates are compare-and-set on
 //! `updated_at`. An environment cannot be deleted while a live agent's current version names it.
+//! Runs read sources and environments through the cache; updates and deletes invalidate them.
 
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
@@ -9,6 +10,7 @@ use steward_core::environment::{Environment, EnvironmentConfig};
 use steward_core::ids::{AgentId, EnvironmentId, SandboxId, SourceId, VaultId};
 use steward_core::source::{Source, SourceConfig};
 
+use crate::cache::Stale;
 use crate::{Listing, PageRequest, Store, StoreError, WriteTx};
 
 fn source_from(row: &AnyRow) -> Result<Source, StoreError> {
@@ -82,18 +84,25 @@ impl Store {
         row.as_ref().map(source_from).transpose()
     }
 
-    /// The sources of `sandbox` among `ids` (missing or foreign ids are simply absent), in one query.
+    /// The sources of `sandbox` among `ids` (missing or foreign ids are simply absent), in no
+    /// particular order: the cached ones, and the others in one query.
     pub async fn sources_by_id(&self, sandbox: &SandboxId, ids: &[String]) -> Result<Vec<Source>, StoreError> {
         if ids.is_empty() {
             return Ok(vec![]);
         }
-        let placeholders: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 2)).collect();
-        let sql = format!("SELECT * FROM sources WHERE sandbox_id = $1 AND id IN ({})", placeholders.join(", "));
-        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(sandbox.as_str());
-        for id in ids {
-            q = q.bind(id.as_str());
-        }
-        q.fetch_all(&self.pool).await?.iter().map(source_from).collect()
+        let ids: Vec<SourceId> = ids.iter().map(|id| SourceId::from_trusted(id.clone())).collect();
+        let read = |missing: Vec<SourceId>| async move {
+            let placeholders: Vec<String> = (0..missing.len()).map(|i| format!("${}", i + 2)).collect();
+            let sql = format!("SELECT * FROM sources WHERE sandbox_id = $1 AND id IN ({})", placeholders.join(", "));
+            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(sandbox.as_str());
+            for id in &missing {
+                q = q.bind(id.as_str());
+            }
+            q.fetch_all(&self.pool).await?.iter().map(|r| source_from(r).map(|s| (s.id.clone(), s))).collect()
+        };
+        let found = self.read_many_through(&self.caches.sources, ids, read).await?;
+        // An entry is cached by id alone: one of another sandbox is absent here.
+        Ok(found.into_iter().filter(|s| &s.sandbox_id == sandbox).collect())
     }
 
     /// Sources of a sandbox, newest first.
@@ -126,13 +135,15 @@ impl Store {
         if n.rows_affected() == 0 {
             return Err(StoreError::Stale(format!("source `{}` changed meanwhile or was deleted; read it again and retry", current.id)));
         }
-        tx.commit().await?;
+        self.commit_invalidating(tx, &[Stale::Source(current.id.clone())]).await?;
         Ok(Source { config, updated_at: now, ..current.clone() })
     }
 
     /// Deletes a source. Agents that list it get a resolution-trace entry saying it is gone.
     pub async fn delete_source(&self, id: &SourceId) -> Result<(), StoreError> {
-        let n = self.write(sqlx::query("DELETE FROM sources WHERE id = $1").bind(id.as_str())).await?;
+        let n = self
+            .write_invalidating(sqlx::query("DELETE FROM sources WHERE id = $1").bind(id.as_str()), &[Stale::Source(id.clone())])
+            .await?;
         if n.rows_affected() == 0 {
             return Err(StoreError::NotFound("source"));
         }
@@ -158,9 +169,15 @@ impl Store {
         Ok(Environment { id, sandbox_id: sandbox.clone(), config, created_at: now, updated_at: now })
     }
 
+    /// The environment as the database has it now (the management routes read this one).
     pub async fn environment(&self, id: &EnvironmentId) -> Result<Option<Environment>, StoreError> {
         let row = sqlx::query("SELECT * FROM environments WHERE id = $1").bind(id.as_str()).fetch_optional(&self.pool).await?;
         row.as_ref().map(environment_from).transpose()
+    }
+
+    /// [`Self::environment`] through the cache, for runs and reference checks.
+    pub async fn cached_environment(&self, id: &EnvironmentId) -> Result<Option<Environment>, StoreError> {
+        self.read_through(&self.caches.environments, id.clone(), self.environment(id)).await
     }
 
     pub async fn environments(&self, sandbox: &SandboxId, page: &PageRequest) -> Result<Listing<Environment>, StoreError> {
@@ -193,7 +210,7 @@ impl Store {
                 current.id
             )));
         }
-        tx.commit().await?;
+        self.commit_invalidating(tx, &[Stale::Environment(current.id.clone())]).await?;
         Ok(Environment { config, updated_at: now, ..current.clone() })
     }
 
@@ -231,7 +248,7 @@ impl Store {
         if n.rows_affected() == 0 {
             return Err(StoreError::NotFound("environment"));
         }
-        tx.commit().await?;
+        self.commit_invalidating(tx, &[Stale::Environment(env.id.clone())]).await?;
         Ok(())
     }
 }

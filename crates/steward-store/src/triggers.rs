@@ -10,6 +10,7 @@ use steward_core::ids::{AgentId, RunId, SandboxId, SessionId, TriggerId};
 use steward_core::session::{Run, Session};
 use steward_core::trigger::{Trigger, TriggerConfig, TriggerState};
 
+use crate::cache::Stale;
 use crate::{NewSession, Store, StoreError};
 
 const COLS: &str =
@@ -120,13 +121,21 @@ impl Store {
         })
     }
 
-    /// A trigger with its sealed secret, in one read (the inbound delivery path).
+    /// A trigger with its sealed secret, in one read (the inbound delivery path), through the
+    /// cache: updating, pausing/resuming and deleting it (or its agent, or its sandbox)
+    /// invalidate the entry. Its counters (`fire_count`, `last_fired_at`, `last_error`,
+    /// `last_error_at`) are as of when it was cached: deliveries write them every time and
+    /// never read them, and invalidating on them would empty the entry on every delivery. Read
+    /// [`Self::trigger`] for them.
     pub async fn trigger_with_secret(&self, id: &TriggerId) -> Result<Option<(Trigger, String)>, StoreError> {
-        let row = sqlx::query(AssertSqlSafe(format!("SELECT {COLS}, secret FROM triggers WHERE id = $1")))
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(|r| Ok((trigger_from(r)?, r.try_get("secret")?))).transpose()
+        let read = async {
+            let row = sqlx::query(AssertSqlSafe(format!("SELECT {COLS}, secret FROM triggers WHERE id = $1")))
+                .bind(id.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+            row.as_ref().map(|r| Ok((trigger_from(r)?, r.try_get("secret")?))).transpose()
+        };
+        self.read_through(&self.caches.triggers, id.clone(), read).await
     }
 
     pub async fn trigger(&self, id: &TriggerId) -> Result<Option<Trigger>, StoreError> {
@@ -150,13 +159,14 @@ impl Store {
     pub async fn update_trigger(&self, current: &Trigger, config: TriggerConfig) -> Result<Trigger, StoreError> {
         let now = self.now().max(current.updated_at + 1);
         let n = self
-            .write(
+            .write_invalidating(
                 sqlx::query("UPDATE triggers SET name = $1, config = $2, updated_at = $3 WHERE id = $4 AND updated_at = $5")
                     .bind(&config.name)
                     .bind(serde_json::to_string(&config).expect("a trigger config serializes"))
                     .bind(now)
                     .bind(current.id.as_str())
                     .bind(current.updated_at),
+                &[Stale::Trigger(current.id.clone())],
             )
             .await
             .map_err(|e| {
@@ -172,12 +182,13 @@ impl Store {
     pub async fn set_trigger_state(&self, id: &TriggerId, state: TriggerState, resume_at: Option<i64>) -> Result<Trigger, StoreError> {
         let now = self.now();
         let n = self
-            .write(
+            .write_invalidating(
                 sqlx::query("UPDATE triggers SET state = $1, resume_at = $2, updated_at = $3 WHERE id = $4")
                     .bind(state.as_str())
                     .bind(resume_at)
                     .bind(now)
                     .bind(id.as_str()),
+                &[Stale::Trigger(id.clone())],
             )
             .await?;
         if n.rows_affected() == 0 {
@@ -187,7 +198,9 @@ impl Store {
     }
 
     pub async fn delete_trigger(&self, id: &TriggerId) -> Result<(), StoreError> {
-        let n = self.write(sqlx::query("DELETE FROM triggers WHERE id = $1").bind(id.as_str())).await?;
+        let n = self
+            .write_invalidating(sqlx::query("DELETE FROM triggers WHERE id = $1").bind(id.as_str()), &[Stale::Trigger(id.clone())])
+            .await?;
         if n.rows_affected() == 0 {
             return Err(StoreError::NotFound("trigger"));
         }

@@ -11,6 +11,7 @@ use sqlx::{AssertSqlSafe, Row};
 use steward_core::ids::{SandboxId, VaultId};
 use steward_core::vault::Vault;
 
+use crate::cache::Stale;
 use crate::{Listing, PageRequest, Store, StoreError};
 
 /// What is needed to store a new vault. The id is chosen by the caller because the ciphertext
@@ -86,10 +87,15 @@ impl Store {
         row.as_ref().map(vault_from).transpose()
     }
 
-    /// The sealed secret of a vault, for the code that decrypts and injects it.
+    /// The sealed secret of a vault, for the code that decrypts and injects it. Cached (only
+    /// ciphertext: decrypting is the caller's, per use); updating and deleting the vault, and
+    /// destroying its sandbox, invalidate it.
     pub async fn vault_ciphertext(&self, id: &VaultId) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query("SELECT ciphertext FROM vaults WHERE id = $1").bind(id.as_str()).fetch_optional(&self.pool).await?;
-        Ok(row.map(|r| r.try_get("ciphertext")).transpose()?)
+        let read = async {
+            let row = sqlx::query("SELECT ciphertext FROM vaults WHERE id = $1").bind(id.as_str()).fetch_optional(&self.pool).await?;
+            Ok(row.map(|r| r.try_get("ciphertext")).transpose()?)
+        };
+        self.read_through(&self.caches.vaults, id.clone(), read).await
     }
 
     /// Vaults of a sandbox, newest first.
@@ -108,7 +114,7 @@ impl Store {
     /// updates of different fields never undo each other.
     pub async fn update_vault(&self, id: &VaultId, update: VaultUpdate) -> Result<Vault, StoreError> {
         let res = self
-            .write(
+            .write_invalidating(
                 sqlx::query(
                     "UPDATE vaults SET name = COALESCE($1, name), description = COALESCE($2, description),
              ciphertext = COALESCE($3, ciphertext), updated_at = $4 WHERE id = $5",
@@ -118,6 +124,7 @@ impl Store {
                 .bind(update.ciphertext)
                 .bind(self.now())
                 .bind(id.as_str()),
+                &[Stale::Vault(id.clone())],
             )
             .await;
         let n = match res {
@@ -156,7 +163,7 @@ impl Store {
                 users.join(", ")
             )));
         }
-        tx.commit().await?;
+        self.commit_invalidating(tx, &[Stale::Vault(id.clone())]).await?;
         Ok(())
     }
 

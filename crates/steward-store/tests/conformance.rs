@@ -11,6 +11,8 @@
 mod common;
 #[path = "conformance/admissions.rs"]
 mod admissions;
+#[path = "conformance/cache.rs"]
+mod cache;
 #[path = "conformance/channels.rs"]
 mod channels;
 #[path = "conformance/errors.rs"]
@@ -27,6 +29,7 @@ use std::fmt::Debug;
 use std::future::Future;
 
 use admissions::*;
+use cache::*;
 use channels::*;
 use common::START_MS;
 use errors::*;
@@ -118,6 +121,14 @@ conformance!(
     a_chat_moves_to_the_agent_of_its_newest_code_and_deleted_agents_bind_nothing,
     an_update_is_accepted_once_per_bot,
     bots_and_delivery_attempts_round_trip,
+    a_provider_update_or_delete_is_seen_by_the_next_read,
+    a_revoked_key_is_seen_revoked_by_the_next_read,
+    trigger_changes_are_seen_by_the_next_read,
+    agent_changes_are_seen_and_deleting_it_drops_its_versions_and_triggers,
+    grant_and_sandbox_changes_are_seen_by_the_next_read,
+    vault_source_and_environment_changes_are_seen_by_the_next_read,
+    destroying_a_sandbox_drops_what_was_cached_of_it,
+    reads_racing_writes_never_leave_a_stale_entry,
 );
 
 // ---------------------------------------------------------------------------------------------
