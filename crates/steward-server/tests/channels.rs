@@ -374,8 +374,8 @@ async fn expired_used_and_foreign_codes_answer_one_line_and_bind_nothing() {
     w.say(5, 14, 43, "/link 12").await;
     let sent = w.tg.wait_sent(5).await;
     let lines: Vec<&str> = sent[3..].iter().map(|m| m["text"].as_str().unwrap()).collect();
-    assert!(lines.iter().any(|l| *l == "That link code is not valid for this bot; ask the agent's owner for a new one."), "{lines:?}");
-    assert!(lines.iter().any(|l| *l == "That is not a valid link code; ask the agent's owner for a new one."), "{lines:?}");
+    assert!(lines.contains(&"That link code is not valid for this bot; ask the agent's owner for a new one."), "{lines:?}");
+    assert!(lines.contains(&"That is not a valid link code; ask the agent's owner for a new one."), "{lines:?}");
     let status = w.status().await;
     assert_eq!(status["bindings"].as_array().unwrap().len(), 1, "only chat 42: {status}");
     let (_, bob_status) = w.s.get(&format!("/v1/agents/{}/telegram/status", bob_agent["id"].as_str().unwrap()), &bob.key).await;
