@@ -72,11 +72,20 @@ pub struct ChannelsConfig {
     pub telegram_api_url: String,
     /// How long a chat message's run may take before the reply is given up.
     pub reply_timeout: Duration,
+    /// How often each replica looks for polled bots whose lease it can take.
+    pub poll_tick: Duration,
+    /// The long-poll `timeout` of `getUpdates` (below the lease's 30 s).
+    pub poll_timeout: Duration,
 }
 
 impl Default for ChannelsConfig {
     fn default() -> Self {
-        Self { telegram_api_url: "https://api.telegram.org".into(), reply_timeout: Duration::from_secs(600) }
+        Self {
+            telegram_api_url: "https://api.telegram.org".into(),
+            reply_timeout: Duration::from_secs(600),
+            poll_tick: Duration::from_secs(5),
+            poll_timeout: Duration::from_secs(10),
+        }
     }
 }
 

@@ -232,6 +232,11 @@ fn api_router() -> OpenApiRouter<AppState> {
 }
 
 impl AppState {
+    /// Starts the chat channels' background workers (the Telegram pollers' supervisor).
+    pub fn start_channels(&self) {
+        channels::polling::start(self);
+    }
+
     /// Records the address the server listens on (the management tools call the API there).
     pub fn set_local_addr(&self, addr: std::net::SocketAddr) {
         self.local_url.set(addr);
@@ -289,6 +294,7 @@ pub async fn serve(state: AppState, listener: tokio::net::TcpListener) -> anyhow
     let state_tasks = state.channel_tasks.clone();
     state.set_local_addr(listener.local_addr()?);
     runtime.start().await?;
+    state.start_channels();
     for warning in runtime.tool_warnings().await {
         tracing::warn!("{warning}");
     }

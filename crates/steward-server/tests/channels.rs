@@ -37,6 +37,8 @@ struct FakeState {
     calls: Arc<Mutex<Vec<Call>>>,
     /// How many of the next `sendMessage` calls answer 429.
     throttle: Arc<Mutex<u32>>,
+    /// Updates `getUpdates` hands out (those at or after the request's `offset`).
+    pending: Arc<Mutex<Vec<Value>>>,
 }
 
 /// A fake Telegram Bot API on a loopback port.
@@ -63,6 +65,17 @@ async fn bot_api(State(st): State<FakeState>, Path((bot, method)): Path<(String,
         "getMe" => Json(json!({"ok": true, "result": {"id": BOT_ID, "is_bot": true, "first_name": "Steward", "username": BOT_NAME}}))
             .into_response(),
         "setWebhook" => Json(json!({"ok": true, "result": true, "description": "Webhook was set"})).into_response(),
+        "deleteWebhook" => Json(json!({"ok": true, "result": true, "description": "Webhook was deleted"})).into_response(),
+        "getUpdates" => {
+            let offset = body["offset"].as_i64().unwrap_or(0);
+            let ready: Vec<Value> =
+                st.pending.lock().unwrap().iter().filter(|u| u["update_id"].as_i64() >= Some(offset)).cloned().collect();
+            if ready.is_empty() {
+                // A long poll that ends without updates (shortened: the test's timeout is 1 s).
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Json(json!({"ok": true, "result": ready})).into_response()
+        }
         "sendMessage" => {
             {
                 let mut t = st.throttle.lock().unwrap();
@@ -134,6 +147,15 @@ struct World {
 }
 
 async fn world() -> World {
+    world_with(json!({"bot_token": TOKEN, "webhook_secret": SECRET})).await
+}
+
+async fn world_with(bot_body: Value) -> World {
+    world_on(Backend::Sqlite, bot_body).await.expect("SQLite always starts")
+}
+
+/// `None` when PostgreSQL is not configured (and not required).
+async fn world_on(backend: Backend, bot_body: Value) -> Option<World> {
     let tg = FakeTelegram::start().await;
     let model = FakeModel::start(|req, _| {
         if req.to_string().contains("a long answer please") {
@@ -144,13 +166,16 @@ async fn world() -> World {
     })
     .await;
     let url = tg.url.clone();
-    let s = TestServer::start_configured(Backend::Sqlite, move |c| c.channels.telegram_api_url = url).await.unwrap();
+    let s = TestServer::start_configured(backend, move |c| {
+        c.channels.telegram_api_url = url;
+        c.channels.poll_tick = Duration::from_millis(100);
+        c.channels.poll_timeout = Duration::from_secs(1);
+    })
+    .await?;
     let (user, agent) = s.user_with_agent(&model.url, "claude-test", "helper").await;
-    let (st, bot) = s
-        .call(Method::PUT, "/v1/channels/telegram/bot", Some(&user.key), Some(json!({"bot_token": TOKEN, "webhook_secret": SECRET})))
-        .await;
+    let (st, bot) = s.call(Method::PUT, "/v1/channels/telegram/bot", Some(&user.key), Some(bot_body)).await;
     assert_eq!(st, StatusCode::OK, "{bot}");
-    World { s, tg, model, user, agent }
+    Some(World { s, tg, model, user, agent })
 }
 
 impl World {
@@ -210,8 +235,17 @@ fn group(update_id: i64, message_id: i64, text: &str, reply_to_bot: bool) -> Val
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_private_chat_links_and_its_messages_become_turns_answered_in_the_chat() {
-    let w = world().await;
+async fn a_private_chat_links_and_its_messages_become_turns_answered_in_the_chat_sqlite() {
+    private_chat_flow(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_chat_links_and_its_messages_become_turns_answered_in_the_chat_postgres() {
+    private_chat_flow(Backend::Postgres).await;
+}
+
+async fn private_chat_flow(backend: Backend) {
+    let Some(w) = world_on(backend, json!({"bot_token": TOKEN, "webhook_secret": SECRET})).await else { return };
     // The bot: token checked with getMe, webhook registered with the secret, nothing secret shown.
     assert_eq!(w.tg.calls("getMe").len(), 1);
     let hook = &w.tg.calls("setWebhook")[0].body;
@@ -282,7 +316,8 @@ async fn a_private_chat_links_and_its_messages_become_turns_answered_in_the_chat
     assert_eq!(st, StatusCode::BAD_REQUEST);
     assert!(error_message(&v).contains("telegram"), "{v}");
 
-    // Neither the code, the token nor the webhook secret is stored in plaintext.
+    // Neither the code, the token nor the webhook secret is stored in plaintext (SQLite: the
+    // database file itself).
     let mut stored = Vec::new();
     for f in ["steward.db", "steward.db-wal"] {
         stored.extend(std::fs::read(w.s.data_dir.join(f)).unwrap_or_default());
@@ -497,4 +532,29 @@ async fn bot_credentials_are_validated_and_never_returned() {
     assert_eq!((st, v["configured"].clone()), (StatusCode::OK, json!(false)));
     let (st, _) = w.s.call(Method::DELETE, "/v1/channels/slack/bot", Some(&w.user.key), None).await;
     assert_eq!(st, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_public_url_the_bot_is_polled_with_get_updates() {
+    let w = world_with(json!({"bot_token": TOKEN, "receive": "polling"})).await;
+    assert_eq!(w.tg.calls("deleteWebhook").len(), 1);
+    assert!(w.tg.calls("setWebhook").is_empty());
+    let (_, bot) = w.s.get("/v1/channels/telegram/bot", &w.user.key).await;
+    assert_eq!(bot["settings"]["receive"], "polling", "{bot}");
+    let code = w.link_code().await;
+    w.tg.state.pending.lock().unwrap().push(private(500, 10, 42, &format!("/link {code}")));
+    let sent = w.tg.wait_sent(1).await;
+    assert!(sent[0]["text"].as_str().unwrap().starts_with("Linked"), "{}", sent[0]);
+    w.tg.state.pending.lock().unwrap().push(private(501, 11, 42, "hi over polling"));
+    let sent = w.tg.wait_sent(2).await;
+    assert_eq!(sent[1], json!({"chat_id": 42, "text": "hello from the agent", "reply_to_message_id": 11}));
+    // The offset moved past what was handled: later polls ask from 502, and nothing is redone.
+    w.settle().await;
+    let last = w.tg.calls("getUpdates").last().unwrap().body.clone();
+    assert_eq!(last["offset"], 502, "{last}");
+    assert_eq!(w.tg.sent().len(), 2);
+    assert_eq!(w.model.requests().len(), 1);
+    // The webhook of a polled bot still refuses strangers (it has a minted secret).
+    let (st, _) = w.update(Some("guess"), private(502, 12, 42, "x")).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
 }

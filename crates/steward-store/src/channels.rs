@@ -489,4 +489,100 @@ impl Store {
         })
         .transpose()
     }
+
+    /// Every bot on `platform`, in every sandbox (the pollers' supervisor reads them).
+    pub async fn channel_bots_of(&self, platform: Platform) -> Result<Vec<ChannelBot>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT sandbox_id, config, sealed_secrets, created_at, updated_at FROM channel_bots WHERE platform = $1 ORDER BY sandbox_id",
+        )
+        .bind(platform.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let config: String = row.try_get("config")?;
+                Ok(ChannelBot {
+                    sandbox_id: SandboxId::from_trusted(row.try_get("sandbox_id")?),
+                    platform,
+                    config: serde_json::from_str(&config).map_err(|e| StoreError::Corrupt(format!("channel bot config: {e}")))?,
+                    sealed_secrets: row.try_get("sealed_secrets")?,
+                    created_at: row.try_get("created_at")?,
+                    updated_at: row.try_get("updated_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Takes or renews the poller lease of `sandbox`'s bot on `platform` for `holder`, until
+    /// `ttl_ms` from now: it succeeds when the lease is free, expired or already `holder`'s.
+    /// Returns the offset to poll from, or `None` when another holder has it.
+    pub async fn take_channel_lease(
+        &self,
+        sandbox: &SandboxId,
+        platform: Platform,
+        holder: &str,
+        ttl_ms: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let now = self.now();
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO channel_leases (sandbox_id, platform, holder, expires_at, next_offset) VALUES ($1, $2, $3, $4, 0)
+             ON CONFLICT (sandbox_id, platform) DO NOTHING",
+        )
+        .bind(sandbox.as_str())
+        .bind(platform.as_str())
+        .bind(holder)
+        .bind(now + ttl_ms)
+        .execute(&mut *tx)
+        .await?;
+        let n = sqlx::query(
+            "UPDATE channel_leases SET holder = $1, expires_at = $2 WHERE sandbox_id = $3 AND platform = $4 AND (holder = $1 OR expires_at <= $5)",
+        )
+        .bind(holder)
+        .bind(now + ttl_ms)
+        .bind(sandbox.as_str())
+        .bind(platform.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if n.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        let row = sqlx::query("SELECT next_offset FROM channel_leases WHERE sandbox_id = $1 AND platform = $2")
+            .bind(sandbox.as_str())
+            .bind(platform.as_str())
+            .fetch_one(&mut *tx)
+            .await?;
+        let offset: i64 = row.try_get("next_offset")?;
+        tx.commit().await?;
+        Ok(Some(offset))
+    }
+
+    /// Moves the poll offset forward, if `holder` still holds the lease; whether it did.
+    pub async fn set_channel_offset(&self, sandbox: &SandboxId, platform: Platform, holder: &str, offset: i64) -> Result<bool, StoreError> {
+        let res = self
+            .write(
+                sqlx::query("UPDATE channel_leases SET next_offset = $1 WHERE sandbox_id = $2 AND platform = $3 AND holder = $4")
+                    .bind(offset)
+                    .bind(sandbox.as_str())
+                    .bind(platform.as_str())
+                    .bind(holder),
+            )
+            .await?;
+        Ok(res.rows_affected() > 0)
+    }
+
+    /// Gives the lease up (on shutdown or when the bot stops polling), so another replica takes
+    /// over without waiting for it to expire.
+    pub async fn release_channel_lease(&self, sandbox: &SandboxId, platform: Platform, holder: &str) -> Result<(), StoreError> {
+        self.write(
+            sqlx::query("UPDATE channel_leases SET expires_at = 0 WHERE sandbox_id = $1 AND platform = $2 AND holder = $3")
+                .bind(sandbox.as_str())
+                .bind(platform.as_str())
+                .bind(holder),
+        )
+        .await?;
+        Ok(())
+    }
 }

@@ -121,6 +121,7 @@ conformance!(
     a_chat_moves_to_the_agent_of_its_newest_code_and_deleted_agents_bind_nothing,
     an_update_is_accepted_once_per_bot,
     bots_and_delivery_attempts_round_trip,
+    one_replica_holds_a_poller_lease_until_it_expires,
     a_provider_update_or_delete_is_seen_by_the_next_read,
     a_revoked_key_is_seen_revoked_by_the_next_read,
     trigger_changes_are_seen_by_the_next_read,

@@ -9,13 +9,18 @@
 //! This module never returns or logs a bot's secrets: tokens live in [`Secret`]s, request
 //! errors are stripped of their URL (Telegram's carries the token) before they are recorded.
 
+pub mod polling;
 pub mod telegram;
 
 use std::future::Future;
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
 use steward_core::admission::Refusal;
+use steward_core::channel::Platform;
 use steward_runtime::vault::Secret;
+use steward_store::ChannelBot;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -24,6 +29,8 @@ use tokio_util::task::TaskTracker;
 pub struct ChannelTasks {
     tracker: TaskTracker,
     cancel: CancellationToken,
+    /// Cancelled as shutdown begins: long-lived workers (the pollers) stop at once.
+    stopping: CancellationToken,
 }
 
 impl ChannelTasks {
@@ -38,8 +45,20 @@ impl ChannelTasks {
         });
     }
 
-    /// Stops taking tasks, waits up to `grace` for running ones, then cancels the rest.
+    /// Runs a long-lived worker (a poller) until shutdown begins.
+    pub fn spawn_worker(&self, work: impl Future<Output = ()> + Send + 'static) {
+        let stopping = self.stopping.clone();
+        self.tracker.spawn(async move {
+            tokio::select! {
+                _ = stopping.cancelled() => {}
+                _ = work => {}
+            }
+        });
+    }
+
+    /// Stops the workers, waits up to `grace` for the running message tasks, then cancels them.
     pub async fn shutdown(&self, grace: Duration) {
+        self.stopping.cancel();
         self.tracker.close();
         if tokio::time::timeout(grace, self.tracker.wait()).await.is_err() {
             self.cancel.cancel();
@@ -73,4 +92,17 @@ pub(crate) fn scrub(text: &str, secrets: &[&Secret]) -> String {
         }
     }
     out
+}
+
+/// The associated data a bot's sealed secrets are bound to (with its sandbox).
+pub(crate) fn bot_aad(platform: Platform) -> String {
+    format!("channel-bot:{platform}")
+}
+
+/// Opens a bot's sealed secrets (field name → value).
+pub(crate) fn open_bot_secrets(state: &crate::AppState, bot: &ChannelBot) -> Result<BTreeMap<String, Secret>, crate::error::ApiError> {
+    use crate::error::ApiError;
+    let plain = state.vault.decrypt(bot.sandbox_id.as_str(), &bot_aad(bot.platform), &bot.sealed_secrets).map_err(ApiError::internal)?;
+    let map: BTreeMap<String, String> = serde_json::from_str(plain.expose()).map_err(ApiError::internal)?;
+    Ok(map.into_iter().map(|(k, v)| (k, Secret::new(v))).collect())
 }

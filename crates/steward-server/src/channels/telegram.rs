@@ -142,6 +142,17 @@ impl TelegramApi {
         self.call(token, "setWebhook", &body).await.map(|_| ())
     }
 
+    /// `deleteWebhook` (Telegram refuses `getUpdates` while a webhook is set).
+    pub async fn delete_webhook(&self, token: &Secret) -> Result<(), ApiFailure> {
+        self.call(token, "deleteWebhook", &json!({})).await.map(|_| ())
+    }
+
+    /// `getUpdates` (`body`: `offset`, `timeout`, `allowed_updates`): the updates as JSON.
+    pub async fn get_updates(&self, token: &Secret, body: &Value) -> Result<Vec<Value>, ApiFailure> {
+        let result = self.call(token, "getUpdates", body).await?;
+        Ok(result.as_array().cloned().unwrap_or_default())
+    }
+
     /// `sendMessage` (plain text).
     pub async fn send_message(&self, token: &Secret, chat_id: i64, text: &str, reply_to: Option<i64>) -> Result<(), ApiFailure> {
         let mut body = json!({"chat_id": chat_id, "text": text});

@@ -32,6 +32,7 @@ use crate::AppState;
 use crate::access::load_agent;
 use crate::auth::{Caller, Need};
 use crate::channels::telegram::{Bot, TelegramApi, Update, handle_update};
+use crate::channels::{bot_aad, open_bot_secrets};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery};
 use crate::routes::{List, NoReplay, ts};
@@ -45,10 +46,6 @@ const TELEGRAM_SECRET_HEADER: &str = "x-telegram-bot-api-secret-token";
 
 fn platform(raw: &str) -> ApiResult<Platform> {
     Ok(Platform::parse(raw, "platform")?)
-}
-
-fn bot_aad(platform: Platform) -> String {
-    format!("channel-bot:{platform}")
 }
 
 /// A chat bound to an agent.
@@ -321,6 +318,9 @@ pub struct PutBot {
     /// What senders are told while the agent is paused or stopped (one line).
     pub paused_message: Option<String>,
     pub register_webhook: Option<bool>,
+    /// Telegram: `webhook` (default; needs a public URL) or `polling` (`getUpdates` long
+    /// polling by one replica, for servers without a public URL).
+    pub receive: Option<String>,
     #[serde(flatten)]
     #[schema(value_type = Object)]
     pub credentials: BTreeMap<String, Value>,
@@ -339,7 +339,7 @@ fn webhook_path(platform: Platform, sandbox: &SandboxId) -> Option<String> {
 }
 
 fn bot_view(bot: steward_store::ChannelBot, state: &AppState) -> ApiResult<BotView> {
-    let secrets = open_secrets(state, &bot)?;
+    let secrets = open_bot_secrets(state, &bot)?;
     Ok(BotView {
         platform: bot.platform.as_str().into(),
         webhook_path: webhook_path(bot.platform, &bot.sandbox_id),
@@ -350,12 +350,6 @@ fn bot_view(bot: steward_store::ChannelBot, state: &AppState) -> ApiResult<BotVi
         created_at: ts(bot.created_at),
         updated_at: ts(bot.updated_at),
     })
-}
-
-fn open_secrets(state: &AppState, bot: &steward_store::ChannelBot) -> ApiResult<BTreeMap<String, Secret>> {
-    let plain = state.vault.decrypt(bot.sandbox_id.as_str(), &bot_aad(bot.platform), &bot.sealed_secrets).map_err(ApiError::internal)?;
-    let map: BTreeMap<String, String> = serde_json::from_str(plain.expose()).map_err(ApiError::internal)?;
-    Ok(map.into_iter().map(|(k, v)| (k, Secret::new(v))).collect())
 }
 
 /// Configures (or replaces) the sandbox's bot on a platform. Telegram's token is checked with
@@ -383,6 +377,15 @@ pub async fn put_bot(
     if body.register_webhook.is_some() && platform != Platform::Telegram {
         return Err(ApiError::invalid("register_webhook", "only Telegram bots register a webhook here"));
     }
+    let polling = match body.receive.as_deref() {
+        None | Some("webhook") => false,
+        Some("polling") if platform == Platform::Telegram => true,
+        Some("polling") => return Err(ApiError::invalid("receive", "only Telegram bots can be polled so far")),
+        Some(_) => return Err(ApiError::invalid("receive", "use `webhook` or `polling`")),
+    };
+    if polling && body.register_webhook == Some(true) {
+        return Err(ApiError::invalid("register_webhook", "a polled bot has no webhook; drop `register_webhook` or `receive: polling`"));
+    }
     if platform == Platform::Telegram {
         let token = Secret::new(secrets["bot_token"].clone());
         let webhook_secret = Secret::new(secrets.entry("webhook_secret".into()).or_insert_with(mint_webhook_secret).clone());
@@ -400,7 +403,12 @@ pub async fn put_bot(
         if let Some(u) = me.username {
             settings.insert("username".into(), u);
         }
-        if body.register_webhook.unwrap_or(true) {
+        if polling {
+            api.delete_webhook(&token).await.map_err(|f| {
+                ApiError::unprocessable(format!("Telegram refused to delete the bot's webhook ({}); try again", f.description))
+            })?;
+            settings.insert("receive".into(), "polling".into());
+        } else if body.register_webhook.unwrap_or(true) {
             let path = webhook_path(platform, &sandbox).expect("telegram has a webhook path");
             let url = format!("{}{path}", state.config.runtime.integrations.public_url.trim_end_matches('/'));
             api.set_webhook(&token, &url, &webhook_secret).await.map_err(|f| {
@@ -475,7 +483,7 @@ pub async fn telegram_webhook(
     let not_found = || ApiError::not_found("telegram bot", &raw);
     let sandbox = SandboxId::parse(&raw, "sandbox_id").map_err(|_| not_found())?;
     let bot = state.store.channel_bot(&sandbox, Platform::Telegram).await?.ok_or_else(not_found)?;
-    let mut secrets = open_secrets(&state, &bot)?;
+    let mut secrets = open_bot_secrets(&state, &bot)?;
     let expected = secrets.remove("webhook_secret").ok_or_else(|| ApiError::unauthenticated("this bot has no webhook secret"))?;
     let given = headers.get(TELEGRAM_SECRET_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
     // Until the sender is authenticated nothing is written.

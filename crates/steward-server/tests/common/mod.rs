@@ -110,6 +110,7 @@ impl TestServer {
         let state = steward_server::AppState::new(store.clone(), config, clock_dyn).unwrap();
         state.set_local_addr(listener.local_addr().unwrap());
         state.runtime.start().await.expect("start the runtime");
+        state.start_channels();
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, steward_server::app(state)).await;
         });

@@ -63,3 +63,15 @@ CREATE TABLE channel_deliveries (
     created_at  BIGINT NOT NULL
 );
 CREATE INDEX channel_deliveries_by_agent ON channel_deliveries (agent_id, platform, created_at);
+
+-- `getUpdates` long polling (Telegram without a public URL): one poller per bot across every
+-- replica, the holder of this lease row; `next_offset` is the `offset` of its next call, so a
+-- replica taking over continues where the last holder stopped.
+CREATE TABLE channel_leases (
+    sandbox_id  TEXT NOT NULL REFERENCES sandboxes(id) ON DELETE CASCADE,
+    platform    TEXT NOT NULL,
+    holder      TEXT NOT NULL,
+    expires_at  BIGINT NOT NULL,
+    next_offset BIGINT NOT NULL,
+    PRIMARY KEY (sandbox_id, platform)
+);

@@ -182,3 +182,37 @@ pub(crate) async fn bots_and_delivery_attempts_round_trip(store: Store, clock: M
     let failure = store.last_channel_failure(&agent, Platform::Telegram).await.unwrap().unwrap();
     assert_eq!((failure.attempt, failure.status_code, failure.error.as_deref()), (1, Some(429), Some("Too Many Requests: retry after 1")));
 }
+
+pub(crate) async fn one_replica_holds_a_poller_lease_until_it_expires(store: Store, clock: ManualClock) {
+    let (sbx, _) = sandbox_with_agent(&store, "ada@example.com").await;
+    let (a, b) = (store.clone(), store.as_another_replica());
+    assert_eq!(a.take_channel_lease(&sbx, Platform::Telegram, "node-a", 30_000).await.unwrap(), Some(0));
+    assert_eq!(b.take_channel_lease(&sbx, Platform::Telegram, "node-b", 30_000).await.unwrap(), None);
+    assert!(a.set_channel_offset(&sbx, Platform::Telegram, "node-a", 101).await.unwrap());
+    assert!(!b.set_channel_offset(&sbx, Platform::Telegram, "node-b", 5).await.unwrap(), "not the holder");
+    clock.advance_ms(20_000);
+    assert_eq!(a.take_channel_lease(&sbx, Platform::Telegram, "node-a", 30_000).await.unwrap(), Some(101), "renewed");
+    clock.advance_ms(29_000);
+    assert_eq!(b.take_channel_lease(&sbx, Platform::Telegram, "node-b", 30_000).await.unwrap(), None, "still held");
+    clock.advance_ms(1_000);
+    assert_eq!(b.take_channel_lease(&sbx, Platform::Telegram, "node-b", 30_000).await.unwrap(), Some(101), "taken over at the offset");
+    assert_eq!(a.take_channel_lease(&sbx, Platform::Telegram, "node-a", 30_000).await.unwrap(), None);
+    b.release_channel_lease(&sbx, Platform::Telegram, "node-b").await.unwrap();
+    assert_eq!(a.take_channel_lease(&sbx, Platform::Telegram, "node-a", 30_000).await.unwrap(), Some(101), "released: free at once");
+    // Racing takers of a free lease: one wins.
+    let (other, _) = sandbox_with_agent(&store, "bob@example.com").await;
+    let mut set = JoinSet::new();
+    for i in 0..4 {
+        let (store, other) = (store.as_another_replica(), other.clone());
+        set.spawn(async move { store.take_channel_lease(&other, Platform::Telegram, &format!("n{i}"), 30_000).await.unwrap() });
+    }
+    let mut won = 0;
+    while let Some(r) = set.join_next().await {
+        won += usize::from(r.unwrap().is_some());
+    }
+    assert_eq!(won, 1);
+    store.put_channel_bot(&sbx, Platform::Telegram, &BTreeMap::new(), "x").await.unwrap();
+    store.put_channel_bot(&other, Platform::Telegram, &BTreeMap::new(), "y").await.unwrap();
+    store.put_channel_bot(&other, Platform::Slack, &BTreeMap::new(), "z").await.unwrap();
+    assert_eq!(store.channel_bots_of(Platform::Telegram).await.unwrap().len(), 2);
+}
