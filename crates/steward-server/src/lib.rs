@@ -72,6 +72,8 @@ pub struct AppState {
     pub(crate) idempotency_owner: Arc<str>,
     /// The background tasks of chat channels (a message's run and reply), stopped by `serve`.
     pub channel_tasks: channels::ChannelTasks,
+    /// The Telegram Bot API client (one connection pool; `--telegram-api-url`).
+    pub telegram: channels::telegram::TelegramApi,
     openapi_json: Arc<String>,
 }
 
@@ -93,7 +95,9 @@ impl AppState {
         let local_url = concierge::LocalUrl::default();
         let management = Arc::new(concierge::ServerManagement::new(store.clone(), tokens.clone(), clock.clone(), local_url.clone()));
         runtime.set_management_tools(management.clone());
+        let telegram = channels::telegram::TelegramApi::new(&config.channels.telegram_api_url);
         Ok(Self {
+            telegram,
             vault,
             runtime,
             store,

@@ -462,6 +462,9 @@ async fn a_429_is_retried_after_retry_after_and_long_replies_are_split_at_paragr
     let failure = &w.status().await["last_delivery_failure"];
     assert_eq!((failure["status_code"].clone(), failure["attempt"].clone()), (json!(429), json!(1)), "{failure}");
     assert!(failure["error"].as_str().unwrap().contains("Too Many Requests"));
+    let (_, summary) = w.s.get(&format!("/v1/agents/{}/summary", w.agent), &w.user.key).await;
+    assert_eq!(summary["last_channel_failure"]["platform"], "telegram", "{summary}");
+    assert_eq!(summary["last_channel_failure"]["status_code"], 429, "{summary}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

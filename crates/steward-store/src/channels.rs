@@ -464,21 +464,23 @@ impl Store {
             .collect()
     }
 
-    /// `agent`'s newest failed delivery attempt on `platform`.
-    pub async fn last_channel_failure(&self, agent: &AgentId, platform: Platform) -> Result<Option<ChannelDelivery>, StoreError> {
-        let row = sqlx::query(
-            "SELECT sandbox_id, chat_id, attempt, status_code, error, created_at FROM channel_deliveries
-             WHERE agent_id = $1 AND platform = $2 AND ok = 0 ORDER BY created_at DESC, id DESC LIMIT 1",
-        )
-        .bind(agent.as_str())
-        .bind(platform.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
+    /// `agent`'s newest failed delivery attempt on `platform` (on any platform with `None`).
+    pub async fn last_channel_failure(&self, agent: &AgentId, platform: Option<Platform>) -> Result<Option<ChannelDelivery>, StoreError> {
+        let filter = if platform.is_some() { "AND platform = $2" } else { "" };
+        let sql = format!(
+            "SELECT sandbox_id, platform, chat_id, attempt, status_code, error, created_at FROM channel_deliveries
+             WHERE agent_id = $1 {filter} AND ok = 0 ORDER BY created_at DESC, id DESC LIMIT 1"
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(agent.as_str());
+        if let Some(p) = platform {
+            q = q.bind(p.as_str());
+        }
+        let row = q.fetch_optional(&self.pool).await?;
         row.map(|r| {
             Ok(ChannelDelivery {
                 sandbox_id: SandboxId::from_trusted(r.try_get("sandbox_id")?),
                 agent_id: agent.clone(),
-                platform,
+                platform: platform_from(&r.try_get::<String, _>("platform")?)?,
                 chat_id: r.try_get("chat_id")?,
                 attempt: r.try_get("attempt")?,
                 ok: false,

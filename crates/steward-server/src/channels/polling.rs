@@ -18,7 +18,7 @@ use serde_json::json;
 use steward_core::channel::Platform;
 use steward_core::ids::SandboxId;
 
-use super::telegram::{Bot, TelegramApi, Update, handle_update};
+use super::telegram::{Bot, Update, handle_update};
 use crate::AppState;
 
 /// How long a poller holds its bot's lease without renewing it.
@@ -70,7 +70,7 @@ async fn supervise(state: &AppState, holder: &str, running: &Arc<Mutex<HashSet<S
 /// One bot's poller: `getUpdates` from `offset` until the bot stops polling, is deleted, or
 /// the lease is lost.
 async fn poll(state: &AppState, sandbox: &SandboxId, holder: &str, mut offset: i64) {
-    let api = TelegramApi::new(&state.config.channels.telegram_api_url);
+    let api = state.telegram.clone();
     let long_poll = state.config.channels.poll_timeout.as_secs().max(1);
     loop {
         let bot = match state.store.channel_bot(sandbox, Platform::Telegram).await {

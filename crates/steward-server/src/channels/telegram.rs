@@ -207,7 +207,7 @@ pub async fn handle_update(state: AppState, bot: Bot, update: Update) {
         "group" | "supergroup" => ChatKind::Group,
         _ => return,
     };
-    let api = TelegramApi::new(&state.config.channels.telegram_api_url);
+    let api = state.telegram.clone();
     let here = Target { chat_id: msg.chat.id, reply_to: Some(msg.message_id), agent: None };
     let text = msg.text.as_deref().unwrap_or("").trim();
     if let Some((command, arg)) = command_of(text, bot.username.as_deref()) {

@@ -31,11 +31,12 @@ use utoipa::{IntoParams, ToSchema};
 use crate::AppState;
 use crate::access::load_agent;
 use crate::auth::{Caller, Need};
-use crate::channels::telegram::{Bot, TelegramApi, Update, handle_update};
+use crate::channels::telegram::{Bot, Update, handle_update};
 use crate::channels::{bot_aad, open_bot_secrets};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery};
 use crate::routes::{List, NoReplay, ts};
+use crate::views::{ChannelFailureView, channel_failure_view};
 
 pub mod compat;
 
@@ -148,16 +149,6 @@ pub async fn link(State(state): State<AppState>, caller: Caller, Path((id, raw))
     Ok(res)
 }
 
-/// The last failed attempt to post a reply.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct DeliveryFailureView {
-    pub chat_id: String,
-    pub attempt: i64,
-    pub status_code: Option<i64>,
-    pub error: Option<String>,
-    pub at: String,
-}
-
 /// Where an agent's link to a platform stands.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LinkStatusView {
@@ -169,7 +160,7 @@ pub struct LinkStatusView {
     /// The bound chats: where, and who linked them.
     pub bindings: Vec<BindingView>,
     /// The newest failed attempt to post a reply on this platform, if any.
-    pub last_delivery_failure: Option<DeliveryFailureView>,
+    pub last_delivery_failure: Option<ChannelFailureView>,
 }
 
 /// Whether the agent is linked on a platform, and where.
@@ -196,18 +187,12 @@ async fn link_status(state: &AppState, agent: &Agent, platform: Platform) -> Api
             CodeState::None => "unlinked",
         }
     };
-    let failure = state.store.last_channel_failure(&agent.id, platform).await?;
+    let failure = state.store.last_channel_failure(&agent.id, Some(platform)).await?;
     Ok(LinkStatusView {
         platform: platform.as_str().into(),
         status: status.into(),
         bindings: bindings.into_iter().map(binding_view).collect(),
-        last_delivery_failure: failure.map(|f| DeliveryFailureView {
-            chat_id: f.chat_id,
-            attempt: f.attempt,
-            status_code: f.status_code,
-            error: f.error,
-            at: ts(f.created_at),
-        }),
+        last_delivery_failure: failure.map(channel_failure_view),
     })
 }
 
@@ -389,7 +374,7 @@ pub async fn put_bot(
     if platform == Platform::Telegram {
         let token = Secret::new(secrets["bot_token"].clone());
         let webhook_secret = Secret::new(secrets.entry("webhook_secret".into()).or_insert_with(mint_webhook_secret).clone());
-        let api = TelegramApi::new(&state.config.channels.telegram_api_url);
+        let api = state.telegram.clone();
         let me = api.get_me(&token).await.map_err(|f| match f.status {
             Some(401 | 404) => {
                 ApiError::invalid("bot_token", format!("Telegram refused the bot token ({}); copy it again from @BotFather", f.description))

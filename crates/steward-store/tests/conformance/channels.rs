@@ -162,7 +162,7 @@ pub(crate) async fn bots_and_delivery_attempts_round_trip(store: Store, clock: M
     assert!(store.delete_channel_bot(&sbx, Platform::Telegram).await.unwrap());
     assert!(!store.delete_channel_bot(&sbx, Platform::Telegram).await.unwrap());
 
-    assert_eq!(store.last_channel_failure(&agent, Platform::Telegram).await.unwrap(), None);
+    assert_eq!(store.last_channel_failure(&agent, Some(Platform::Telegram)).await.unwrap(), None);
     let attempt = |n: i64, ok: bool| ChannelDelivery {
         sandbox_id: sbx.clone(),
         agent_id: agent.clone(),
@@ -179,8 +179,10 @@ pub(crate) async fn bots_and_delivery_attempts_round_trip(store: Store, clock: M
     store.record_channel_delivery(&attempt(2, true)).await.unwrap();
     let all = store.channel_deliveries(&agent, Platform::Telegram, 10).await.unwrap();
     assert_eq!(all.iter().map(|d| (d.attempt, d.ok)).collect::<Vec<_>>(), vec![(2, true), (1, false)]);
-    let failure = store.last_channel_failure(&agent, Platform::Telegram).await.unwrap().unwrap();
+    let failure = store.last_channel_failure(&agent, Some(Platform::Telegram)).await.unwrap().unwrap();
     assert_eq!((failure.attempt, failure.status_code, failure.error.as_deref()), (1, Some(429), Some("Too Many Requests: retry after 1")));
+    assert_eq!(store.last_channel_failure(&agent, None).await.unwrap(), Some(failure));
+    assert_eq!(store.last_channel_failure(&agent, Some(Platform::Slack)).await.unwrap(), None);
 }
 
 pub(crate) async fn one_replica_holds_a_poller_lease_until_it_expires(store: Store, clock: ManualClock) {
