@@ -71,6 +71,9 @@ pub struct ServeArgs {
     /// This server's public base URL, used in OAuth callbacks (`<url>/v1/integrations/callback`) [default: http://<listen address>]
     #[arg(long, env = "STEWARD_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// The Telegram Bot API base URL (chat channels) [default: https://api.telegram.org]
+    #[arg(long, env = "STEWARD_TELEGRAM_API_URL")]
+    pub telegram_api_url: Option<String>,
     /// Directory of extra integration app files (`*.json`/`*.toml`); a file with a shipped app's id replaces that app
     #[arg(long, env = "STEWARD_INTEGRATIONS_DIR")]
     pub integrations_dir: Option<PathBuf>,
@@ -97,6 +100,7 @@ pub struct FileConfig {
     pub heartbeat_secs: Option<u64>,
     pub stale_after_secs: Option<u64>,
     pub public_url: Option<String>,
+    pub telegram_api_url: Option<String>,
     pub integrations_dir: Option<PathBuf>,
     pub concierge_model: Option<String>,
     /// `[integrations.<app>]` tables: `client_id`, `client_secret`, `webhook_secret`.
@@ -201,6 +205,13 @@ fn build(args: ServeArgs) -> anyhow::Result<(ServerConfig, bool)> {
         public_url,
         state_key: Vec::new(), // derived from the master key by the server
     };
+    let mut channels = steward_server::config::ChannelsConfig::default();
+    if let Some(url) = args.telegram_api_url.or(file.telegram_api_url) {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            bail!("--telegram-api-url must start with http:// or https:// (got `{url}`)");
+        }
+        channels.telegram_api_url = url.trim_end_matches('/').to_owned();
+    }
     let concierge_model = args.concierge_model.or(file.concierge_model);
     if let Some(m) = &concierge_model {
         steward_server::config::parse_concierge_model(m).map_err(|e| anyhow::anyhow!("--concierge-model: {e}"))?;
@@ -218,6 +229,7 @@ fn build(args: ServeArgs) -> anyhow::Result<(ServerConfig, bool)> {
         sse_heartbeat: std::time::Duration::from_secs(15),
         stream_poll: ServerConfig::default_stream_poll(&database),
         database,
+        channels,
     };
     Ok((config, created))
 }

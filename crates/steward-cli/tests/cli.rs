@@ -425,3 +425,37 @@ fn triggers_and_schedules_are_managed_from_the_cli() {
     let history = cli.run(&["schedule", "history", "bot", &sid]).ok();
     assert!(history.stdout.contains("no executions yet"), "{}", history.stdout);
 }
+
+#[test]
+fn channel_bots_and_links_are_managed_from_the_command_line() {
+    let (server, key, proj) = bootstrap();
+    let cli =
+        server.client(Some(&key), proj.path()).with_var("SLACK_TOKEN", "xoxb-cli-secret").with_var("SLACK_SIGNING", "cli-signing-secret");
+    cli.run(&["setup", "--name", "proj"]).ok();
+    cli.run(&["agent", "create", "--name", "helper", "--model", "anthropic/claude-haiku-4-5"]).ok();
+
+    let missing = cli.run(&["channel", "bot", "set", "slack", "--secret-env", "bot_token=SLACK_TOKEN"]).fails();
+    assert!(missing.stderr.contains("signing_secret"), "{}", missing.stderr);
+    let set = cli
+        .run(&["channel", "bot", "set", "slack", "--secret-env", "bot_token=SLACK_TOKEN", "--secret-env", "signing_secret=SLACK_SIGNING"])
+        .ok();
+    assert!(set.stdout.contains("bot_token, signing_secret"), "{}", set.stdout);
+    let shown = cli.run(&["channel", "bot", "show", "slack", "--json"]).ok();
+    assert_eq!(shown.json()["configured"], true);
+    assert!(!shown.stdout.contains("xoxb-cli-secret") && !shown.stdout.contains("cli-signing-secret"), "{}", shown.stdout);
+
+    let link = cli.run(&["channel", "link", "helper", "telegram"]).ok();
+    assert!(link.stdout.contains("/link "), "{}", link.stdout);
+    assert!(link.stderr.contains("no telegram bot"), "{}", link.stderr);
+    let status = cli.run(&["channel", "status", "helper", "telegram", "--json"]).ok().json();
+    assert_eq!(status["status"], "pending");
+    let listed = cli.run(&["channel", "list", "helper"]).ok();
+    assert!(listed.stdout.contains("no linked chats"), "{}", listed.stdout);
+    let refused = cli.run(&["channel", "unlink", "helper", "telegram"]).fails();
+    assert!(refused.stderr.contains("--yes"), "{}", refused.stderr);
+    let none = cli.run(&["channel", "unlink", "helper", "telegram", "--yes"]).fails();
+    assert!(none.stderr.contains("has no telegram link") && none.stderr.contains("HTTP 404"), "{}", none.stderr);
+    cli.run(&["channel", "bot", "delete", "slack"]).ok();
+    let gone = cli.run(&["channel", "bot", "show", "slack"]).ok();
+    assert!(gone.stdout.contains("no slack bot"), "{}", gone.stdout);
+}

@@ -18,6 +18,7 @@ const KINDS: &[(&str, &str)] = &[
     ("evt_", "event"),
     ("src_", "source"),
     ("trg_", "trigger"),
+    ("chb_", "channel binding"),
     ("sch_", "schedule"),
     ("sub_", "subscription"),
     ("dlv_", "delivery"),
@@ -136,6 +137,8 @@ id_type!(/// An environment (§7).
     EnvironmentId, "env_");
 id_type!(/// A webhook trigger (§11).
     TriggerId, "trg_");
+id_type!(/// A chat channel binding (§10): one chat of one platform bound to an agent.
+    ChannelBindingId, "chb_");
 id_type!(/// A cron schedule (§11).
     ScheduleId, "sch_");
 id_type!(/// An outbound webhook subscription (§12).

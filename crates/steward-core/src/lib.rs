@@ -7,6 +7,7 @@
 
 pub mod admission;
 pub mod agent;
+pub mod channel;
 pub mod clock;
 pub mod environment;
 pub mod error;

@@ -46,6 +46,8 @@ pub enum Origin {
     Trigger,
     /// A schedule's due time.
     Schedule,
+    /// A chat message to a bound channel (Telegram, …).
+    Channel,
 }
 
 /// What to do when the session already has a queued or running run.

@@ -60,6 +60,33 @@ pub struct ServerConfig {
     /// The Concierge's model as `provider_id/model`; `None` = each sandbox's first provider and
     /// its first model.
     pub concierge_model: Option<String>,
+    /// Chat channels (§10): platform API base URLs (tests point them at local fakes).
+    pub channels: ChannelsConfig,
+}
+
+/// Chat channels' settings.
+#[derive(Debug, Clone)]
+pub struct ChannelsConfig {
+    /// The Telegram Bot API base URL (`https://api.telegram.org`); requests go to
+    /// `<base>/bot<token>/<method>`.
+    pub telegram_api_url: String,
+    /// How long a chat message's run may take before the reply is given up.
+    pub reply_timeout: Duration,
+    /// How often each replica looks for polled bots whose lease it can take.
+    pub poll_tick: Duration,
+    /// The long-poll `timeout` of `getUpdates` (below the lease's 30 s).
+    pub poll_timeout: Duration,
+}
+
+impl Default for ChannelsConfig {
+    fn default() -> Self {
+        Self {
+            telegram_api_url: "https://api.telegram.org".into(),
+            reply_timeout: Duration::from_secs(600),
+            poll_tick: Duration::from_secs(5),
+            poll_timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 /// Splits `provider_id/model` (the model name may itself contain `/`).

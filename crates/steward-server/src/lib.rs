@@ -8,6 +8,7 @@
 mod access;
 mod api_doc;
 pub mod auth;
+pub mod channels;
 pub mod concierge;
 pub mod config;
 pub mod error;
@@ -42,8 +43,8 @@ use crate::error::ApiError;
 use crate::mail::Mailer;
 use crate::metrics::Metrics;
 use crate::routes::{
-    agents, api_keys, auth as login, concierge as concierge_routes, files, integrations, mcp, messages, providers, runs, sandboxes,
-    schedules, sessions, sources, subscriptions, system, triggers, vaults,
+    agents, api_keys, auth as login, channels as channel_routes, concierge as concierge_routes, files, integrations, mcp, messages,
+    providers, runs, sandboxes, schedules, sessions, sources, subscriptions, system, triggers, vaults,
 };
 use crate::tokens::SessionTokens;
 
@@ -69,6 +70,10 @@ pub struct AppState {
     /// Who holds the idempotency records of requests this process is handling: the node id and
     /// this incarnation, so a restarted node does not mistake its dead life's records for live ones.
     pub(crate) idempotency_owner: Arc<str>,
+    /// The background tasks of chat channels (a message's run and reply), stopped by `serve`.
+    pub channel_tasks: channels::ChannelTasks,
+    /// The Telegram Bot API client (one connection pool; `--telegram-api-url`).
+    pub telegram: channels::telegram::TelegramApi,
     openapi_json: Arc<String>,
 }
 
@@ -90,7 +95,9 @@ impl AppState {
         let local_url = concierge::LocalUrl::default();
         let management = Arc::new(concierge::ServerManagement::new(store.clone(), tokens.clone(), clock.clone(), local_url.clone()));
         runtime.set_management_tools(management.clone());
+        let telegram = channels::telegram::TelegramApi::new(&config.channels.telegram_api_url);
         Ok(Self {
+            telegram,
             vault,
             runtime,
             store,
@@ -104,6 +111,7 @@ impl AppState {
             clock,
             openapi_json: Arc::new(openapi_json),
             routes: Arc::new(routes),
+            channel_tasks: channels::ChannelTasks::default(),
         })
     }
 }
@@ -214,9 +222,25 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(concierge_routes::storage_chat))
         .routes(routes!(concierge_routes::test_agent))
         .routes(routes!(mcp::mcp))
+        .routes(routes!(channel_routes::link))
+        .routes(routes!(channel_routes::status))
+        .routes(routes!(channel_routes::unlink))
+        .routes(routes!(channel_routes::list))
+        .routes(routes!(channel_routes::update_binding))
+        .routes(routes!(channel_routes::put_bot, channel_routes::get_bot, channel_routes::delete_bot))
+        .routes(routes!(channel_routes::telegram_webhook))
+        .routes(routes!(channel_routes::compat::link_channel))
+        .routes(routes!(channel_routes::compat::channel_status))
+        .routes(routes!(channel_routes::compat::unlink_channel))
+        .routes(routes!(channel_routes::compat::list_channels))
 }
 
 impl AppState {
+    /// Starts the chat channels' background workers (the Telegram pollers' supervisor).
+    pub fn start_channels(&self) {
+        channels::polling::start(self);
+    }
+
     /// Records the address the server listens on (the management tools call the API there).
     pub fn set_local_addr(&self, addr: std::net::SocketAddr) {
         self.local_url.set(addr);
@@ -271,14 +295,17 @@ pub async fn open_store(config: &ServerConfig, clock: Arc<dyn Clock>) -> anyhow:
 pub async fn serve(state: AppState, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
     let store = state.store.clone();
     let runtime = state.runtime.clone();
+    let state_tasks = state.channel_tasks.clone();
     state.set_local_addr(listener.local_addr()?);
     runtime.start().await?;
+    state.start_channels();
     for warning in runtime.tool_warnings().await {
         tracing::warn!("{warning}");
     }
     // TCP_NODELAY, and hyper's own parse-error answers in the §2 shape (`listener.rs`).
     let listener = listener::ApiListener(listener);
     axum::serve(listener, app(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    state_tasks.shutdown(std::time::Duration::from_secs(5)).await;
     runtime.shutdown(std::time::Duration::from_secs(10)).await;
     store.close().await;
     Ok(())

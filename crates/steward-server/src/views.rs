@@ -135,3 +135,26 @@ pub(crate) fn text_of(content: &Value) -> Vec<String> {
         .map(|ps| ps.iter().filter(|p| p["type"] == "text").filter_map(|p| p["text"].as_str().map(str::to_owned)).collect())
         .unwrap_or_default()
 }
+
+/// The newest failed attempt to post a chat reply (§10).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChannelFailureView {
+    pub platform: String,
+    pub chat_id: String,
+    /// Which try of that message part it was (1 = the first).
+    pub attempt: i64,
+    pub status_code: Option<i64>,
+    pub error: Option<String>,
+    pub at: String,
+}
+
+pub(crate) fn channel_failure_view(f: steward_store::ChannelDelivery) -> ChannelFailureView {
+    ChannelFailureView {
+        platform: f.platform.as_str().into(),
+        chat_id: f.chat_id,
+        attempt: f.attempt,
+        status_code: f.status_code,
+        error: f.error,
+        at: ts(f.created_at),
+    }
+}

@@ -20,6 +20,7 @@ const PUBLIC: &[&str] = &[
     "/health",
     "/v1/auth/email/start",
     "/v1/auth/email/verify",
+    "/v1/channels/telegram/{sandbox_id}/webhook",
     "/v1/integrations/callback",
     "/v1/openapi.json",
     "/v1/webhooks/triggers/{trigger_id}",
@@ -75,6 +76,7 @@ struct World {
     connect_id: String,
     session_id: String,
     run_id: String,
+    binding_id: String,
 }
 
 /// What an `agent_invoke` key may do with its own agent: sessions, runs, messages.
@@ -176,7 +178,28 @@ async fn world(s: &TestServer) -> World {
         })
         .await
         .unwrap();
+    // A chat bound to the agent, and a bot (Slack: configuring it calls no platform API).
+    let agent = steward_core::ids::AgentId::from_trusted(agent_id.clone());
+    let code = steward_core::channel::code_hash(&steward_core::channel::mint_link_code()).unwrap();
+    let platform = steward_core::channel::Platform::Telegram;
+    s.store.create_link_code(&owner.sandbox_id, &agent, platform, &code, 600_000, 5).await.unwrap();
+    let chat = steward_core::channel::ChatRef {
+        chat_id: "42".into(),
+        chat_kind: steward_core::channel::ChatKind::Dm,
+        chat_title: None,
+        user_id: "42".into(),
+        user_name: None,
+    };
+    let steward_store::Redemption::Bound(binding) = s.store.redeem_link_code(&owner.sandbox_id, platform, &code, &chat).await.unwrap()
+    else {
+        panic!("the code binds")
+    };
+    let (st, bot) = s
+        .call(reqwest::Method::PUT, "/v1/channels/slack/bot", Some(&owner.key), Some(json!({"bot_token": "xoxb-1", "signing_secret": "s"})))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{bot}");
     World {
+        binding_id: binding.id.to_string(),
         connected_account_id: account.id.to_string(),
         publication_id: publication.id.to_string(),
         connect_id,
@@ -224,6 +247,9 @@ fn fill(template: &str, w: &World, agent: &str) -> String {
             "{trigger_id}" => w.trigger_id.clone(),
             "{schedule_id}" => w.schedule_id.clone(),
             "{version}" => "1".to_owned(),
+            "{platform}" if template.starts_with("/v1/channels") => "slack".to_owned(),
+            "{platform}" => "telegram".to_owned(),
+            "{binding_id}" => w.binding_id.clone(),
             s if s.starts_with('{') => panic!("no fixture for path parameter {s} in {template}; add one to authz.rs"),
             s => s.to_owned(),
         };
@@ -288,6 +314,8 @@ fn body(method: &str, template: &str, w: &World) -> Option<Value> {
         | ("POST", "/storage/sandboxes/{sandbox_id}/concierge/chat") => json!({"message": "list my agents"}),
         ("POST", "/v1/sandboxes/{sandbox_id}/mcp") => json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}),
         ("POST", "/v1/agents/{id}/test") => json!({"input": "hello", "timeout_secs": 1}),
+        ("PUT", "/v1/channels/{platform}/bot") => json!({"bot_token": "xoxb-2", "signing_secret": "other"}),
+        ("PATCH", "/v1/agents/{id}/channels/{binding_id}") => json!({"respond": "all"}),
         ("POST", "/v1/auth/email/start") | ("POST", "/v1/auth/email/verify") => return None,
         _ => {
             let _ = w;
@@ -326,9 +354,11 @@ async fn snapshot(s: &TestServer, w: &World) -> Value {
     let (_, subscriptions) = s.get("/v1/subscriptions", &w.owner.key).await;
     let (_, accounts) = s.get("/v1/connected_accounts", &w.owner.key).await;
     let (_, publications) = s.get("/v1/integrations/github/publications", &w.owner.key).await;
+    let (_, channels) = s.get(&format!("/v1/agents/{}/channels", w.agent_id), &w.owner.key).await;
+    let (_, bot) = s.get("/v1/channels/slack/bot", &w.owner.key).await;
     json!({"agent": agent, "agents": agents, "keys": keys, "grants": grants, "sandbox": sandbox, "vaults": vaults, "providers": providers,
            "sources": sources, "environments": environments, "files": files, "readme": readme, "triggers": triggers, "schedules": schedules, "subscriptions": subscriptions,
-           "accounts": accounts, "publications": publications})
+           "accounts": accounts, "publications": publications, "channels": channels, "bot": bot})
 }
 
 async fn run(backend: Backend) {

@@ -10,6 +10,7 @@
 mod accounts;
 mod agents;
 mod cache;
+mod channels;
 mod error;
 mod events;
 mod idempotency;
@@ -37,6 +38,7 @@ use steward_core::clock::Clock;
 
 pub use accounts::LoginCodeCheck;
 pub use cache::{CacheStats, CachesStats, MAX_AGE as CACHE_MAX_AGE};
+pub use channels::{ChannelBot, ChannelDelivery, CodeState, LinkCode, NewLinkCode, Redemption};
 pub use error::{STALE_ATTEMPTS, StoreError, retry_on_stale};
 pub use events::{AgentStats, Charge};
 pub use idempotency::{IdempotencyBegin, IdempotencyClaim, StoredResponse};

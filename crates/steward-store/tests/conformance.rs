@@ -13,6 +13,8 @@ mod common;
 mod admissions;
 #[path = "conformance/cache.rs"]
 mod cache;
+#[path = "conformance/channels.rs"]
+mod channels;
 #[path = "conformance/errors.rs"]
 mod errors;
 #[path = "conformance/tools.rs"]
@@ -28,6 +30,7 @@ use std::future::Future;
 
 use admissions::*;
 use cache::*;
+use channels::*;
 use common::START_MS;
 use errors::*;
 use steward_core::agent::{AgentConfig, AgentState};
@@ -111,6 +114,14 @@ conformance!(
     a_closed_store_is_shutting_down,
     racing_turns_on_two_replicas_admit_one,
     a_new_session_run_is_born_running_for_its_owner,
+    a_link_code_binds_its_chat_once,
+    concurrent_redemptions_of_one_code_bind_once,
+    a_link_code_expires,
+    link_codes_are_limited_per_agent_and_kept_per_sandbox,
+    a_chat_moves_to_the_agent_of_its_newest_code_and_deleted_agents_bind_nothing,
+    an_update_is_accepted_once_per_bot,
+    bots_and_delivery_attempts_round_trip,
+    one_replica_holds_a_poller_lease_until_it_expires,
     a_provider_update_or_delete_is_seen_by_the_next_read,
     a_revoked_key_is_seen_revoked_by_the_next_read,
     trigger_changes_are_seen_by_the_next_read,

@@ -105,6 +105,10 @@ impl Api {
         self.send(Method::POST, path, &[], Some(body)).await
     }
 
+    pub async fn put(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        self.send(Method::PUT, path, &[], Some(body)).await
+    }
+
     pub async fn patch(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
         self.send(Method::PATCH, path, &[], Some(body)).await
     }

@@ -7,6 +7,7 @@
 mod agent_fields;
 mod agents;
 mod auth;
+mod channels;
 mod chat;
 mod context;
 mod credentials;
@@ -81,6 +82,9 @@ pub enum Command {
     /// Cron schedules of an agent: create, list, pause, resume, history.
     #[command(subcommand)]
     Schedule(triggers::ScheduleCommand),
+    /// Chat channels: a bot per platform (bot set|show|delete), and agents linked to chats (link, status, unlink, list).
+    #[command(subcommand)]
+    Channel(channels::ChannelCommand),
     /// Integration apps (Slack, GitHub, …): list, connect accounts, revoke, publish agents.
     #[command(subcommand)]
     Integration(integrations::IntegrationCommand),
@@ -119,6 +123,7 @@ pub async fn run(opts: GlobalOpts, cmd: Command) -> anyhow::Result<()> {
         Command::Trigger(cmd) => triggers::run_trigger(&ctx, cmd).await,
         Command::Schedule(cmd) => triggers::run_schedule(&ctx, cmd).await,
         Command::Integration(cmd) => integrations::run(&ctx, cmd).await,
+        Command::Channel(cmd) => channels::run(&ctx, cmd).await,
         Command::Mcp => mcp::serve(&ctx).await,
         Command::Chat(args) => chat::run(&ctx, args).await,
     };
@@ -164,6 +169,26 @@ mod tests {
     #[test]
     fn the_command_line_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn channel_commands_parse() {
+        let ok = Cli::try_parse_from([
+            "steward",
+            "channel",
+            "bot",
+            "set",
+            "telegram",
+            "--secret-env",
+            "bot_token=TG_TOKEN",
+            "--receive",
+            "polling",
+        ]);
+        assert!(ok.is_ok(), "{ok:?}");
+        let ok = Cli::try_parse_from(["steward", "channel", "link", "helper", "telegram"]);
+        assert!(ok.is_ok(), "{ok:?}");
+        assert!(Cli::try_parse_from(["steward", "channel", "link", "helper", "signal"]).is_err());
+        assert!(Cli::try_parse_from(["steward", "channel", "bot", "set", "slack", "--set", "no-equals"]).is_err());
     }
 
     #[test]

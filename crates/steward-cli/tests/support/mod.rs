@@ -116,6 +116,12 @@ impl Client {
         self
     }
 
+    /// The same client with one more environment variable.
+    pub fn with_var(mut self, key: &str, value: &str) -> Client {
+        self.vars.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
     pub fn spawn(&self, args: &[&str], stdin: Stdio) -> Child {
         let mut cmd = Command::new(BIN);
         hermetic(&mut cmd, &self.home);

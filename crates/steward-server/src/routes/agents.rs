@@ -21,7 +21,7 @@ use crate::auth::{Caller, Need};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery, not_null, present};
 use crate::routes::{Deleted, Page, page_request, ts, update_with_retry};
-use crate::views::{RunView, UsageView, run_view};
+use crate::views::{ChannelFailureView, RunView, UsageView, channel_failure_view, run_view};
 
 pub mod compat;
 
@@ -535,6 +535,8 @@ pub struct Summary {
     /// Run counts by status.
     pub runs: BTreeMap<String, i64>,
     pub last_run: Option<RunView>,
+    /// The newest failed attempt to post a chat reply (§10), on any platform.
+    pub last_channel_failure: Option<ChannelFailureView>,
 }
 
 /// State, version, token usage to date, balance, last run and counts.
@@ -554,6 +556,7 @@ pub async fn summary(State(state): State<AppState>, caller: Caller, Path(id): Pa
         sessions: stats.sessions,
         runs: stats.runs_by_status,
         last_run: stats.last_run.map(run_view),
+        last_channel_failure: state.store.last_channel_failure(&agent.id, None).await?.map(channel_failure_view),
     }))
 }
 

@@ -4,6 +4,7 @@
 pub mod agents;
 pub mod api_keys;
 pub mod auth;
+pub mod channels;
 pub mod concierge;
 pub mod files;
 pub mod integrations;

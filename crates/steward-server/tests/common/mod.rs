@@ -98,6 +98,7 @@ impl TestServer {
             sse_heartbeat: std::time::Duration::from_millis(500),
             stream_poll: ServerConfig::default_stream_poll(&database),
             database,
+            channels: Default::default(),
         };
         let mut config = config;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -109,6 +110,7 @@ impl TestServer {
         let state = steward_server::AppState::new(store.clone(), config, clock_dyn).unwrap();
         state.set_local_addr(listener.local_addr().unwrap());
         state.runtime.start().await.expect("start the runtime");
+        state.start_channels();
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, steward_server::app(state)).await;
         });
