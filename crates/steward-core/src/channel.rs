@@ -289,7 +289,7 @@ impl BotCredentials {
                 Some(Value::String(s)) if !s.is_empty() => s,
                 Some(_) => return Err(ValidationError::new(field.name, "must be a non-empty string")),
             };
-            (field.check)(value).map_err(|m| ValidationError::new(field.name, m))?;
+            (field.check)(value).map_err(|m| ValidationError::new(field.name, format!("`{}` {m}", field.name)))?;
             let into = if field.secret { &mut out.secrets } else { &mut out.public };
             into.insert(field.name.to_owned(), value.clone());
         }
