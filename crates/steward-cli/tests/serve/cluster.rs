@@ -104,7 +104,17 @@ async fn three_replicas_survive_a_kill_9_under_load() {
                 .await;
         });
     }
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Kill A once its runs are under way (not after a fixed time: on a loaded machine the
+    // requests may not have reached a run yet), so the kill interrupts runs and requests.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let running = get(&http, &format!("{}/v1/runs?status=running", b.url), &key).await;
+        if running["data"].as_array().is_some_and(|d| !d.is_empty()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no run of the load started within 30 s: {running}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     a.kill();
     while load.join_next().await.is_some() {}
 
