@@ -23,6 +23,7 @@
 
 pub mod fake_model;
 pub mod fake_oauth;
+pub mod fake_slack;
 pub mod fake_telegram;
 pub mod log_capture;
 pub mod management;
