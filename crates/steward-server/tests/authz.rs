@@ -196,7 +196,12 @@ async fn world(s: &TestServer) -> World {
         panic!("the code binds")
     };
     let (st, bot) = s
-        .call(reqwest::Method::PUT, "/v1/channels/slack/bot", Some(&owner.key), Some(json!({"bot_token": steward_test_support::fake_slack::TOKEN, "signing_secret": "s"})))
+        .call(
+            reqwest::Method::PUT,
+            "/v1/channels/slack/bot",
+            Some(&owner.key),
+            Some(json!({"bot_token": steward_test_support::fake_slack::TOKEN, "signing_secret": "s"})),
+        )
         .await;
     assert_eq!(st, StatusCode::OK, "{bot}");
     World {

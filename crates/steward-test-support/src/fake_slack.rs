@@ -50,12 +50,8 @@ impl Drop for FakeSlack {
 }
 
 async fn web_api(State(st): State<FakeState>, Path(method): Path<String>, headers: HeaderMap, body: String) -> axum::response::Response {
-    let token = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default()
-        .to_owned();
+    let token =
+        headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).unwrap_or_default().to_owned();
     let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
     st.calls.lock().unwrap().push(Call { token: token.clone(), method: method.clone(), body: body.clone() });
     if token != TOKEN {

@@ -220,7 +220,12 @@ fn addressed(binding: &ChannelBinding, mentioned: bool) -> bool {
 /// Posts `text` in the target thread, split for Slack's limit, with the shared retry rules;
 /// records every attempt when the chat is bound to an agent.
 async fn send(state: &AppState, bot: &Bot, target: &Target<'_>, text: &str) {
-    let record = target.agent.map(|agent| Recorded { sandbox_id: &bot.sandbox_id, agent_id: agent, platform: Platform::Slack, chat_id: target.channel });
+    let record = target.agent.map(|agent| Recorded {
+        sandbox_id: &bot.sandbox_id,
+        agent_id: agent,
+        platform: Platform::Slack,
+        chat_id: target.channel,
+    });
     for part in split_message(text, Platform::Slack.message_limit()) {
         if !deliver(state, record.as_ref(), || state.slack.post_message(&bot.token, target.channel, &part, target.thread_ts)).await {
             return;

@@ -280,7 +280,12 @@ fn addressed(binding: &ChannelBinding, msg: &Message, bot: &Bot) -> bool {
 /// failures; records every attempt when the chat is bound to an agent.
 async fn send(state: &AppState, api: &TelegramApi, bot: &Bot, target: &Target<'_>, text: &str) {
     let chat_id = target.chat_id.to_string();
-    let record = target.agent.map(|agent| Recorded { sandbox_id: &bot.sandbox_id, agent_id: agent, platform: Platform::Telegram, chat_id: &chat_id });
+    let record = target.agent.map(|agent| Recorded {
+        sandbox_id: &bot.sandbox_id,
+        agent_id: agent,
+        platform: Platform::Telegram,
+        chat_id: &chat_id,
+    });
     for (i, part) in split_message(text, Platform::Telegram.message_limit()).iter().enumerate() {
         let reply_to = if i == 0 { target.reply_to } else { None };
         if !deliver(state, record.as_ref(), || api.send_message(&bot.token, target.chat_id, part, reply_to)).await {

@@ -50,7 +50,8 @@ pub async fn slack_events(State(state): State<AppState>, Path(raw): Path<String>
         serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("the body is not a Slack Events API payload: {e}")))?;
     match payload["type"].as_str() {
         Some("url_verification") => {
-            let challenge = payload["challenge"].as_str().ok_or_else(|| ApiError::bad_request("a url_verification without a `challenge`"))?;
+            let challenge =
+                payload["challenge"].as_str().ok_or_else(|| ApiError::bad_request("a url_verification without a `challenge`"))?;
             Ok(Json(json!({"challenge": challenge})).into_response())
         }
         Some("event_callback") => {
