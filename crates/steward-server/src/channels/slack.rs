@@ -160,13 +160,13 @@ pub async fn handle_event(state: AppState, bot: Bot, event: Event) {
     let text = without_mentions(raw, bot.user_id.as_deref());
     let thread_ts = event.thread_ts.as_deref().or(event.ts.as_deref());
     let here = Target { channel: &channel, thread_ts, agent: None };
-    if kind == ChatKind::Dm || mentioned {
-        if let Some(arg) = link_argument(&text) {
-            let chat = ChatRef { chat_id: channel.clone(), chat_kind: kind, chat_title: None, user_id: user.clone(), user_name: None };
-            let line = redeem(&state, &bot.sandbox_id, Platform::Slack, arg, &chat).await;
-            send(&state, &bot, &here, &line).await;
-            return;
-        }
+    if (kind == ChatKind::Dm || mentioned)
+        && let Some(arg) = link_argument(&text)
+    {
+        let chat = ChatRef { chat_id: channel.clone(), chat_kind: kind, chat_title: None, user_id: user.clone(), user_name: None };
+        let line = redeem(&state, &bot.sandbox_id, Platform::Slack, arg, &chat).await;
+        send(&state, &bot, &here, &line).await;
+        return;
     }
     let binding = match state.store.channel_binding_for_chat(&bot.sandbox_id, Platform::Slack, &channel).await {
         Ok(b) => b,
