@@ -74,6 +74,9 @@ pub struct ServeArgs {
     /// The Telegram Bot API base URL (chat channels) [default: https://api.telegram.org]
     #[arg(long, env = "STEWARD_TELEGRAM_API_URL")]
     pub telegram_api_url: Option<String>,
+    /// The Slack Web API base URL (chat channels) [default: https://slack.com/api]
+    #[arg(long, env = "STEWARD_SLACK_API_URL")]
+    pub slack_api_url: Option<String>,
     /// Directory of extra integration app files (`*.json`/`*.toml`); a file with a shipped app's id replaces that app
     #[arg(long, env = "STEWARD_INTEGRATIONS_DIR")]
     pub integrations_dir: Option<PathBuf>,
@@ -101,6 +104,7 @@ pub struct FileConfig {
     pub stale_after_secs: Option<u64>,
     pub public_url: Option<String>,
     pub telegram_api_url: Option<String>,
+    pub slack_api_url: Option<String>,
     pub integrations_dir: Option<PathBuf>,
     pub concierge_model: Option<String>,
     /// `[integrations.<app>]` tables: `client_id`, `client_secret`, `webhook_secret`.
@@ -211,6 +215,12 @@ fn build(args: ServeArgs) -> anyhow::Result<(ServerConfig, bool)> {
             bail!("--telegram-api-url must start with http:// or https:// (got `{url}`)");
         }
         channels.telegram_api_url = url.trim_end_matches('/').to_owned();
+    }
+    if let Some(url) = args.slack_api_url.or(file.slack_api_url) {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            bail!("--slack-api-url must start with http:// or https:// (got `{url}`)");
+        }
+        channels.slack_api_url = url.trim_end_matches('/').to_owned();
     }
     let concierge_model = args.concierge_model.or(file.concierge_model);
     if let Some(m) = &concierge_model {

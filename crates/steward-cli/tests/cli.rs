@@ -428,9 +428,16 @@ fn triggers_and_schedules_are_managed_from_the_cli() {
 
 #[test]
 fn channel_bots_and_links_are_managed_from_the_command_line() {
-    let (server, key, proj) = bootstrap();
-    let cli =
-        server.client(Some(&key), proj.path()).with_var("SLACK_TOKEN", "xoxb-cli-secret").with_var("SLACK_SIGNING", "cli-signing-secret");
+    // Configuring a Slack bot checks its token with auth.test: a fake Web API answers it.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let slack = rt.block_on(steward_test_support::fake_slack::FakeSlack::start());
+    let server = Server::start_with(|cmd| {
+        cmd.args(["--slack-api-url", &slack.url]);
+    });
+    let key = server.create_account("alice@example.com").api_key;
+    let proj = TempDir::new("proj");
+    let token = steward_test_support::fake_slack::TOKEN;
+    let cli = server.client(Some(&key), proj.path()).with_var("SLACK_TOKEN", token).with_var("SLACK_SIGNING", "cli-signing-secret");
     cli.run(&["setup", "--name", "proj"]).ok();
     cli.run(&["agent", "create", "--name", "helper", "--model", "anthropic/claude-haiku-4-5"]).ok();
 
@@ -442,7 +449,8 @@ fn channel_bots_and_links_are_managed_from_the_command_line() {
     assert!(set.stdout.contains("bot_token, signing_secret"), "{}", set.stdout);
     let shown = cli.run(&["channel", "bot", "show", "slack", "--json"]).ok();
     assert_eq!(shown.json()["configured"], true);
-    assert!(!shown.stdout.contains("xoxb-cli-secret") && !shown.stdout.contains("cli-signing-secret"), "{}", shown.stdout);
+    assert!(!shown.stdout.contains(token) && !shown.stdout.contains("cli-signing-secret"), "{}", shown.stdout);
+    assert_eq!(slack.calls("auth.test").len(), 1);
 
     let link = cli.run(&["channel", "link", "helper", "telegram"]).ok();
     assert!(link.stdout.contains("/link "), "{}", link.stdout);

@@ -145,6 +145,7 @@ mod tests {
                 "/health",
                 "/v1/auth/email/start",
                 "/v1/auth/email/verify",
+                "/v1/channels/slack/{sandbox_id}/events",
                 "/v1/channels/telegram/{sandbox_id}/webhook",
                 "/v1/integrations/callback",
                 "/v1/openapi.json",

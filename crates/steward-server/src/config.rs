@@ -70,6 +70,8 @@ pub struct ChannelsConfig {
     /// The Telegram Bot API base URL (`https://api.telegram.org`); requests go to
     /// `<base>/bot<token>/<method>`.
     pub telegram_api_url: String,
+    /// The Slack Web API base URL (`https://slack.com/api`); requests go to `<base>/<method>`.
+    pub slack_api_url: String,
     /// How long a chat message's run may take before the reply is given up.
     pub reply_timeout: Duration,
     /// How often each replica looks for polled bots whose lease it can take.
@@ -82,6 +84,7 @@ impl Default for ChannelsConfig {
     fn default() -> Self {
         Self {
             telegram_api_url: "https://api.telegram.org".into(),
+            slack_api_url: "https://slack.com/api".into(),
             reply_timeout: Duration::from_secs(600),
             poll_tick: Duration::from_secs(5),
             poll_timeout: Duration::from_secs(10),

@@ -74,6 +74,8 @@ pub struct AppState {
     pub channel_tasks: channels::ChannelTasks,
     /// The Telegram Bot API client (one connection pool; `--telegram-api-url`).
     pub telegram: channels::telegram::TelegramApi,
+    /// The Slack Web API client (`--slack-api-url`).
+    pub slack: channels::slack::SlackApi,
     openapi_json: Arc<String>,
 }
 
@@ -96,8 +98,10 @@ impl AppState {
         let management = Arc::new(concierge::ServerManagement::new(store.clone(), tokens.clone(), clock.clone(), local_url.clone()));
         runtime.set_management_tools(management.clone());
         let telegram = channels::telegram::TelegramApi::new(&config.channels.telegram_api_url);
+        let slack = channels::slack::SlackApi::new(&config.channels.slack_api_url);
         Ok(Self {
             telegram,
+            slack,
             vault,
             runtime,
             store,
@@ -229,6 +233,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(channel_routes::update_binding))
         .routes(routes!(channel_routes::put_bot, channel_routes::get_bot, channel_routes::delete_bot))
         .routes(routes!(channel_routes::telegram_webhook))
+        .routes(routes!(channel_routes::slack::slack_events))
         .routes(routes!(channel_routes::compat::link_channel))
         .routes(routes!(channel_routes::compat::channel_status))
         .routes(routes!(channel_routes::compat::unlink_channel))

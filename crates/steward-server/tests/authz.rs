@@ -20,6 +20,7 @@ const PUBLIC: &[&str] = &[
     "/health",
     "/v1/auth/email/start",
     "/v1/auth/email/verify",
+    "/v1/channels/slack/{sandbox_id}/events",
     "/v1/channels/telegram/{sandbox_id}/webhook",
     "/v1/integrations/callback",
     "/v1/openapi.json",
@@ -178,7 +179,7 @@ async fn world(s: &TestServer) -> World {
         })
         .await
         .unwrap();
-    // A chat bound to the agent, and a bot (Slack: configuring it calls no platform API).
+    // A chat bound to the agent, and a bot (Slack: its token is checked with the fake's auth.test).
     let agent = steward_core::ids::AgentId::from_trusted(agent_id.clone());
     let code = steward_core::channel::code_hash(&steward_core::channel::mint_link_code()).unwrap();
     let platform = steward_core::channel::Platform::Telegram;
@@ -195,7 +196,12 @@ async fn world(s: &TestServer) -> World {
         panic!("the code binds")
     };
     let (st, bot) = s
-        .call(reqwest::Method::PUT, "/v1/channels/slack/bot", Some(&owner.key), Some(json!({"bot_token": "xoxb-1", "signing_secret": "s"})))
+        .call(
+            reqwest::Method::PUT,
+            "/v1/channels/slack/bot",
+            Some(&owner.key),
+            Some(json!({"bot_token": steward_test_support::fake_slack::TOKEN, "signing_secret": "s"})),
+        )
         .await;
     assert_eq!(st, StatusCode::OK, "{bot}");
     World {
@@ -362,7 +368,9 @@ async fn snapshot(s: &TestServer, w: &World) -> Value {
 }
 
 async fn run(backend: Backend) {
-    let Some(s) = TestServer::start_on(backend).await else { return };
+    let slack = steward_test_support::fake_slack::FakeSlack::start().await;
+    let slack_url = slack.url.clone();
+    let Some(s) = TestServer::start_configured(backend, move |c| c.channels.slack_api_url = slack_url).await else { return };
     let w = world(&s).await;
     // The document is public: fetched without any credential, it is the one a key sees.
     let (st, doc) = s.call(Method::GET, "/v1/openapi.json", None, None).await;

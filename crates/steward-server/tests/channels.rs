@@ -13,6 +13,7 @@ use common::{Backend, TestServer, User, error_message};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use steward_core::tenancy::Role;
+use steward_test_support::fake_slack::{FakeSlack, TOKEN as SLACK_TOKEN};
 use steward_test_support::fake_telegram::{BOT_ID, BOT_NAME, FakeTelegram, TOKEN};
 
 const SECRET: &str = "wh_secret_for_tests-1";
@@ -20,6 +21,8 @@ const SECRET: &str = "wh_secret_for_tests-1";
 struct World {
     s: TestServer,
     tg: FakeTelegram,
+    /// Configuring a Slack bot checks its token with `auth.test`.
+    _slack: FakeSlack,
     model: FakeModel,
     user: User,
     agent: String,
@@ -36,6 +39,7 @@ async fn world_with(bot_body: Value) -> World {
 /// `None` when PostgreSQL is not configured (and not required).
 async fn world_on(backend: Backend, bot_body: Value) -> Option<World> {
     let tg = FakeTelegram::start().await;
+    let slack = FakeSlack::start().await;
     let model = FakeModel::start(|req, _| {
         if req.to_string().contains("a long answer please") {
             Reply::Text(format!("{}\n\n{}", "a".repeat(3000), "b".repeat(2000)))
@@ -44,9 +48,10 @@ async fn world_on(backend: Backend, bot_body: Value) -> Option<World> {
         }
     })
     .await;
-    let url = tg.url.clone();
+    let (url, slack_url) = (tg.url.clone(), slack.url.clone());
     let s = TestServer::start_configured(backend, move |c| {
         c.channels.telegram_api_url = url;
+        c.channels.slack_api_url = slack_url;
         c.channels.poll_tick = Duration::from_millis(100);
         c.channels.poll_timeout = Duration::from_secs(1);
     })
@@ -54,7 +59,7 @@ async fn world_on(backend: Backend, bot_body: Value) -> Option<World> {
     let (user, agent) = s.user_with_agent(&model.url, "claude-test", "helper").await;
     let (st, bot) = s.call(Method::PUT, "/v1/channels/telegram/bot", Some(&user.key), Some(bot_body)).await;
     assert_eq!(st, StatusCode::OK, "{bot}");
-    Some(World { s, tg, model, user, agent })
+    Some(World { s, tg, _slack: slack, model, user, agent })
 }
 
 impl World {
@@ -397,9 +402,9 @@ async fn bot_credentials_are_validated_and_never_returned() {
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v["settings"]["application_id"], "123");
     assert!(!v.to_string().contains("discord-secret-token"));
-    let (st, v) = put(json!({"bot_token": "xoxb-1", "signing_secret": "slack-signing-secret"}), "slack").await;
+    let (st, v) = put(json!({"bot_token": SLACK_TOKEN, "signing_secret": "slack-signing-secret"}), "slack").await;
     assert_eq!(st, StatusCode::OK, "{v}");
-    assert!(!v.to_string().contains("slack-signing-secret"));
+    assert!(!v.to_string().contains("slack-signing-secret") && !v.to_string().contains(SLACK_TOKEN));
     let (st, v) = put(json!({"phone_number_id": "555", "access_token": "EAAG-wa-secret", "app_secret": "wa-app-secret"}), "whatsapp").await;
     assert_eq!(st, StatusCode::OK, "{v}");
     assert!(!v.to_string().contains("wa-app-secret") && !v.to_string().contains("EAAG-wa-secret"));

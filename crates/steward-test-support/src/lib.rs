@@ -9,6 +9,8 @@
 //!
 //! - [`fake_model`]: fake model providers speaking the real SSE wire formats.
 //! - [`fake_oauth`]: a fake OAuth 2 authorization server.
+//! - [`fake_telegram`], [`fake_slack`]: fake chat platform APIs (Telegram's Bot API, Slack's
+//!   Web API) in their real JSON shapes, recording every request.
 //! - [`postgres`]: a fresh PostgreSQL schema per test, dropped when the test ends.
 //! - [`serve`]: `steward serve` as a child process: start, wait for its URL, SIGKILL; an account
 //!   bootstrapped with `steward admin create-account`, a session created over HTTP.
@@ -23,6 +25,7 @@
 
 pub mod fake_model;
 pub mod fake_oauth;
+pub mod fake_slack;
 pub mod fake_telegram;
 pub mod log_capture;
 pub mod management;

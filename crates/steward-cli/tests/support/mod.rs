@@ -62,9 +62,14 @@ pub struct Server {
 
 impl Server {
     pub fn start() -> Server {
+        Self::start_with(|_| {})
+    }
+
+    /// A server started with the extra flags `extra` adds.
+    pub fn start_with(extra: impl FnOnce(&mut Command)) -> Server {
         let data = TempDir::new("data");
         let home = TempDir::new("home");
-        let process = serve_in(data.path(), home.path(), STARTUP, |_| {});
+        let process = serve_in(data.path(), home.path(), STARTUP, extra);
         Server { url: process.url.clone(), _process: process, data, home }
     }
 

@@ -1,5 +1,5 @@
 //! Chat channels (§10) beyond the HTTP surface: the tasks that turn an accepted platform update
-//! into a turn and post the reply, and each platform's API client (only Telegram so far).
+//! into a turn and post the reply, and each platform's API client (Telegram and Slack so far).
 //!
 //! Route handlers answer the platform at once and hand the slow part — admission, waiting for
 //! the run, posting the reply — to [`ChannelTasks`], which owns every such task: `serve` stops
@@ -9,8 +9,11 @@
 //! This module never returns or logs a bot's secrets: tokens live in [`Secret`]s, request
 //! errors are stripped of their URL (Telegram's carries the token) before they are recorded.
 
+mod delivery;
 pub mod polling;
+pub mod slack;
 pub mod telegram;
+mod turns;
 
 use std::future::Future;
 use std::time::Duration;
@@ -70,6 +73,15 @@ impl ChannelTasks {
     pub fn running(&self) -> usize {
         self.tracker.len()
     }
+}
+
+/// A platform API call that failed: the HTTP status (none for a network error), the platform's
+/// description of the error, and how long a 429 asked to wait. Never holds a token.
+#[derive(Debug, Clone)]
+pub struct ApiFailure {
+    pub status: Option<u16>,
+    pub description: String,
+    pub retry_after: Option<Duration>,
 }
 
 /// What a chat sender is told when the agent refuses work: for a paused or stopped agent the

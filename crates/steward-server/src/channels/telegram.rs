@@ -7,7 +7,7 @@
 //! only when mentioned (`@username`) or replied to, unless the binding says `all`; direct
 //! messages are always answered. A reply is split at paragraph breaks into messages of at most
 //! 4096 characters, sent as plain text (no `parse_mode`, so no markup can be rejected); a 429 is
-//! retried after its `retry_after` (at most 30 s each, [`MAX_ATTEMPTS`] attempts); every
+//! retried after its `retry_after` (`super::delivery`: at most 30 s each, 4 attempts); every
 //! attempt is recorded.
 
 use std::collections::BTreeMap;
@@ -15,20 +15,13 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use steward_core::channel::{ChannelBinding, ChatKind, ChatRef, Platform, Respond, code_hash, split_message};
+use steward_core::channel::{ChannelBinding, ChatKind, ChatRef, Platform, Respond, split_message};
 use steward_core::ids::{AgentId, SandboxId};
-use steward_core::session::RunStatus;
-use steward_runtime::admission::{Admission, AdmitError, OnBusy, Origin, Scope};
 use steward_runtime::vault::Secret;
-use steward_store::{ChannelDelivery, Redemption};
 
+use super::delivery::{Recorded, deliver};
+use super::turns::{Sender, redeem, turn};
 use crate::AppState;
-use crate::views::{InputMessage, check_input, output_text};
-
-/// Attempts per message part (the first and the retries).
-pub const MAX_ATTEMPTS: i64 = 4;
-/// The longest wait a 429 may ask for before we give up on that message.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 
 /// A Telegram `Update` (the fields we read; everything else is ignored).
 #[derive(Debug, Clone, Deserialize)]
@@ -80,14 +73,7 @@ pub struct BotInfo {
     pub username: Option<String>,
 }
 
-/// A Bot API call that failed: the HTTP status (none for a network error), Telegram's
-/// `description`, and `retry_after` for a 429. Never holds the token.
-#[derive(Debug, Clone)]
-pub struct ApiFailure {
-    pub status: Option<u16>,
-    pub description: String,
-    pub retry_after: Option<Duration>,
-}
+pub use super::ApiFailure;
 
 /// The Bot API at a base URL.
 #[derive(Debug, Clone)]
@@ -219,7 +205,7 @@ pub async fn handle_update(state: AppState, bot: Bot, update: Update) {
                 user_id: from.id.to_string(),
                 user_name: Some(from.display_name()),
             };
-            let line = redeem(&state, &bot, arg, &chat).await;
+            let line = redeem(&state, &bot.sandbox_id, Platform::Telegram, arg, &chat).await;
             send(&state, &api, &bot, &here, &line).await;
             return;
         }
@@ -255,7 +241,8 @@ pub async fn handle_update(state: AppState, bot: Bot, update: Update) {
         Some(u) => text.replace(&format!("@{u}"), "").trim().to_owned(),
         None => text.to_owned(),
     };
-    let line = turn(&state, &bot, &binding, &from, &content).await;
+    let sender = Sender { id: from.id.to_string(), name: Some(from.display_name()) };
+    let line = turn(&state, bot.paused_message.as_deref(), &binding, &sender, &content).await;
     send(&state, &api, &bot, &target, &line).await;
 }
 
@@ -289,132 +276,20 @@ fn addressed(binding: &ChannelBinding, msg: &Message, bot: &Bot) -> bool {
     mentioned || replied
 }
 
-/// Redeems the code sent as `/link CODE` and says what happened, in one line.
-async fn redeem(state: &AppState, bot: &Bot, arg: Option<&str>, chat: &ChatRef) -> String {
-    let Some(arg) = arg else { return "Send /link followed by the link code, for example /link ABCD234567.".into() };
-    let Some(hash) = code_hash(arg) else { return "That is not a valid link code; ask the agent's owner for a new one.".into() };
-    match state.store.redeem_link_code(&bot.sandbox_id, Platform::Telegram, &hash, chat).await {
-        Ok(Redemption::Bound(b)) => {
-            let name = state.store.agent(&b.agent_id).await.ok().flatten().map(|a| a.config.name).unwrap_or_else(|| b.agent_id.to_string());
-            match b.chat_kind {
-                ChatKind::Dm => format!("Linked: this chat now talks to agent {name}."),
-                _ => format!("Linked: this group now talks to agent {name}; mention me or reply to me to ask it something."),
-            }
-        }
-        Ok(Redemption::Unknown) => "That link code is not valid for this bot; ask the agent's owner for a new one.".into(),
-        Ok(Redemption::Used) => "That link code was already used; ask the agent's owner for a new one.".into(),
-        Ok(Redemption::Expired) => "That link code has expired; ask the agent's owner for a new one.".into(),
-        Ok(Redemption::AgentGone) => "That link code's agent no longer exists.".into(),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot redeem a Telegram link code");
-            "Something went wrong on our side; try again in a minute.".into()
-        }
-    }
-}
-
-/// Makes `content` a turn of the binding's conversation and waits for the reply text (or the
-/// one line saying why there is none).
-async fn turn(state: &AppState, bot: &Bot, binding: &ChannelBinding, from: &User, content: &str) -> String {
-    let failed = |e: &dyn std::fmt::Display| {
-        tracing::warn!(error = %e, "a Telegram message could not become a turn");
-        "Something went wrong on our side; try again in a minute.".to_owned()
-    };
-    let agent = match state.store.agent(&binding.agent_id).await {
-        Ok(Some(a)) => a,
-        Ok(None) => return "The agent this chat was linked to no longer exists.".into(),
-        Err(e) => return failed(&e),
-    };
-    let input = match check_input(&[InputMessage { role: "user".into(), content: content.to_owned() }]) {
-        Ok(i) => i,
-        Err(e) => return format!("I cannot take that message: {}", e.message),
-    };
-    let counterparty = format!("telegram:{}", binding.chat_id);
-    let existing = match state.store.latest_session_with(&agent.id, &counterparty).await {
-        Ok(s) => s.filter(|s| s.end_user.is_none()),
-        Err(e) => return failed(&e),
-    };
-    let scope = match &existing {
-        Some(session) => Scope::Turn(session),
-        None => Scope::New {
-            end_user: None,
-            counterparty: Some(counterparty),
-            metadata: BTreeMap::from([
-                ("channel".to_owned(), "telegram".to_owned()),
-                ("binding_id".to_owned(), binding.id.to_string()),
-                ("chat_id".to_owned(), binding.chat_id.clone()),
-                ("chat_kind".to_owned(), binding.chat_kind.as_str().to_owned()),
-                ("user_id".to_owned(), from.id.to_string()),
-                ("user_name".to_owned(), from.display_name()),
-            ]),
-        },
-    };
-    let admission = Admission { agent: &agent, scope, input: &input, on_busy: OnBusy::Enqueue, origin: Origin::Channel, claim: None };
-    let admitted = match state.runtime.admit(admission).await {
-        Ok(a) => a,
-        Err(AdmitError::Refused(r)) => return super::refusal_line(&r, bot.paused_message.as_deref()),
-        Err(AdmitError::Store(e)) => return failed(&e),
-    };
-    let (session, run) = (admitted.session, admitted.run);
-    let done = match state.runtime.wait_for(&run.id, &session.id, state.config.channels.reply_timeout).await {
-        Ok(Some(done)) => done,
-        Ok(None) => return "The agent is taking too long to answer; try again later.".into(),
-        Err(e) => return failed(&e),
-    };
-    match done.status {
-        RunStatus::Completed => match output_text(state, &session.id, &done.id).await {
-            Ok(t) if t.trim().is_empty() => "(the agent finished without a reply)".into(),
-            Ok(t) => t,
-            Err(e) => failed(&e.message),
-        },
-        RunStatus::Cancelled => "The agent's answer was cancelled.".into(),
-        _ => format!("The agent could not answer: {}", done.error_message.unwrap_or_else(|| "its run failed".into())),
-    }
-}
-
 /// Posts `text` to the target chat, split for Telegram's limit, retrying 429s and transient
 /// failures; records every attempt when the chat is bound to an agent.
 async fn send(state: &AppState, api: &TelegramApi, bot: &Bot, target: &Target<'_>, text: &str) {
+    let chat_id = target.chat_id.to_string();
+    let record = target.agent.map(|agent| Recorded {
+        sandbox_id: &bot.sandbox_id,
+        agent_id: agent,
+        platform: Platform::Telegram,
+        chat_id: &chat_id,
+    });
     for (i, part) in split_message(text, Platform::Telegram.message_limit()).iter().enumerate() {
         let reply_to = if i == 0 { target.reply_to } else { None };
-        for attempt in 1..=MAX_ATTEMPTS {
-            let outcome = api.send_message(&bot.token, target.chat_id, part, reply_to).await;
-            if let Some(agent) = target.agent {
-                let record = ChannelDelivery {
-                    sandbox_id: bot.sandbox_id.clone(),
-                    agent_id: agent.clone(),
-                    platform: Platform::Telegram,
-                    chat_id: target.chat_id.to_string(),
-                    attempt,
-                    ok: outcome.is_ok(),
-                    status_code: match &outcome {
-                        Ok(()) => Some(200),
-                        Err(f) => f.status.map(i64::from),
-                    },
-                    error: outcome.as_ref().err().map(|f| f.description.clone()),
-                    created_at: 0,
-                };
-                if let Err(e) = state.store.record_channel_delivery(&record).await {
-                    tracing::warn!(error = %e, "cannot record a Telegram delivery attempt");
-                }
-            }
-            let failure = match outcome {
-                Ok(()) => break,
-                Err(f) => f,
-            };
-            let wait = match failure.status {
-                Some(429) => failure.retry_after.unwrap_or(Duration::from_secs(1)),
-                None | Some(500..) => Duration::from_millis(500 * (1 << attempt)),
-                // Telegram refused the message itself (chat gone, bot blocked): retrying won't help.
-                Some(_) => {
-                    tracing::warn!(status = failure.status, "Telegram refused a reply: {}", failure.description);
-                    return;
-                }
-            };
-            if attempt == MAX_ATTEMPTS || wait > MAX_RETRY_AFTER {
-                tracing::warn!(status = failure.status, "a Telegram reply was given up: {}", failure.description);
-                return;
-            }
-            tokio::time::sleep(wait).await;
+        if !deliver(state, record.as_ref(), || api.send_message(&bot.token, target.chat_id, part, reply_to)).await {
+            return;
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Chat channels (§10, §14): linking agents to chats (`…/agents/{id}/{platform}/link|status|unlink`,
 //! `…/agents/{id}/channels`), each sandbox's bot per platform (`/v1/channels/{platform}/bot`),
-//! and Telegram's public webhook (`/v1/channels/telegram/{sandbox_id}/webhook`).
+//! Telegram's public webhook (`/v1/channels/telegram/{sandbox_id}/webhook`) and, in `slack.rs`,
+//! Slack's public Events API endpoint.
 //!
 //! **Link codes** are shown once (the response is never replayed for an `Idempotency-Key`) and
 //! stored hashed; at most five are outstanding per agent and platform (429 beyond, with
@@ -39,9 +40,10 @@ use crate::routes::{List, NoReplay, ts};
 use crate::views::{ChannelFailureView, channel_failure_view};
 
 pub mod compat;
+pub mod slack;
 
 /// How long accepted update ids are remembered (Telegram keeps undelivered updates 24 hours).
-const UPDATE_MEMORY_MS: i64 = 24 * 3600 * 1000;
+pub(crate) const UPDATE_MEMORY_MS: i64 = 24 * 3600 * 1000;
 /// The header Telegram sends the webhook's `secret_token` in.
 const TELEGRAM_SECRET_HEADER: &str = "x-telegram-bot-api-secret-token";
 
@@ -285,7 +287,8 @@ pub struct BotView {
     pub settings: BTreeMap<String, String>,
     /// The names of the stored secret fields (never their values).
     pub secret_fields: Vec<String>,
-    /// Telegram: where the bot's webhook points (POST, verified by its secret token).
+    /// Where the platform sends events: Telegram's webhook (verified by its secret token),
+    /// Slack's Events API Request URL (verified by the signing secret).
     pub webhook_path: Option<String>,
     pub created_at: String,
     pub updated_at: String,
@@ -320,7 +323,11 @@ pub struct SandboxQuery {
 }
 
 fn webhook_path(platform: Platform, sandbox: &SandboxId) -> Option<String> {
-    (platform == Platform::Telegram).then(|| format!("/v1/channels/telegram/{sandbox}/webhook"))
+    match platform {
+        Platform::Telegram => Some(format!("/v1/channels/telegram/{sandbox}/webhook")),
+        Platform::Slack => Some(format!("/v1/channels/slack/{sandbox}/events")),
+        _ => None,
+    }
 }
 
 fn bot_view(bot: steward_store::ChannelBot, state: &AppState) -> ApiResult<BotView> {
@@ -404,6 +411,9 @@ pub async fn put_bot(
             })?;
             settings.insert("webhook_url".into(), url);
         }
+    }
+    if platform == Platform::Slack {
+        slack::check_bot_token(&state, &secrets, &mut settings).await?;
     }
     let plain = serde_json::to_string(&secrets).expect("a string map serialises");
     secrets.clear();
