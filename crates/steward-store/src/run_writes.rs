@@ -324,7 +324,7 @@ impl Store {
             RunTarget::New { session, start } => {
                 let ids = (SessionId::generate(), RunId::generate());
                 let owner = start.as_ref().map(|s| s.owner.as_str());
-                let (session, run) = Self::create_session_started(tx, session.clone(), ids.0, ids.1, Some(&new.input), owner, now).await?;
+                let (session, run) = Self::create_session_with_ids(tx, session.clone(), ids.0, ids.1, Some(&new.input), owner, now).await?;
                 let run = run.expect("a session created with input has its first run");
                 if let Some(start) = start {
                     events = self.write_start_in(tx, &session, &run, &start.messages, now).await?;

@@ -185,25 +185,13 @@ impl Store {
         input: Option<&Value>,
         now: i64,
     ) -> Result<(Session, Option<Run>), StoreError> {
-        Self::create_session_with_ids(tx, new, SessionId::generate(), RunId::generate(), input, now).await
+        Self::create_session_with_ids(tx, new, SessionId::generate(), RunId::generate(), input, None, now).await
     }
 
     /// [`Self::create_session_in`] with ids chosen by the caller (who recorded them first, as a
-    /// webhook delivery does). Two statements: the session is born `running` when it has a run.
+    /// webhook delivery does). Two statements: the session is born `running` when it has a run;
+    /// with `start_for`, that run is born `running` too, owned by that owner.
     pub(crate) async fn create_session_with_ids(
-        tx: &mut crate::WriteTx,
-        new: NewSession,
-        session_id: SessionId,
-        run_id: RunId,
-        input: Option<&Value>,
-        now: i64,
-    ) -> Result<(Session, Option<Run>), StoreError> {
-        Self::create_session_started(tx, new, session_id, run_id, input, None, now).await
-    }
-
-    /// [`Self::create_session_with_ids`] whose first run, with `start_for`, is born `running`
-    /// owned by that owner.
-    pub(crate) async fn create_session_started(
         tx: &mut crate::WriteTx,
         new: NewSession,
         session_id: SessionId,

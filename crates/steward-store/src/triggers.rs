@@ -386,7 +386,7 @@ impl Store {
                 continue;
             }
             let input: serde_json::Value = serde_json::from_str(&input).map_err(|e| StoreError::Corrupt(format!("run input: {e}")))?;
-            let (session, run) = Self::create_session_with_ids(&mut tx, new, session_id, run_id, Some(&input), now).await?;
+            let (session, run) = Self::create_session_with_ids(&mut tx, new, session_id, run_id, Some(&input), None, now).await?;
             let run = run.expect("a session created with input has a run");
             *fired.entry(trigger_id).or_default() += 1;
             results.push(Delivery::Started { session: Box::new(session), run: Box::new(run) });

@@ -38,7 +38,7 @@ use steward_core::clock::ManualClock;
 use steward_core::ids::{AccountId, AgentId, ApiKeyId, SandboxId};
 use steward_core::keys;
 use steward_core::tenancy::{Account, Email, KeyKind, Role};
-use steward_store::{IdempotencyBegin, Listing, LoginCodeCheck, NewApiKey, PageRequest, Store, StoreError, StoredResponse};
+use steward_store::{IdempotencyBegin, Listing, LoginCodeCheck, NewApiKey, NewSession, PageRequest, Store, StoreError, StoredResponse};
 use steward_test_support::agent_config;
 use tokio::task::JoinSet;
 use tools::*;
@@ -134,6 +134,18 @@ conformance!(
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
+
+/// A new session of version 1 of `agent`, nothing else set.
+fn new_session(sbx: &SandboxId, agent: &AgentId) -> NewSession {
+    NewSession {
+        sandbox_id: sbx.clone(),
+        agent_id: agent.clone(),
+        agent_version: 1,
+        end_user: None,
+        counterparty: None,
+        metadata: Default::default(),
+    }
+}
 
 /// Text that breaks any query built by string concatenation.
 const HOSTILE: &str = "x'); DROP TABLE agents; --";

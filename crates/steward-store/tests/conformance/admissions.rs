@@ -2,20 +2,9 @@
 //! other runs' writes, and a session still runs one run at a time — however replicas race.
 
 use steward_core::session::RunStatus;
-use steward_store::{NewRun, NewSession, RunOutcome, RunTarget, Start};
+use steward_store::{NewRun, RunOutcome, RunTarget, Start};
 
 use super::*;
-
-fn new_session(sbx: &SandboxId, agent: &AgentId) -> NewSession {
-    NewSession {
-        sandbox_id: sbx.clone(),
-        agent_id: agent.clone(),
-        agent_version: 1,
-        end_user: None,
-        counterparty: None,
-        metadata: Default::default(),
-    }
-}
 
 fn completed() -> RunOutcome {
     RunOutcome {

@@ -6,20 +6,9 @@
 use steward_core::ids::TriggerId;
 use steward_core::schedule::ScheduleConfig;
 use steward_core::trigger::TriggerConfig;
-use steward_store::{NewSession, STALE_ATTEMPTS, retry_on_stale};
+use steward_store::{STALE_ATTEMPTS, retry_on_stale};
 
 use super::*;
-
-fn session_for(sbx: &SandboxId, agent: &AgentId) -> NewSession {
-    NewSession {
-        sandbox_id: sbx.clone(),
-        agent_id: agent.clone(),
-        agent_version: 1,
-        end_user: None,
-        counterparty: None,
-        metadata: Default::default(),
-    }
-}
 
 pub(crate) async fn unique_violations_are_duplicate_and_lost_compare_and_sets_are_stale(store: Store, clock: ManualClock) {
     let ada = account(&store, "ada@example.com").await;
@@ -48,7 +37,7 @@ pub(crate) async fn unique_violations_are_duplicate_and_lost_compare_and_sets_ar
     assert_stale(store.update_agent(&agent.id, 1, config_with_prompt("helper", "lost")).await);
 
     // A second turn into a busy session is `Busy`, not a generic conflict.
-    let (session, run) = store.create_session(session_for(&sbx.id, &agent.id), Some(&serde_json::json!([]))).await.unwrap();
+    let (session, run) = store.create_session(new_session(&sbx.id, &agent.id), Some(&serde_json::json!([]))).await.unwrap();
     assert!(run.is_some());
     let busy = store.create_run(&session, &serde_json::json!([]), false).await;
     assert!(matches!(busy, Err(StoreError::Busy(ref m)) if m.contains(session.id.as_str())), "{busy:?}");
@@ -119,6 +108,6 @@ pub(crate) async fn a_closed_store_is_shutting_down(store: Store, _clock: Manual
     assert!(matches!(read, Err(StoreError::ShuttingDown)), "{read:?}");
     let write = store.create_agent(&sbx.id, config("late")).await;
     assert!(matches!(write, Err(StoreError::ShuttingDown)), "{write:?}");
-    let delivery = store.accept_delivery(&trigger, "d-late", None, "{}", session_for(&sbx.id, &agent.id), &serde_json::json!([])).await;
+    let delivery = store.accept_delivery(&trigger, "d-late", None, "{}", new_session(&sbx.id, &agent.id), &serde_json::json!([])).await;
     assert!(matches!(delivery, Err(StoreError::ShuttingDown)), "{delivery:?}");
 }

@@ -4,7 +4,7 @@
 use serde_json::json;
 use steward_core::ids::TriggerId;
 use steward_core::trigger::{TriggerConfig, TriggerState};
-use steward_store::{Delivery, NewSession, SignatureOnce};
+use steward_store::{Delivery, SignatureOnce};
 
 use super::*;
 
@@ -17,17 +17,6 @@ async fn agent_with_trigger(store: &Store) -> (SandboxId, AgentId, steward_core:
         .await
         .unwrap();
     (sbx, agent.id, t)
-}
-
-fn new_session(sbx: &SandboxId, agent: &AgentId) -> NewSession {
-    NewSession {
-        sandbox_id: sbx.clone(),
-        agent_id: agent.clone(),
-        agent_version: 1,
-        end_user: None,
-        counterparty: None,
-        metadata: Default::default(),
-    }
 }
 
 pub(crate) async fn a_delivery_id_starts_one_run_even_when_sent_concurrently(store: Store, _clock: ManualClock) {
