@@ -27,6 +27,15 @@ use steward_store::ChannelBot;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+/// The HTTP client of a platform's API, with the same limits for every platform.
+fn api_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("the HTTP client builds")
+}
+
 /// The owner of the background tasks of chat channels.
 #[derive(Debug, Clone, Default)]
 pub struct ChannelTasks {

@@ -60,12 +60,7 @@ pub struct SlackApi {
 
 impl SlackApi {
     pub fn new(base: &str) -> Self {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("the HTTP client builds");
-        Self { http, base: base.trim_end_matches('/').to_owned() }
+        Self { http: super::api_client(), base: base.trim_end_matches('/').to_owned() }
     }
 
     /// One Web API method. Slack answers most errors with HTTP 200 and `{"ok": false, "error"}`;

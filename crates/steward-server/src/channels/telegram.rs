@@ -84,12 +84,7 @@ pub struct TelegramApi {
 
 impl TelegramApi {
     pub fn new(base: &str) -> Self {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("the HTTP client builds");
-        Self { http, base: base.trim_end_matches('/').to_owned() }
+        Self { http: super::api_client(), base: base.trim_end_matches('/').to_owned() }
     }
 
     async fn call(&self, token: &Secret, method: &str, body: &Value) -> Result<Value, ApiFailure> {
